@@ -1,0 +1,74 @@
+"""Files a run leaves behind: ``metrics.json`` and ``best.pt``, each written atomically.
+
+A file is written to a temporary name beside its target and renamed over it, so a reader
+(or a crash mid-write) never sees a truncated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "best.pt"
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    path = Path(run_dir) / METRICS_FILE
+    text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def save_checkpoint(
+    run_dir: Path, state_dict: dict[str, torch.Tensor], epoch: int, monitor: str, value: float
+) -> Path:
+    """``best.pt``: the state dict and the epoch and metric it was chosen at.
+
+    Only tensors, ints, floats and strings, so ``torch.load(path, weights_only=True)`` reads it.
+    """
+    path = Path(run_dir) / CHECKPOINT_FILE
+    checkpoint = {
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "epoch": epoch,
+        "monitor": monitor,
+        "value": value,
+    }
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,74 @@
+"""From config to objects: TensorDataset -> DataLoader -> model -> loss -> updater.
+
+Every random draw comes from generators seeded by ``seed`` alone (one stream each for the
+data, the initialisation and the shuffling), so a job's result never depends on what ran
+before it in the same process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from logreg_exp.config import DType
+from logreg_exp.data import load_arrays, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.model import LogisticRegression
+from logreg_exp.updaters import Updater, build_updater
+
+
+@dataclass
+class Experiment:
+    """Everything the training loop needs, built and placed on ``device``."""
+
+    model: LogisticRegression
+    loss_fn: nn.Module
+    updater: Updater
+    train_loader: DataLoader
+    val_loader: DataLoader
+    device: torch.device
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_loader.dataset)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.val_loader.dataset)
+
+
+def seeded_streams(seed: int) -> tuple[np.random.Generator, torch.Generator, torch.Generator]:
+    """Independent generators for data, initialisation and shuffling, all from ``seed``."""
+    data_seq, init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(3)
+    init = torch.Generator().manual_seed(int(init_seq.generate_state(1, np.uint64)[0] >> 1))
+    shuffle = torch.Generator().manual_seed(int(shuffle_seq.generate_state(1, np.uint64)[0] >> 1))
+    return np.random.default_rng(data_seq), init, shuffle
+
+
+def torch_dtype(cfg: Any) -> torch.dtype:
+    """``dtype: float32`` -> torch.float32."""
+    return getattr(torch, DType(cfg.dtype).value)
+
+
+def build_experiment(cfg: Any, device: torch.device) -> Experiment:
+    """Build the exercise's steps 1-5 from the composed config."""
+    from hydra.utils import instantiate
+
+    data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
+    dtype = torch_dtype(cfg)
+
+    x, y = load_arrays(cfg.dataset, data_rng)
+    (x_train, y_train), (x_val, y_val) = split_train_val(x, y, cfg.dataset.val_fraction, data_rng)
+    train_set = to_tensor_dataset(x_train, y_train, dtype, device)
+    val_set = to_tensor_dataset(x_val, y_val, dtype, device)
+    train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, generator=shuffle_gen)
+    val_loader = make_loader(val_set, cfg.val_batch_size, shuffle=False)
+
+    model = LogisticRegression(x.shape[1], generator=init_gen, dtype=dtype).to(device)
+    loss_fn = instantiate(cfg.loss)
+    updater = build_updater(model.parameters(), cfg.updater)
+    return Experiment(model, loss_fn, updater, train_loader, val_loader, device)
