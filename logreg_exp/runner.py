@@ -19,6 +19,14 @@ from logreg_exp.train import EpochMetrics, FitResult, fit
 log = logging.getLogger(__name__)
 
 
+def display_path(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it, as a user typed it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a completed run."""
     final = result.history[-1]
@@ -90,7 +98,7 @@ def run(cfg: Any, run_dir: Path) -> float:
         monitor,
         best.val_loss,
         best.val_acc,
-        run_dir,
+        display_path(run_dir),
     )
-    log.info("view it: tensorboard --logdir %s", run_dir)
+    log.info("view it: tensorboard --logdir %s", display_path(run_dir))
     return result.best_value

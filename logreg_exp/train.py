@@ -66,7 +66,7 @@ def train_one_epoch(
 ) -> tuple[float, float]:
     """Step 7: one pass over the training minibatches; returns (mean loss, accuracy)."""
     model.train()
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # sums of many minibatches
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
     for x, y in loader:
@@ -92,7 +92,7 @@ def evaluate(
 ) -> tuple[float, float]:
     """Step 8: loss averaged over all validation samples, and accuracy at threshold 0.5."""
     model.eval()
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # sums of many minibatches
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
     for x, y in loader:

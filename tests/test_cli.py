@@ -1,0 +1,152 @@
+"""End-to-end: the real ``python -m logreg_exp`` in a subprocess, read back as a user would."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from logreg_exp.model import LogisticRegression
+
+from .conftest import run_cli, scalars
+
+pytestmark = pytest.mark.slow
+
+TAGS = ["train/acc", "train/loss", "val/acc", "val/loss"]
+METRIC_KEYS = {
+    "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
+    "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
+}  # fmt: skip
+
+
+def results(metrics: dict) -> dict:
+    """metrics.json without its timings, which differ from run to run."""
+    return {k: v for k, v in metrics.items() if not k.endswith("_s") and k != "train_samples_per_s"}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """One default run, ``python -m logreg_exp``, from a fresh working directory."""
+    cwd = tmp_path_factory.mktemp("default")
+    proc = run_cli(cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = list((cwd / "outputs").glob("*/*"))  # outputs/DATE/TIME
+    return proc, run_dir
+
+
+def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
+    _, run_dir = default_run
+    names = {p.name for p in run_dir.iterdir()}
+    assert {".hydra", "metrics.json", "best.pt", "logreg_exp.log"} <= names
+    assert "__main__.log" not in names
+    assert any(n.startswith("events.out.tfevents.") for n in names)
+    assert {p.name for p in (run_dir / ".hydra").iterdir()} == {
+        "config.yaml", "hydra.yaml", "overrides.yaml",
+    }  # fmt: skip
+
+
+def test_default_run_logs_every_tag_at_every_epoch(default_run):
+    _, run_dir = default_run
+    found = scalars(run_dir)
+    assert sorted(found) == TAGS
+    for tag in TAGS:
+        assert [step for step, _ in found[tag]] == list(range(1, 13)), tag
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    last_val_acc = found["val/acc"][-1][1]
+    assert abs(last_val_acc - metrics["final_val_acc"]) < 1e-6
+
+
+def test_default_run_metrics_file_and_result(default_run):
+    _, run_dir = default_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == METRIC_KEYS
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 12
+    assert 1 <= metrics["best_epoch"] <= 12
+    assert 0.76 <= metrics["best_val_acc"] <= 0.81  # the exercise's 0.78-0.79, with slack
+    assert metrics["best_val_loss"] <= metrics["final_val_loss"]
+    assert metrics["train_s"] > 0 and metrics["wall_s"] >= metrics["train_s"] + metrics["val_s"]
+    assert metrics["train_samples_per_s"] == pytest.approx(2500 * 12 / metrics["train_s"])
+
+
+def test_best_checkpoint_reloads_and_reproduces_the_best_accuracy(default_run):
+    _, run_dir = default_run
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert ckpt["epoch"] == metrics["best_epoch"] and ckpt["monitor"] == "val_loss"
+    assert ckpt["value"] == metrics["best_val_loss"]
+    model = LogisticRegression(2)
+    model.load_state_dict(ckpt["state_dict"])
+    # rebuild the validation split exactly as the run did and score the checkpoint on it
+    from logreg_exp.builders import build_experiment
+
+    from .conftest import compose_config
+
+    exp = build_experiment(compose_config(), torch.device("cpu"))
+    x, y = exp.val_loader.dataset.tensors
+    with torch.no_grad():
+        acc = (model.predict(x) == y).float().mean().item()
+    assert acc == pytest.approx(metrics["best_val_acc"], abs=1e-6)
+
+
+def test_console_shows_each_epoch_and_where_to_look(default_run):
+    proc, run_dir = default_run
+    out = proc.stdout + proc.stderr
+    epochs = re.findall(
+        r"epoch +(\d+)/12 +train_loss [\d.]+ .*val_loss [\d.]+ +val_acc [\d.]+", out
+    )
+    assert epochs == [str(i) for i in range(1, 13)]
+    assert "*best" in out
+    shown = run_dir.relative_to(run_dir.parents[2])  # outputs/DATE/TIME, as the user is in cwd
+    assert f"run dir {shown}\n" in out
+    assert f"tensorboard --logdir {shown}\n" in out
+
+
+def test_manual_updater_gives_the_same_result(default_run, tmp_path):
+    _, default_dir = default_run
+    proc = run_cli("updater=manual", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manual = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    default = json.loads((default_dir / "metrics.json").read_text())
+    assert results(manual) == results(default)
+
+
+def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m", "updater.lr=0.01,0.1", "batch_size=32,8", "epochs=3", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == [
+        "0_batch_size=32,epochs=3,updater.lr=0.01",
+        "1_batch_size=8,epochs=3,updater.lr=0.01",
+        "2_batch_size=32,epochs=3,updater.lr=0.1",
+        "3_batch_size=8,epochs=3,updater.lr=0.1",
+    ]
+    event_files = set()
+    for job in jobs:
+        found = scalars(sweep / job)
+        assert sorted(found) == TAGS
+        assert all([s for s, _ in found[t]] == [1, 2, 3] for t in TAGS)
+        (event_file,) = (sweep / job).glob("events.out.tfevents.*")
+        event_files.add(event_file.name)
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "completed"
+    assert len(event_files) == 4
+
+    # a job's result does not depend on the jobs before it in the same process
+    proc = run_cli("batch_size=8", "epochs=3", f"hydra.run.dir={tmp_path}/alone", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    alone = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    in_sweep = json.loads((sweep / jobs[1] / "metrics.json").read_text())
+    assert results(alone) == results(in_sweep)
+
+
+def test_default_sweep_dir_is_under_outputs(tmp_path):
+    proc = run_cli("-m", "epochs=1", "seed=0,1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.parent.name for p in (tmp_path / "outputs").glob("multirun/*/*/*/metrics.json"))
+    assert jobs == ["0_epochs=1,seed=0", "1_epochs=1,seed=1"]
+    assert not (tmp_path / "multirun").exists()

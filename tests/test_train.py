@@ -1,0 +1,71 @@
+import torch
+
+from logreg_exp.builders import build_experiment
+from logreg_exp.train import fit, is_improvement
+
+from .conftest import compose_config
+
+
+def test_is_improvement_direction():
+    assert is_improvement("val_loss", 0.4, None)
+    assert is_improvement("val_loss", 0.4, 0.5) and not is_improvement("val_loss", 0.5, 0.5)
+    assert is_improvement("val_acc", 0.8, 0.7) and not is_improvement("val_acc", 0.7, 0.7)
+
+
+def fit_recording(*overrides):
+    """Fit, recording the parameters after every epoch through the callback."""
+    cfg = compose_config(*overrides)
+    exp = build_experiment(cfg, torch.device("cpu"))
+    snapshots = {}
+
+    def on_epoch(metrics, is_best):
+        snapshots[metrics.epoch] = {k: v.clone() for k, v in exp.model.state_dict().items()}
+
+    result = fit(
+        exp.model,
+        exp.loss_fn,
+        exp.updater,
+        exp.train_loader,
+        exp.val_loader,
+        epochs=cfg.epochs,
+        device=exp.device,
+        monitor=cfg.monitor.value,
+        on_epoch=on_epoch,
+    )
+    return exp, result, snapshots
+
+
+def test_best_state_is_a_copy_of_the_best_epoch_not_the_last():
+    # a large lr makes validation accuracy jump around, so the best epoch is not the last
+    exp, result, snapshots = fit_recording("updater.lr=0.5", "monitor=val_acc", "epochs=8")
+    accs = [m.val_acc for m in result.history]
+    assert result.best_epoch == accs.index(max(accs)) + 1
+    assert result.best_epoch < 8
+    for key, value in result.best_state.items():
+        assert torch.equal(value, snapshots[result.best_epoch][key])
+        assert not torch.equal(value, exp.model.state_dict()[key])
+
+
+def test_history_has_every_epoch_with_sane_metrics():
+    _, result, _ = fit_recording("epochs=3")
+    assert [m.epoch for m in result.history] == [1, 2, 3]
+    for m in result.history:
+        assert 0 < m.train_loss < 2 and 0 < m.val_loss < 2
+        assert 0.5 < m.val_acc <= 1 and 0.5 < m.train_acc <= 1
+        assert m.train_s > 0 and m.val_s > 0
+    losses = [m.val_loss for m in result.history]
+    assert result.best_value == min(losses)
+
+
+def test_validation_loss_is_the_mean_over_all_samples():
+    cfg = compose_config("val_batch_size=7", "dtype=float64")
+    exp = build_experiment(cfg, torch.device("cpu"))
+    from logreg_exp.train import evaluate
+
+    loss, acc = evaluate(exp.model, exp.loss_fn, exp.val_loader, exp.device)
+    x, y = exp.val_loader.dataset.tensors
+    with torch.no_grad():
+        full = torch.nn.functional.binary_cross_entropy_with_logits(exp.model(x), y)
+        full_acc = (exp.model.predict(x) == y).double().mean()
+    assert abs(loss - full.item()) < 1e-12
+    assert abs(acc - full_acc.item()) < 1e-12
