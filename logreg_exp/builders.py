@@ -7,7 +7,8 @@ before it in the same process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from logreg_exp.config import DType
-from logreg_exp.data import load_arrays, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.data import Standardizer, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.datasets import load_dataset
+from logreg_exp.gaussian2d import population_accuracy
 from logreg_exp.model import LogisticRegression
 from logreg_exp.updaters import Updater, build_updater
 
@@ -31,6 +34,7 @@ class Experiment:
     train_loader: DataLoader
     val_loader: DataLoader
     device: torch.device
+    evaluators: dict[str, Callable[[nn.Module], float]] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -54,6 +58,35 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
+def population_acc_evaluator(
+    label_flip: float, scaler: Standardizer | None
+) -> Callable[[nn.Module], float]:
+    """gaussian2d's exact population accuracy of the model's current linear rule.
+
+    A model trained on standardized features is mapped back to raw coordinates first:
+    w.((x - m) / s) + b = (w / s).x + (b - (w / s).m).
+    """
+
+    def evaluate(model: nn.Module) -> float:
+        w = model.w.detach().double().cpu().numpy().reshape(-1)
+        b = float(model.bias.detach().double().cpu())
+        if scaler is not None:
+            w = w / scaler.std
+            b = b - float(w @ scaler.mean)
+        return population_accuracy(w, b, label_flip)
+
+    return evaluate
+
+
+def describe_source(dataset_cfg: Any) -> str:
+    """What an error about the data should name: the CSV file, or the dataset and its size."""
+    if dataset_cfg.name == "csv":
+        return str(dataset_cfg.path)
+    if dataset_cfg.name == "gaussian2d":
+        return f"dataset.n_samples={dataset_cfg.n_samples}"
+    return f"dataset={dataset_cfg.name}"
+
+
 def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     """Build the exercise's steps 1-5 from the composed config."""
     from hydra.utils import instantiate
@@ -61,14 +94,28 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
     dtype = torch_dtype(cfg)
 
-    x, y = load_arrays(cfg.dataset, data_rng)
-    (x_train, y_train), (x_val, y_val) = split_train_val(x, y, cfg.dataset.val_fraction, data_rng)
+    data = load_dataset(cfg.dataset, data_rng)
+    (x_train, y_train), (x_val, y_val) = split_train_val(
+        data.x,
+        data.y,
+        cfg.dataset.val_fraction,
+        data_rng,
+        stratify=cfg.dataset.stratify,
+        source=describe_source(cfg.dataset),
+    )
+    scaler = None
+    if cfg.dataset.standardize:
+        scaler = Standardizer.fit(x_train)
+        x_train, x_val = scaler.transform(x_train), scaler.transform(x_val)
     train_set = to_tensor_dataset(x_train, y_train, dtype, device)
     val_set = to_tensor_dataset(x_val, y_val, dtype, device)
     train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, generator=shuffle_gen)
     val_loader = make_loader(val_set, cfg.val_batch_size, shuffle=False)
 
-    model = LogisticRegression(x.shape[1], generator=init_gen, dtype=dtype).to(device)
+    model = LogisticRegression(data.x.shape[1], generator=init_gen, dtype=dtype).to(device)
     loss_fn = instantiate(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
-    return Experiment(model, loss_fn, updater, train_loader, val_loader, device)
+    evaluators = {}
+    if cfg.dataset.name == "gaussian2d":
+        evaluators["population_acc"] = population_acc_evaluator(cfg.dataset.label_flip, scaler)
+    return Experiment(model, loss_fn, updater, train_loader, val_loader, device, evaluators)

@@ -1,18 +1,19 @@
 """Structured configs: a type for every key, so a typo or a wrong type fails before training.
 
-Each schema is stored in Hydra's ConfigStore under a name different from the YAML option it
-validates (``gaussian2d_schema`` for ``dataset/gaussian2d.yaml``); the YAML files list their
-schema first in their defaults list.
+Each schema is stored in Hydra's ConfigStore under ``schema/`` (``schema/dataset/gaussian2d``
+validates ``dataset/gaussian2d.yaml``), apart from the groups a user chooses from, so
+``updater=foo`` lists only real options; each YAML file lists its schema first in its
+defaults list, placed at its own package with ``@_here_``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 class DType(Enum):
@@ -30,12 +31,39 @@ class Monitor(Enum):
 
 
 @dataclass
-class Gaussian2dConfig:
+class DatasetConfig:
+    """Keys every dataset has: the held-out share, its split, and feature scaling."""
+
+    name: str = MISSING
+    val_fraction: float = 0.5
+    stratify: bool = True
+    standardize: bool = True
+
+
+@dataclass
+class Gaussian2dConfig(DatasetConfig):
     name: str = "gaussian2d"
     n_samples: int = 5000
     n_features: int = 2
     label_flip: float = 0.1
-    val_fraction: float = 0.5
+    stratify: bool = False
+    standardize: bool = False
+
+
+@dataclass
+class BreastCancerConfig(DatasetConfig):
+    name: str = "breast_cancer"
+    val_fraction: float = 0.3
+
+
+@dataclass
+class CsvConfig(DatasetConfig):
+    name: str = "csv"
+    path: str = MISSING
+    target: str = MISSING
+    features: Optional[list[str]] = None  # noqa: UP045 (OmegaConf needs Optional here)
+    delimiter: str = ","
+    val_fraction: float = 0.3
 
 
 @dataclass
@@ -81,12 +109,22 @@ class ExperimentConfig:
     monitor: Monitor = Monitor.val_loss
 
 
+def path_safe(text: str) -> str:
+    """A directory-name-safe form of ``text``: path separators become ``_``."""
+    return text.replace("/", "_").replace("\\", "_")
+
+
 def register_configs() -> None:
-    """Put every schema in Hydra's ConfigStore; call before Hydra composes the config."""
+    """Put every schema in Hydra's ConfigStore and the ``path_safe`` resolver in OmegaConf;
+    call before Hydra composes the config."""
+    if not OmegaConf.has_resolver("path_safe"):
+        OmegaConf.register_new_resolver("path_safe", path_safe)
     cs = ConfigStore.instance()
-    cs.store(name="experiment_schema", node=ExperimentConfig)
-    cs.store(group="dataset", name="gaussian2d_schema", node=Gaussian2dConfig)
-    cs.store(group="updater", name="optim_updater_schema", node=OptimUpdaterConfig)
-    cs.store(group="updater", name="manual_updater_schema", node=ManualUpdaterConfig)
-    cs.store(group="device", name="device_schema", node=DeviceConfig)
-    cs.store(group="loss", name="loss_schema", node=LossConfig)
+    cs.store(group="schema", name="experiment", node=ExperimentConfig)
+    cs.store(group="schema/dataset", name="gaussian2d", node=Gaussian2dConfig)
+    cs.store(group="schema/dataset", name="breast_cancer", node=BreastCancerConfig)
+    cs.store(group="schema/dataset", name="csv", node=CsvConfig)
+    cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
+    cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
+    cs.store(group="schema", name="device", node=DeviceConfig)
+    cs.store(group="schema", name="loss", node=LossConfig)

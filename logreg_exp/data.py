@@ -1,57 +1,76 @@
-"""The exercise's data as numpy arrays, then TensorDataset and DataLoader over them."""
+"""From numpy arrays to minibatches: split, standardize, TensorDataset, DataLoader."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-
-def rotation(angle: float) -> np.ndarray:
-    """R(a) = [[cos a, sin a], [-sin a, cos a]], applied as x = z @ R(a)."""
-    return np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
-
-
-CLASS0_ANGLE = 0.2 * math.pi
-CLASS0_SHIFT = np.array([1.0, 3.0])
-STRETCH = 3.0  # standard deviation of the first latent axis, before rotation
-
-
-def make_gaussian2d(
-    n_samples: int, n_features: int, label_flip: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``x`` of shape (n_samples, n_features) and labels ``y`` in {0, 1}, unshuffled.
-
-    The first ``n_samples // 2`` points are class 1: z ~ N(0, I), z[:, 0] *= 3, x = z @ R(0).
-    The rest are class 0: z drawn alike, x = z @ R(0.2 pi) + (1, 3). Each label is flipped with
-    probability ``label_flip``. Features past the second are N(0, 1) noise in both classes.
-    """
-    n1 = n_samples // 2
-    n0 = n_samples - n1
-    z1 = rng.standard_normal((n1, 2))
-    z1[:, 0] *= STRETCH
-    z0 = rng.standard_normal((n0, 2))
-    z0[:, 0] *= STRETCH
-    x = np.concatenate([z1 @ rotation(0.0), z0 @ rotation(CLASS0_ANGLE) + CLASS0_SHIFT])
-    y = np.concatenate([np.ones(n1), np.zeros(n0)])
-    flipped = rng.random(n_samples) < label_flip
-    y[flipped] = 1.0 - y[flipped]
-    if n_features > 2:
-        x = np.concatenate([x, rng.standard_normal((n_samples, n_features - 2))], axis=1)
-    return x, y
+from logreg_exp.errors import ConfigError
 
 
 def split_train_val(
-    x: np.ndarray, y: np.ndarray, val_fraction: float, rng: np.random.Generator
+    x: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    rng: np.random.Generator,
+    stratify: bool = False,
+    source: str = "the data",
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Shuffle, then hold out ``round(val_fraction * n)`` points for validation."""
-    order = rng.permutation(len(y))
-    n_val = round(val_fraction * len(y))
-    val, train = order[:n_val], order[n_val:]
+    """Shuffle, then hold out ``round(val_fraction * n)`` points for validation.
+
+    With ``stratify`` the hold-out is drawn per class (``round(val_fraction * n_class)``
+    each), so both splits keep the class balance of the whole; each split's points stay
+    in shuffled order. Each split must hold both classes; if not, the error names ``source``.
+    """
+    if stratify:
+        val_parts, train_parts = [], []
+        for label in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == label))
+            n_val = round(val_fraction * len(members))
+            val_parts.append(members[:n_val])
+            train_parts.append(members[n_val:])
+        val = rng.permutation(np.concatenate(val_parts))
+        train = rng.permutation(np.concatenate(train_parts))
+    else:
+        order = rng.permutation(len(y))
+        n_val = round(val_fraction * len(y))
+        val, train = order[:n_val], order[n_val:]
+    check_both_classes(y[train], "training", val_fraction, source)
+    check_both_classes(y[val], "validation", val_fraction, source)
     return (x[train], y[train]), (x[val], y[val])
+
+
+def check_both_classes(y: np.ndarray, split: str, val_fraction: float, source: str) -> None:
+    """Accuracy and the loss need both classes in each split; say so when one is missing."""
+    present = sorted({int(v) for v in np.unique(y)})
+    if present != [0, 1]:
+        has = f"only class {present[0]}" if present else "no samples"
+        raise ConfigError(
+            f"{source}: too few samples to split; the {split} split has {has} ({len(y)} "
+            f"samples at dataset.val_fraction={val_fraction}); use more samples or another "
+            "val_fraction"
+        )
+
+
+@dataclass
+class Standardizer:
+    """Feature-wise (x - mean) / std with mean and std from the training split only."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Standardizer:
+        std = x.std(axis=0)
+        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))  # a constant column stays 0
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
 
 
 def to_tensor_dataset(
@@ -107,12 +126,3 @@ def make_loader(
     device = dataset.tensors[0].device
     sampler = BatchIndexSampler(n, batch_size, shuffle, generator, device)
     return DataLoader(dataset, sampler=sampler, batch_size=None)
-
-
-def load_arrays(dataset_cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of the dataset that ``dataset.name`` names, before the split."""
-    if dataset_cfg.name == "gaussian2d":
-        return make_gaussian2d(
-            dataset_cfg.n_samples, dataset_cfg.n_features, dataset_cfg.label_flip, rng
-        )
-    raise ValueError(f"dataset.name={dataset_cfg.name!r} is not known; allowed: gaussian2d")

@@ -20,6 +20,8 @@ def test_defaults_reproduce_the_exercise():
         "n_features": 2,
         "label_flip": 0.1,
         "val_fraction": 0.5,
+        "stratify": False,
+        "standardize": False,
     }
 
 

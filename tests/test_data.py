@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from logreg_exp.data import (
-    BatchIndexSampler,
-    make_gaussian2d,
-    make_loader,
-    rotation,
-    split_train_val,
-    to_tensor_dataset,
-)
+from logreg_exp.data import BatchIndexSampler, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.gaussian2d import make_gaussian2d, rotation
 
 
 def gaussian(n=5000, d=2, flip=0.1, seed=0):

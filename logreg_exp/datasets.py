@@ -1,0 +1,62 @@
+"""The datasets that ``dataset.name`` chooses, as numpy features and 0/1 labels."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from logreg_exp.csv_data import LabeledArrays, read_csv_dataset
+from logreg_exp.errors import ConfigError
+from logreg_exp.gaussian2d import make_gaussian2d
+
+log = logging.getLogger(__name__)
+
+DATASET_NAMES = ("gaussian2d", "breast_cancer", "csv")
+
+
+def load_breast_cancer() -> LabeledArrays:
+    """Wisconsin diagnostic breast cancer (569 x 30), as scikit-learn ships it: no download."""
+    try:
+        from sklearn.datasets import load_breast_cancer as sklearn_load
+    except ImportError:
+        raise ConfigError(
+            "dataset=breast_cancer needs scikit-learn: pip install 'logreg-exp[sklearn]'"
+        ) from None
+    bunch = sklearn_load()
+    return LabeledArrays(
+        np.asarray(bunch.data, dtype=np.float64),
+        np.asarray(bunch.target, dtype=np.float64),
+        list(bunch.feature_names),
+        [str(name) for name in bunch.target_names],
+    )
+
+
+def load_dataset(dataset_cfg: Any, rng: np.random.Generator) -> LabeledArrays:
+    """Features and labels of the dataset ``dataset.name`` names, before the split."""
+    name = dataset_cfg.name
+    if name == "gaussian2d":
+        x, y = make_gaussian2d(
+            dataset_cfg.n_samples, dataset_cfg.n_features, dataset_cfg.label_flip, rng
+        )
+        return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], ["0", "1"])
+    if name == "breast_cancer":
+        data = load_breast_cancer()
+    elif name == "csv":
+        features = None if dataset_cfg.features is None else list(dataset_cfg.features)
+        data = read_csv_dataset(
+            dataset_cfg.path, dataset_cfg.target, features, dataset_cfg.delimiter
+        )
+    else:
+        raise ConfigError(
+            f"dataset.name={name!r} is not known; allowed: {', '.join(DATASET_NAMES)}"
+        )
+    log.info(
+        "%s: %d samples, %d features; labels %s",
+        name,
+        len(data.y),
+        data.x.shape[1],
+        ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
+    )
+    return data

@@ -1,0 +1,86 @@
+"""The exercise's data: two rotated, shifted Gaussian classes with label noise.
+
+Because both class-conditional distributions are known Gaussians, the population accuracy
+of any linear rule sign(w.x + b) has a closed form (``population_accuracy``): it shows how
+far a validation-set number is from the truth.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CLASS0_ANGLE = 0.2 * math.pi
+CLASS0_SHIFT = np.array([1.0, 3.0])
+STRETCH = 3.0  # standard deviation of the first latent axis, before rotation
+
+
+def rotation(angle: float) -> np.ndarray:
+    """R(a) = [[cos a, sin a], [-sin a, cos a]], applied as x = z @ R(a)."""
+    return np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+
+
+def make_gaussian2d(
+    n_samples: int, n_features: int, label_flip: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``x`` of shape (n_samples, n_features) and labels ``y`` in {0, 1}, unshuffled.
+
+    The first ``n_samples // 2`` points are class 1: z ~ N(0, I), z[:, 0] *= 3, x = z @ R(0).
+    The rest are class 0: z drawn alike, x = z @ R(0.2 pi) + (1, 3). Each label is flipped with
+    probability ``label_flip``. Features past the second are N(0, 1) noise in both classes.
+    """
+    n1 = n_samples // 2
+    n0 = n_samples - n1
+    z1 = rng.standard_normal((n1, 2))
+    z1[:, 0] *= STRETCH
+    z0 = rng.standard_normal((n0, 2))
+    z0[:, 0] *= STRETCH
+    x = np.concatenate([z1 @ rotation(0.0), z0 @ rotation(CLASS0_ANGLE) + CLASS0_SHIFT])
+    y = np.concatenate([np.ones(n1), np.zeros(n0)])
+    flipped = rng.random(n_samples) < label_flip
+    y[flipped] = 1.0 - y[flipped]
+    if n_features > 2:
+        x = np.concatenate([x, rng.standard_normal((n_samples, n_features - 2))], axis=1)
+    return x, y
+
+
+def class_moments(n_features: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Mean and covariance of x given the true class, for class 1 and class 0."""
+    latent = np.diag([STRETCH**2, 1.0])
+    moments = {}
+    for label, angle, shift in ((1, 0.0, np.zeros(2)), (0, CLASS0_ANGLE, CLASS0_SHIFT)):
+        r = rotation(angle)
+        mean = np.zeros(n_features)
+        mean[:2] = shift
+        cov = np.eye(n_features)
+        cov[:2, :2] = r.T @ latent @ r
+        moments[label] = (mean, cov)
+    return moments
+
+
+def normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def probability_positive(mean: float, std: float) -> float:
+    """P(s > 0) for s ~ N(mean, std^2); a point mass at ``mean`` when std is 0."""
+    if std == 0.0:
+        return 1.0 if mean > 0 else 0.0
+    return normal_cdf(mean / std)
+
+
+def population_accuracy(w: np.ndarray, b: float, label_flip: float) -> float:
+    """Exact accuracy of "predict 1 when w.x + b > 0" on the whole distribution.
+
+    Given the true class c, the score s = w.x + b is N(w.mu_c + b, w' Sigma_c w); the classes
+    are equally likely; a flipped label turns a right prediction wrong and back, so
+    acc = f + (1 - 2 f) * clean_acc.
+    """
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    moments = class_moments(len(w))
+    (mean1, cov1), (mean0, cov0) = moments[1], moments[0]
+    right1 = probability_positive(float(w @ mean1 + b), math.sqrt(float(w @ cov1 @ w)))
+    right0 = 1.0 - probability_positive(float(w @ mean0 + b), math.sqrt(float(w @ cov0 @ w)))
+    clean = 0.5 * (right1 + right0)
+    return label_flip + (1.0 - 2.0 * label_flip) * clean
