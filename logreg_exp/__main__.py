@@ -1,38 +1,10 @@
-"""The Hydra entrypoint: ``python -m logreg_exp [overrides]`` (or ``logreg-exp``).
+"""``python -m logreg_exp``: see ``logreg_exp.cli``.
 
-It knows the config and the output dir, not tensors: the work is in ``runner.run``.
+The task function lives in an importable module rather than here, so launchers that pickle
+it (joblib, submitit) find it by reference and register the configs in their workers too.
 """
 
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from logreg_exp.config import register_configs
-from logreg_exp.errors import ConfigError
-
-log = logging.getLogger("logreg_exp")
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
-    from logreg_exp.runner import run
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        return run(cfg, run_dir)
-    except ConfigError as err:
-        log.error("error: %s", err)
-        sys.exit(1)
-
+from logreg_exp.cli import run_cli
 
 if __name__ == "__main__":
-    main()
+    run_cli()

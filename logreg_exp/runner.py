@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,25 @@ from logreg_exp.artifacts import save_checkpoint, write_metrics
 from logreg_exp.builders import build_experiment
 from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
+from logreg_exp.interrupts import GracefulInterrupt
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
+from logreg_exp.validation import validate_config
 
 log = logging.getLogger(__name__)
+
+# What a job that did not complete returns to a sweeper: finite (a NaN would crash some
+# sweepers) and worse than any real value, so it ranks last.
+WORST_VALUE = {"val_loss": sys.float_info.max, "val_acc": -1.0}
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended, the value for a sweeper, and a one-line message if it did not complete."""
+
+    status: str
+    value: float
+    message: str | None = None
 
 
 def display_path(path: Path) -> Path:
@@ -28,31 +45,38 @@ def display_path(path: Path) -> Path:
 
 
 def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
-    """The contents of ``metrics.json`` for a completed run."""
-    final = result.history[-1]
+    """The contents of ``metrics.json``; best and final values are null if no epoch finished."""
+    best, final = result.best, (result.history[-1] if result.history else None)
     train_s = sum(m.train_s for m in result.history)
     val_s = sum(m.val_s for m in result.history)
-    return {
-        "status": "completed",
-        "monitor": result.monitor,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best.val_loss,
-        "best_val_acc": result.best.val_acc,
-        "final_val_loss": final.val_loss,
-        "final_val_acc": final.val_acc,
-        "epochs_run": len(result.history),
-        "train_s": train_s,
-        "val_s": val_s,
-        "wall_s": wall_s,
-        "train_samples_per_s": n_train * len(result.history) / train_s if train_s > 0 else None,
-    }
+    metrics: dict[str, Any] = {"status": result.status, "monitor": result.monitor}
+    if result.status == "diverged":
+        metrics["diverged_epoch"], metrics["diverged_step"] = result.stopped_at
+    if result.status == "interrupted":
+        metrics["interrupted_epoch"] = result.stopped_at[0]
+    metrics["best_epoch"] = result.best_epoch or None
+    for prefix, epoch in (("best", best), ("final", final)):
+        metrics[f"{prefix}_val_loss"] = epoch.val_loss if epoch else None
+        metrics[f"{prefix}_val_acc"] = epoch.val_acc if epoch else None
+        for name, value in (epoch.extra if epoch else {}).items():
+            metrics[f"{prefix}_val_{name}"] = value
+    metrics.update(
+        epochs_run=len(result.history),
+        train_s=train_s,
+        val_s=val_s,
+        wall_s=wall_s,
+        train_samples_per_s=n_train * len(result.history) / train_s if train_s > 0 else None,
+    )
+    return metrics
 
 
-def run(cfg: Any, run_dir: Path) -> float:
+def run(cfg: Any, run_dir: Path) -> RunOutcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
-    ``run_dir``; return the best value of the monitored metric."""
+    ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C writes what
+    was reached, then re-raises KeyboardInterrupt."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
+    validate_config(cfg)
     monitor = Monitor(cfg.monitor).value
     device = resolve_device(cfg.device.name)
     torch.manual_seed(cfg.seed)
@@ -75,22 +99,46 @@ def run(cfg: Any, run_dir: Path) -> float:
         tensorboard.log_epoch(metrics, is_best)
 
     try:
-        result = fit(
-            exp.model,
-            exp.loss_fn,
-            exp.updater,
-            exp.train_loader,
-            exp.val_loader,
-            epochs=cfg.epochs,
-            device=device,
-            monitor=monitor,
-            on_epoch=on_epoch,
-        )
+        with GracefulInterrupt() as interrupt:
+            result = fit(
+                exp.model,
+                exp.loss_fn,
+                exp.updater,
+                exp.train_loader,
+                exp.val_loader,
+                epochs=cfg.epochs,
+                device=device,
+                monitor=monitor,
+                evaluators=exp.evaluators,
+                on_epoch=on_epoch,
+                stop_requested=interrupt,
+            )
     finally:
         tensorboard.close()
 
-    save_checkpoint(run_dir, result.best_state, result.best_epoch, monitor, result.best_value)
+    if result.best_epoch:
+        save_checkpoint(run_dir, result.best_state, result.best_epoch, monitor, result.best_value)
     write_metrics(run_dir, summarize(result, time.perf_counter() - start, exp.n_train))
+
+    if result.status == "interrupted":
+        log.warning(
+            "interrupted in epoch %d; metrics.json and best.pt hold the best epoch so far (%s)",
+            result.stopped_at[0],
+            display_path(run_dir),
+        )
+        raise KeyboardInterrupt
+    if result.status == "diverged":
+        epoch, step = result.stopped_at
+        knobs = f"updater.lr={cfg.updater.lr:g}"
+        if cfg.updater.weight_decay:
+            knobs += f" and updater.weight_decay={cfg.updater.weight_decay:g}"
+        message = (
+            f"training diverged: non-finite loss at epoch {epoch}, step {step} with {knobs}; "
+            "try a smaller updater.lr"
+        )
+        log.error("%s (run dir %s)", message, display_path(run_dir))
+        return RunOutcome("diverged", WORST_VALUE[monitor], message)
+
     best = result.best
     log.info(
         "best epoch %d by %s: val_loss %.4f  val_acc %.4f; run dir %s",
@@ -101,4 +149,4 @@ def run(cfg: Any, run_dir: Path) -> float:
         display_path(run_dir),
     )
     log.info("view it: tensorboard --logdir %s", display_path(run_dir))
-    return result.best_value
+    return RunOutcome("completed", result.best_value)

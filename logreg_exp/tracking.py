@@ -32,21 +32,24 @@ class TensorBoardLogger:
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():
             self.writer.add_scalar(tag, getattr(metrics, attr), metrics.epoch)
+        for name, value in metrics.extra.items():
+            self.writer.add_scalar(f"val/{name}", value, metrics.epoch)
 
     def close(self) -> None:
         self.writer.close()
 
 
 class ConsoleLogger:
-    """``epoch  3/12  train_loss 0.4821  val_loss 0.4710  val_acc 0.7856  *best``"""
+    """``epoch  3/12  train_loss 0.4821  ...  val_acc 0.7856  population_acc 0.7830  *best``"""
 
     def __init__(self, epochs: int) -> None:
         self.width = len(str(epochs))
         self.epochs = epochs
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
+        extra = "".join(f"  {name} {value:.4f}" for name, value in metrics.extra.items())
         log.info(
-            "epoch %*d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f%s",
+            "epoch %*d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f%s%s",
             self.width,
             metrics.epoch,
             self.epochs,
@@ -54,5 +57,6 @@ class ConsoleLogger:
             metrics.train_acc,
             metrics.val_loss,
             metrics.val_acc,
+            extra,
             "  *best" if is_best else "",
         )

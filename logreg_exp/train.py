@@ -1,14 +1,16 @@
 """The training loop: epochs of a train phase and a validation phase, keeping the best model.
 
 It reads as the exercise's steps 6-9 and knows nothing of Hydra, files or TensorBoard: the
-caller passes ``on_epoch`` to see each epoch's metrics. Losses and correct counts are summed
-as tensors on the device and read once per epoch, so no minibatch waits for the host.
+caller passes ``on_epoch`` to see each epoch's metrics. Minibatch losses and correct counts
+stay on the device and are read once per epoch, so no minibatch waits for the host; a
+non-finite loss is found then too, and stops the run with the exact step it appeared at.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -17,11 +19,15 @@ from torch import nn
 from logreg_exp.updaters import Updater
 
 LOWER_IS_BETTER = {"val_loss": True, "val_acc": False}
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
 class EpochMetrics:
-    """One epoch's numbers; losses are averages over samples, accuracies at threshold 0.5."""
+    """One epoch's numbers; losses are averages over samples, accuracies at threshold 0.5.
+
+    ``extra`` holds the validation-time evaluators' values (e.g. ``population_acc``).
+    """
 
     epoch: int
     train_loss: float
@@ -30,24 +36,48 @@ class EpochMetrics:
     val_acc: float
     train_s: float
     val_s: float
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class FitResult:
-    """The best epoch by the monitored metric, with a copy of its parameters, and the history."""
+    """How training ended, the best epoch by the monitored metric with a copy of its
+    parameters (empty if no epoch finished), and every finished epoch's metrics.
+
+    ``status`` is ``completed``, ``diverged`` (``stopped_at`` = (epoch, global step) of the
+    first non-finite training loss) or ``interrupted`` (``stopped_at`` = (epoch, None)).
+    """
 
     monitor: str
-    best_epoch: int
-    best_state: dict[str, torch.Tensor]
+    status: str = "completed"
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[EpochMetrics] = field(default_factory=list)
+    stopped_at: tuple[int, int | None] | None = None
 
     @property
-    def best(self) -> EpochMetrics:
-        return self.history[self.best_epoch - 1]
+    def best(self) -> EpochMetrics | None:
+        return self.history[self.best_epoch - 1] if self.best_epoch else None
 
     @property
-    def best_value(self) -> float:
-        return getattr(self.best, self.monitor)
+    def best_value(self) -> float | None:
+        return getattr(self.best, self.monitor) if self.best else None
+
+
+@dataclass
+class TrainPhase:
+    """A train phase's mean loss and accuracy, and the first minibatch (0-based) whose loss
+    was not finite, if any; ``stopped`` if a stop request cut it short."""
+
+    loss: float
+    acc: float
+    n_batches: int
+    first_nonfinite_batch: int | None
+    stopped: bool = False
+
+
+def never() -> bool:
+    return False
 
 
 def is_improvement(monitor: str, value: float, best: float | None) -> bool:
@@ -61,15 +91,18 @@ def train_one_epoch(
     model: nn.Module,
     loss_fn: nn.Module,
     updater: Updater,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Batches,
     device: torch.device,
-) -> tuple[float, float]:
-    """Step 7: one pass over the training minibatches; returns (mean loss, accuracy)."""
+    stop_requested: Callable[[], bool] = never,
+) -> TrainPhase:
+    """Step 7: one pass over the training minibatches (until a stop is requested)."""
     model.train()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # sums of many minibatches
+    batch_losses: list[torch.Tensor] = []
+    batch_sizes: list[int] = []
     correct = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
     for x, y in loader:
+        if stop_requested():
+            return TrainPhase(math.nan, math.nan, len(batch_losses), None, stopped=True)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         updater.zero_grad()
         scores = model(x)
@@ -77,25 +110,35 @@ def train_one_epoch(
         loss.backward()
         updater.step()
 
-        loss_sum += loss.detach() * len(y)
+        batch_losses.append(loss.detach())
+        batch_sizes.append(len(y))
         correct += ((scores.detach() > 0) == (y > 0.5)).sum()
-        n += len(y)
-    return loss_sum.item() / n, correct.item() / n
+
+    losses = torch.stack(batch_losses).double()  # one read per epoch from here on
+    sizes = torch.tensor(batch_sizes, dtype=torch.float64, device=losses.device)
+    n = sum(batch_sizes)
+    nonfinite = (~torch.isfinite(losses)).nonzero()
+    first_bad = int(nonfinite[0, 0]) if len(nonfinite) else None
+    return TrainPhase((losses @ sizes).item() / n, correct.item() / n, len(losses), first_bad)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     loss_fn: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Batches,
     device: torch.device,
+    stop_requested: Callable[[], bool] = never,
 ) -> tuple[float, float]:
-    """Step 8: loss averaged over all validation samples, and accuracy at threshold 0.5."""
+    """Step 8: loss averaged over all validation samples, and accuracy at threshold 0.5
+    (NaN for both if a stop request cut it short)."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # sums of many minibatches
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
     for x, y in loader:
+        if stop_requested():
+            return math.nan, math.nan
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         scores = model(x)
         loss_sum += loss_fn(scores, y) * len(y)
@@ -108,39 +151,61 @@ def fit(
     model: nn.Module,
     loss_fn: nn.Module,
     updater: Updater,
-    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    train_loader: Batches,
+    val_loader: Batches,
     *,
     epochs: int,
     device: torch.device,
     monitor: str = "val_loss",
+    evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
+    stop_requested: Callable[[], bool] = never,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
 
     The best state is a detached copy taken when ``monitor`` improves, so later epochs,
-    which update the parameters in place, cannot overwrite it.
+    which update the parameters in place, cannot overwrite it. A non-finite training loss
+    ends training after that epoch's train phase (status ``diverged``); ``stop_requested()``
+    turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
+    ``interrupted``. Either way the result holds every finished epoch, and only those.
     """
     if monitor not in LOWER_IS_BETTER:
         raise ValueError(f"monitor must be one of {sorted(LOWER_IS_BETTER)}, got {monitor!r}")
-    history: list[EpochMetrics] = []
+    result = FitResult(monitor)
     best_value: float | None = None
-    best_epoch = 0
-    best_state: dict[str, torch.Tensor] = {}
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        train_loss, train_acc = train_one_epoch(model, loss_fn, updater, train_loader, device)
-        t1 = time.perf_counter()
-        val_loss, val_acc = evaluate(model, loss_fn, val_loader, device)
-        t2 = time.perf_counter()
-        metrics = EpochMetrics(epoch, train_loss, train_acc, val_loss, val_acc, t1 - t0, t2 - t1)
-        history.append(metrics)
+    global_step = 0
+    epoch = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            phase = train_one_epoch(model, loss_fn, updater, train_loader, device, stop_requested)
+            t1 = time.perf_counter()
+            if phase.stopped:
+                raise KeyboardInterrupt
+            if phase.first_nonfinite_batch is not None or not math.isfinite(phase.loss):
+                bad = phase.first_nonfinite_batch
+                result.status = "diverged"
+                result.stopped_at = (epoch, global_step + (bad if bad is not None else 0) + 1)
+                break
+            global_step += phase.n_batches
+            val_loss, val_acc = evaluate(model, loss_fn, val_loader, device, stop_requested)
+            if stop_requested():
+                raise KeyboardInterrupt
+            extra = {name: fn(model) for name, fn in (evaluators or {}).items()}
+            t2 = time.perf_counter()
+            metrics = EpochMetrics(
+                epoch, phase.loss, phase.acc, val_loss, val_acc, t1 - t0, t2 - t1, extra
+            )
+            result.history.append(metrics)
 
-        value = getattr(metrics, monitor)
-        improved = is_improvement(monitor, value, best_value)
-        if improved:
-            best_value, best_epoch = value, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if on_epoch is not None:
-            on_epoch(metrics, improved)
-    return FitResult(monitor, best_epoch, best_state, history)
+            value = getattr(metrics, monitor)
+            improved = is_improvement(monitor, value, best_value)
+            if improved:
+                best_value, result.best_epoch = value, epoch
+                result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if on_epoch is not None:
+                on_epoch(metrics, improved)
+    except KeyboardInterrupt:
+        result.status = "interrupted"
+        result.stopped_at = (epoch, None)
+    return result

@@ -14,10 +14,11 @@ from .conftest import run_cli, scalars
 
 pytestmark = pytest.mark.slow
 
-TAGS = ["train/acc", "train/loss", "val/acc", "val/loss"]
+TAGS = ["train/acc", "train/loss", "val/acc", "val/loss", "val/population_acc"]
 METRIC_KEYS = {
     "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
+    "best_val_population_acc", "final_val_population_acc",
 }  # fmt: skip
 
 

@@ -1,15 +1,70 @@
+"""The task function and the runner, in-process, with a real Hydra config and run dir."""
+
 import json
+import sys
 
 import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import open_dict
 
-from logreg_exp.runner import run
+from logreg_exp.cli import RunFailed, main
+from logreg_exp.config import register_configs
+from logreg_exp.runner import WORST_VALUE, run
 
 from .conftest import compose_config
 
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
-def test_run_returns_the_best_monitored_value_for_sweepers(tmp_path, monitor):
-    value = run(compose_config("epochs=2", f"monitor={monitor}"), tmp_path)
+def test_run_returns_the_best_monitored_value(tmp_path, monitor):
+    outcome = run(compose_config("epochs=2", f"monitor={monitor}"), tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["monitor"] == monitor
-    assert value == metrics[f"best_{monitor}"]
+    assert metrics["monitor"] == monitor and outcome.status == "completed"
+    assert outcome.value == metrics[f"best_{monitor}"]
+
+
+def task(tmp_path, *overrides, mode=RunMode.RUN):
+    """Call the Hydra task function as Hydra would, with its output dir in ``tmp_path``."""
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.mode = mode
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return main.__wrapped__(cfg)
+
+
+def test_task_function_returns_the_value_for_sweepers(tmp_path):
+    value = task(tmp_path, "epochs=2", "monitor=val_acc")
+    assert value == json.loads((tmp_path / "metrics.json").read_text())["best_val_acc"]
+
+
+def test_bad_value_fails_a_single_run_before_writing_anything(tmp_path):
+    with pytest.raises(RunFailed, match=r"^error: batch_size must be a positive integer, got 0$"):
+        task(tmp_path, "batch_size=0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_value_fails_only_its_job_in_a_sweep(tmp_path):
+    value = task(tmp_path, "batch_size=0", "monitor=val_acc", mode=RunMode.MULTIRUN)
+    assert value == WORST_VALUE["val_acc"] == -1.0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["error"] == "batch_size must be a positive integer, got 0"
+
+
+def test_diverged_job_returns_a_finite_value_that_ranks_last(tmp_path):
+    value = task(
+        tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3", mode=RunMode.MULTIRUN
+    )
+    assert value == WORST_VALUE["val_loss"] == sys.float_info.max
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_diverged_single_run_is_an_error(tmp_path):
+    with pytest.raises(RunFailed, match=r"training diverged: non-finite loss at epoch 1, step"):
+        task(tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3")

@@ -69,3 +69,43 @@ def test_validation_loss_is_the_mean_over_all_samples():
         full_acc = (exp.model.predict(x) == y).double().mean()
     assert abs(loss - full.item()) < 1e-12
     assert abs(acc - full_acc.item()) < 1e-12
+
+
+def test_a_stop_request_ends_training_between_minibatches_with_whole_epochs_only():
+    cfg = compose_config("epochs=5")
+    exp = build_experiment(cfg, torch.device("cpu"))
+    steps = {"n": 0}
+
+    def stop_requested():  # turns true in the middle of epoch 3 (313 minibatches an epoch)
+        steps["n"] += 1
+        return steps["n"] > 2 * (313 + 79) + 100
+
+    result = fit(
+        exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.val_loader,
+        epochs=5, device=exp.device, stop_requested=stop_requested,
+    )  # fmt: skip
+    assert result.status == "interrupted" and result.stopped_at == (3, None)
+    assert [m.epoch for m in result.history] == [1, 2]
+
+
+def test_non_finite_loss_is_reported_at_its_exact_step():
+    cfg = compose_config("epochs=3", "updater.lr=10", "updater.weight_decay=1")
+    exp = build_experiment(cfg, torch.device("cpu"))
+    result = fit(
+        exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.val_loader,
+        epochs=3, device=exp.device,
+    )  # fmt: skip
+    assert result.status == "diverged" and result.history == [] and result.best is None
+    epoch, step = result.stopped_at
+    # replay the same run step by step, reading every loss, to find the first bad one
+    exp = build_experiment(cfg, torch.device("cpu"))
+    first_bad = None
+    for i, (x, y) in enumerate(exp.train_loader, start=1):
+        exp.updater.zero_grad()
+        loss = exp.loss_fn(exp.model(x), y)
+        if not torch.isfinite(loss):
+            first_bad = i
+            break
+        loss.backward()
+        exp.updater.step()
+    assert (epoch, step) == (1, first_bad)

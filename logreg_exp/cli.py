@@ -1,0 +1,84 @@
+"""The Hydra entrypoint: ``python -m logreg_exp [overrides]`` (or ``logreg-exp``).
+
+It knows the config, the output dir and how a job ends, not tensors: the work is in
+``runner.run``. A user's mistake ends a single run with one line on stderr and exit code 1
+(``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails that job alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from logreg_exp.config import Monitor, register_configs
+from logreg_exp.errors import ConfigError
+
+log = logging.getLogger("logreg_exp")
+
+register_configs()
+
+
+class RunFailed(CompactHydraException):
+    """Hydra prints this exception's message alone, without a traceback."""
+
+
+def record_failure(run_dir: Path, cfg: DictConfig, reason: str, start: float) -> float:
+    """Mark a sweep job failed in its ``metrics.json``; return the value that ranks it last."""
+    from logreg_exp.artifacts import write_metrics
+    from logreg_exp.runner import WORST_VALUE
+
+    monitor = Monitor(cfg.monitor).value
+    write_metrics(
+        run_dir,
+        {
+            "status": "failed",
+            "error": reason,
+            "monitor": monitor,
+            "wall_s": time.perf_counter() - start,
+        },
+    )
+    return WORST_VALUE[monitor]
+
+
+@hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
+    from logreg_exp.runner import run
+
+    start = time.perf_counter()
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        outcome = run(cfg, run_dir)
+    except ConfigError as err:
+        if not in_sweep:
+            raise RunFailed(f"error: {err}") from None
+        log.error("error: %s", err)
+        return record_failure(run_dir, cfg, str(err), start)
+    except Exception as err:
+        if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.exception("job failed")
+        return record_failure(run_dir, cfg, f"{type(err).__name__}: {err}", start)
+    if outcome.status == "diverged" and not in_sweep:
+        raise RunFailed(f"error: {outcome.message}")
+    return outcome.value
+
+
+def run_cli() -> None:
+    """``main`` with Ctrl-C turned into a one-line note and the shell's exit code 130."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
