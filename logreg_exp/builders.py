@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from logreg_exp.config import DType
 from logreg_exp.data import Standardizer, make_loader, split_train_val, to_tensor_dataset
-from logreg_exp.datasets import load_dataset
+from logreg_exp.datasets import limit_samples, load_dataset
 from logreg_exp.gaussian2d import population_accuracy
 from logreg_exp.model import LogisticRegression
 from logreg_exp.updaters import Updater, build_updater
@@ -94,7 +94,7 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
     dtype = torch_dtype(cfg)
 
-    data = load_dataset(cfg.dataset, data_rng)
+    data = limit_samples(load_dataset(cfg.dataset, data_rng), cfg.dataset.max_samples, data_rng)
     (x_train, y_train), (x_val, y_val) = split_train_val(
         data.x,
         data.y,

@@ -21,6 +21,8 @@ from omegaconf import DictConfig
 
 from logreg_exp.config import Monitor, register_configs
 from logreg_exp.errors import ConfigError
+from logreg_exp.launchers import missing_plugin
+from logreg_exp.threads import default_threads
 
 log = logging.getLogger("logreg_exp")
 
@@ -59,7 +61,7 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        outcome = run(cfg, run_dir)
+        outcome = run(cfg, run_dir, default_threads(hydra_cfg.launcher))
     except ConfigError as err:
         if not in_sweep:
             raise RunFailed(f"error: {err}") from None
@@ -76,7 +78,12 @@ def main(cfg: DictConfig) -> float:
 
 
 def run_cli() -> None:
-    """``main`` with Ctrl-C turned into a one-line note and the shell's exit code 130."""
+    """``main`` with Ctrl-C turned into a one-line note and the shell's exit code 130, after
+    checking that the launcher or sweeper the command line chooses is installed."""
+    problem = missing_plugin(sys.argv[1:])
+    if problem:
+        print(problem, file=sys.stderr)
+        sys.exit(1)
     try:
         main()
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ class DatasetConfig:
     val_fraction: float = 0.5
     stratify: bool = True
     standardize: bool = True
+    max_samples: Optional[int] = None  # noqa: UP045 (a random subset of at most this many)
 
 
 @dataclass
@@ -107,6 +108,8 @@ class ExperimentConfig:
     seed: int = 0
     dtype: DType = DType.float32
     monitor: Monitor = Monitor.val_loss
+    threads: Optional[int] = None  # noqa: UP045 (torch's CPU threads; see threads.py)
+    tensorboard: bool = True
 
 
 def path_safe(text: str) -> str:
@@ -115,10 +118,19 @@ def path_safe(text: str) -> str:
 
 
 def register_configs() -> None:
-    """Put every schema in Hydra's ConfigStore and the ``path_safe`` resolver in OmegaConf;
-    call before Hydra composes the config."""
-    if not OmegaConf.has_resolver("path_safe"):
-        OmegaConf.register_new_resolver("path_safe", path_safe)
+    """Put every schema in Hydra's ConfigStore and our resolvers in OmegaConf; call before
+    Hydra composes the config."""
+    from logreg_exp.launchers import gpus_for_device
+    from logreg_exp.threads import jobs_at_once
+
+    resolvers = {
+        "path_safe": path_safe,
+        "gpus_for_device": gpus_for_device,
+        "jobs_at_once": jobs_at_once,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="experiment", node=ExperimentConfig)
     cs.store(group="schema/dataset", name="gaussian2d", node=Gaussian2dConfig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -60,3 +61,17 @@ def load_dataset(dataset_cfg: Any, rng: np.random.Generator) -> LabeledArrays:
         ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
     )
     return data
+
+
+def limit_samples(
+    data: LabeledArrays, max_samples: int | None, rng: np.random.Generator
+) -> LabeledArrays:
+    """A random subset of at most ``max_samples`` samples, in their original order (for trying
+    things fast: ``debug=fast``); all of them when ``max_samples`` is null or not smaller."""
+    if max_samples is None or len(data.y) <= max_samples:
+        return data
+    keep = np.sort(rng.choice(len(data.y), size=max_samples, replace=False))
+    log.info(
+        "dataset.max_samples=%d: using %d of %d samples", max_samples, max_samples, len(data.y)
+    )
+    return dataclasses.replace(data, x=data.x[keep], y=data.y[keep])

@@ -16,6 +16,7 @@ from logreg_exp.builders import build_experiment
 from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
 from logreg_exp.interrupts import GracefulInterrupt
+from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
 from logreg_exp.validation import validate_config
@@ -70,33 +71,38 @@ def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     return metrics
 
 
-def run(cfg: Any, run_dir: Path) -> RunOutcome:
+def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C writes what
-    was reached, then re-raises KeyboardInterrupt."""
+    was reached, then re-raises KeyboardInterrupt. ``default_threads`` is the torch thread
+    count for ``threads: null``, from the launcher (None: torch's own)."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
     validate_config(cfg)
     monitor = Monitor(cfg.monitor).value
     device = resolve_device(cfg.device.name)
+    threads = set_torch_threads(cfg.threads, default_threads)
     torch.manual_seed(cfg.seed)
     exp = build_experiment(cfg, device)
     log.info(
-        "%d train / %d val samples, %d features, device %s, updater %s (lr %g)",
+        "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
         exp.n_train,
         exp.n_val,
         exp.model.n_features,
         describe(device),
+        threads,
+        "" if threads == 1 else "s",
         cfg.updater.name,
         cfg.updater.lr,
     )
 
     console = ConsoleLogger(cfg.epochs)
-    tensorboard = TensorBoardLogger(run_dir)
+    tensorboard = TensorBoardLogger(run_dir) if cfg.tensorboard else None
 
     def on_epoch(metrics: EpochMetrics, is_best: bool) -> None:
         console.log_epoch(metrics, is_best)
-        tensorboard.log_epoch(metrics, is_best)
+        if tensorboard is not None:
+            tensorboard.log_epoch(metrics, is_best)
 
     try:
         with GracefulInterrupt() as interrupt:
@@ -114,7 +120,8 @@ def run(cfg: Any, run_dir: Path) -> RunOutcome:
                 stop_requested=interrupt,
             )
     finally:
-        tensorboard.close()
+        if tensorboard is not None:
+            tensorboard.close()
 
     if result.best_epoch:
         save_checkpoint(run_dir, result.best_state, result.best_epoch, monitor, result.best_value)
@@ -148,5 +155,6 @@ def run(cfg: Any, run_dir: Path) -> RunOutcome:
         best.val_acc,
         display_path(run_dir),
     )
-    log.info("view it: tensorboard --logdir %s", display_path(run_dir))
+    if tensorboard is not None:
+        log.info("view it: tensorboard --logdir %s", display_path(run_dir))
     return RunOutcome("completed", result.best_value)

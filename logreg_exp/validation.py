@@ -26,6 +26,8 @@ def validate_config(cfg: Any) -> None:
     require(cfg.batch_size > 0, "batch_size", cfg.batch_size, "a positive integer")
     require(cfg.val_batch_size > 0, "val_batch_size", cfg.val_batch_size, "a positive integer")
     require(cfg.epochs >= 1, "epochs", cfg.epochs, "an integer >= 1")
+    threads = cfg.threads
+    require(threads is None or threads >= 1, "threads", threads, "a positive integer or null")
 
     updater = cfg.updater
     largest = FLOAT_MAX[DType(cfg.dtype).value]  # torch cannot step with a larger factor
@@ -48,6 +50,8 @@ def validate_config(cfg: Any) -> None:
 def validate_dataset(dataset: Any) -> None:
     vf = dataset.val_fraction
     require(0 < vf < 1, "dataset.val_fraction", vf, "in the open interval (0, 1)")
+    limit = dataset.max_samples
+    require(limit is None or limit >= 4, "dataset.max_samples", limit, "an integer >= 4 or null")
     for key in dataset:
         if OmegaConf.is_missing(dataset, key):
             raise ConfigError(

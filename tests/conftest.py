@@ -14,6 +14,18 @@ from logreg_exp.config import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The exercise's data, key by key: the default dataset and experiment=exercise's.
+EXERCISE_DATASET = {
+    "name": "gaussian2d",
+    "n_samples": 5000,
+    "n_features": 2,
+    "label_flip": 0.1,
+    "val_fraction": 0.5,
+    "stratify": False,
+    "standardize": False,
+    "max_samples": None,
+}
+
 
 def compose_config(*overrides: str) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with (no hydra node)."""

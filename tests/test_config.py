@@ -2,7 +2,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from .conftest import compose_config
+from .conftest import EXERCISE_DATASET, compose_config
 
 
 def test_defaults_reproduce_the_exercise():
@@ -14,15 +14,8 @@ def test_defaults_reproduce_the_exercise():
     assert cfg.updater.momentum == 0 and cfg.updater.weight_decay == 0
     assert cfg.device.name == "cpu"
     assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
-    assert dict(cfg.dataset) == {
-        "name": "gaussian2d",
-        "n_samples": 5000,
-        "n_features": 2,
-        "label_flip": 0.1,
-        "val_fraction": 0.5,
-        "stratify": False,
-        "standardize": False,
-    }
+    assert dict(cfg.dataset) == EXERCISE_DATASET
+    assert cfg.threads is None and cfg.tensorboard is True
 
 
 @pytest.mark.parametrize(

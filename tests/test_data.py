@@ -101,3 +101,19 @@ def test_sampler_is_reproducible_from_its_generator():
 
     assert order(1) == order(1)
     assert order(1) != order(2)
+
+
+def test_limit_samples_keeps_a_seeded_random_subset_in_order():
+    from logreg_exp.csv_data import LabeledArrays
+    from logreg_exp.datasets import limit_samples
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    data = LabeledArrays(x, np.arange(10) % 2.0, ["a", "b"], ["0", "1"])
+    assert limit_samples(data, None, np.random.default_rng(0)) is data
+    assert limit_samples(data, 10, np.random.default_rng(0)) is data
+    small = limit_samples(data, 4, np.random.default_rng(0))
+    again = limit_samples(data, 4, np.random.default_rng(0))
+    assert len(small.y) == 4 and np.array_equal(small.x, again.x)
+    rows = small.x[:, 0] / 2
+    assert np.all(np.diff(rows) > 0)  # distinct rows, in their original order
+    assert np.array_equal(small.y, rows % 2) and small.feature_names == ["a", "b"]

@@ -27,6 +27,8 @@ from .conftest import compose_config
         ("dataset.val_fraction=1", "dataset.val_fraction must be in the open interval (0, 1)"),
         ("dataset.n_samples=3", "dataset.n_samples must be large enough for 2 points in each"),
         ("dataset.n_features=1", "dataset.n_features must be an integer >= 2, got 1"),
+        ("threads=0", "threads must be a positive integer or null, got 0"),
+        ("dataset.max_samples=3", "dataset.max_samples must be an integer >= 4 or null, got 3"),
     ],
 )
 def test_out_of_range_values_are_named(override, message):

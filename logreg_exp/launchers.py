@@ -1,0 +1,84 @@
+"""Hydra's launcher and sweeper plugins: which extra brings each, and the GPUs a job asks for.
+
+The plugins are optional (``pip install 'logreg-exp[launchers]'`` or ``[optuna]``). One that
+is chosen but not installed is reported before Hydra starts, in one line naming the extra,
+rather than as Hydra's list of the options it did find.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from logreg_exp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A Hydra plugin package, the library it drives, and the extra that installs both."""
+
+    package: str
+    library: str
+    distribution: str
+    extra: str
+
+
+JOBLIB = Plugin(
+    "hydra_plugins.hydra_joblib_launcher", "joblib", "hydra-joblib-launcher", "launchers"
+)
+SUBMITIT = Plugin(
+    "hydra_plugins.hydra_submitit_launcher", "submitit", "hydra-submitit-launcher", "launchers"
+)
+OPTUNA = Plugin("hydra_plugins.hydra_optuna_sweeper", "optuna", "hydra-optuna-sweeper", "optuna")
+
+# The command-line choices that need a plugin: "group=option" -> plugin.
+NEEDS_PLUGIN = {
+    "hydra/launcher=joblib": JOBLIB,
+    "hydra/launcher=submitit_local": SUBMITIT,
+    "hydra/launcher=submitit_slurm": SUBMITIT,
+    "hydra/launcher=slurm": SUBMITIT,  # our presets on top of the two above
+    "hydra/launcher=slurm_local": SUBMITIT,
+    "hydra/sweeper=optuna": OPTUNA,
+    "hparams_search=optuna": OPTUNA,
+}
+
+# GPUs a submitit job asks for, by the device choice: submitit hides every GPU from a job
+# that asks for none, so device=cuda needs one, and device=auto one to have a choice.
+GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (optuna takes a second)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
+
+
+def missing_plugin(overrides: Sequence[str]) -> str | None:
+    """The one-line error for the first override that chooses a plugin that is not installed."""
+    for override in overrides:
+        choice = override.lstrip("+~").replace(" ", "")
+        plugin = NEEDS_PLUGIN.get(choice)
+        if plugin is None:
+            continue
+        for module in (plugin.package, plugin.library):
+            if not is_installed(module):
+                return (
+                    f"error: {choice} needs {plugin.distribution} ({module} is not installed): "
+                    f"pip install 'logreg-exp[{plugin.extra}]'"
+                )
+    return None
+
+
+def gpus_for_device(choice: str) -> int:
+    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``."""
+    try:
+        return GPUS_FOR_DEVICE[choice]
+    except KeyError:
+        allowed = ", ".join(GPUS_FOR_DEVICE)
+        raise ConfigError(
+            f"device={choice} has no GPU count for submitit (known: {allowed}); "
+            "set hydra.launcher.gpus_per_node"
+        ) from None

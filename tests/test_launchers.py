@@ -1,0 +1,70 @@
+"""Launcher presets and the check for a missing plugin, without launching anything."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from logreg_exp.config import register_configs
+from logreg_exp.errors import ConfigError
+from logreg_exp.launchers import gpus_for_device, missing_plugin
+
+
+def launcher_config(*overrides: str):
+    """The resolved ``hydra.launcher`` that ``python -m logreg_exp OVERRIDES`` would launch with."""
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+
+@pytest.mark.parametrize(("device", "gpus"), [("cpu", 0), ("cuda", 1), ("auto", 1)])
+@pytest.mark.parametrize("preset", ["slurm", "slurm_local"])
+def test_submitit_presets_ask_for_a_gpu_when_the_device_may_use_one(preset, device, gpus):
+    launcher = launcher_config(f"hydra/launcher={preset}", f"device={device}")
+    assert launcher["gpus_per_node"] == gpus
+
+
+def test_slurm_preset_exposes_what_users_edit_on_the_slurm_launcher():
+    launcher = launcher_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu")
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["partition"] == "gpu"
+    assert (launcher["timeout_min"], launcher["cpus_per_task"], launcher["mem_gb"]) == (60, 2, 4)
+    assert {"account", "qos", "nodes", "tasks_per_node", "array_parallelism", "setup"} <= set(
+        launcher
+    )
+
+
+def test_slurm_local_preset_runs_submitits_local_executor():
+    launcher = launcher_config("hydra/launcher=slurm_local")
+    assert launcher["_target_"].endswith("submitit_launcher.LocalLauncher")
+    assert launcher["cpus_per_task"] == 1
+
+
+def test_joblib_runs_a_job_per_usable_core_by_default():
+    launcher = launcher_config("hydra/launcher=joblib")
+    assert launcher["_target_"].endswith("JoblibLauncher")
+    assert launcher["n_jobs"] == -1 and launcher["backend"] is None
+
+
+def test_unknown_device_names_the_key_to_set():
+    with pytest.raises(ConfigError, match=r"set hydra\.launcher\.gpus_per_node"):
+        gpus_for_device("tpu")
+
+
+def test_installed_plugins_pass_the_check():
+    for choice in ["hydra/launcher=joblib", "hydra/launcher=slurm", "hparams_search=optuna"]:
+        assert missing_plugin([choice, "epochs=1"]) is None
+    assert missing_plugin(["updater=manual", "hydra/launcher=basic"]) is None
+
+
+def test_a_missing_plugin_is_named_with_its_extra(monkeypatch):
+    import logreg_exp.launchers as launchers
+
+    monkeypatch.setattr(launchers, "is_installed", lambda module: module != "optuna")
+    assert missing_plugin(["epochs=1", "hparams_search=optuna"]) == (
+        "error: hparams_search=optuna needs hydra-optuna-sweeper (optuna is not installed): "
+        "pip install 'logreg-exp[optuna]'"
+    )
+    assert missing_plugin(["hydra/launcher=joblib"]) is None
