@@ -19,7 +19,7 @@ SCALAR_TAGS = {
     "val/acc": "val_acc",
 }
 
-# The HParams tab's metric columns: scalar tags written once, at the end of a run, from the
+# The HParams tab's result columns: scalar tags written once, at the end of a run, from the
 # keys of metrics.json. The same in every run, so every row fills every column.
 HPARAM_METRIC_TAGS = {
     "hparams/best_val_loss": "best_val_loss",
@@ -52,21 +52,23 @@ class TensorBoardLogger:
         self.writer.add_text("config", f"```yaml\n{yaml_text}```")
 
     def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
-        """Register the run with the HParams plugin, before training, so a run that never
+        """Register the run with the HParams plugin before training, so that a run that never
         ends still has its row.
 
         ``SummaryWriter.add_hparams`` would write into a new subdirectory, a second run with
-        no curves; the three summaries of ``torch.utils.tensorboard.summary.hparams`` go into
-        this run's own file instead, as PyTorch Lightning's TensorBoardLogger does. Only the
-        metric tags are known yet (the experiment summary lists them); the values follow in
-        ``end_session``.
+        no curves; the session-start summary of ``torch.utils.tensorboard.summary.hparams``
+        goes into this run's own file instead, as in PyTorch Lightning's TensorBoardLogger.
+
+        Its experiment summary is left out on purpose. With one, TensorBoard takes the
+        columns from whichever run it reads first, blind to hparams the other runs have (an
+        ``updater=manual,optim`` sweep) and with every ``differs`` false, so the default
+        columns are the first five by name. Without one, it builds the experiment from all
+        runs: the union of their hparams, the swept ones first, and every scalar tag of the
+        runs as a metric (the HPARAM_METRIC_TAGS, and the curves' last values).
         """
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-        experiment, session_start, _ = hparams_summaries(
-            dict(hparams), dict.fromkeys(HPARAM_METRIC_TAGS)
-        )
-        self.writer.file_writer.add_summary(experiment)
+        _, session_start, _ = hparams_summaries(dict(hparams), {})
         self.writer.file_writer.add_summary(session_start)
 
     def end_session(self, results: Mapping[str, Any], step: int) -> None:

@@ -21,10 +21,10 @@ from logreg_exp.sweep import BASIC_SWEEPER, job_line, planned_jobs
 from .conftest import run_cli
 
 JOBS = [
-    "0_batch_size=32,dataset.n_samples=1000,epochs=2,updater.lr=0.01",
-    "1_batch_size=8,dataset.n_samples=1000,epochs=2,updater.lr=0.01",
-    "2_batch_size=32,dataset.n_samples=1000,epochs=2,updater.lr=0.1",
-    "3_batch_size=8,dataset.n_samples=1000,epochs=2,updater.lr=0.1",
+    "0_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=manual",
+    "1_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=manual",
+    "2_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=optim",
+    "3_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=optim",
 ]
 RESULT_TAGS = {
     "hparams/best_val_loss": "best_val_loss",
@@ -72,10 +72,11 @@ def test_job_line():
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """``python -m logreg_exp -m updater.lr=0.01,0.1 batch_size=32,8`` (small and short)."""
+    """``python -m logreg_exp -m updater=manual,optim updater.lr=0.01,0.1``, small and short;
+    the two updaters have different config keys."""
     cwd = tmp_path_factory.mktemp("sweep")
     proc = run_cli(
-        "-m", "updater.lr=0.01,0.1", "batch_size=32,8", "epochs=2", "dataset.n_samples=1000",
+        "-m", "updater=manual,optim", "updater.lr=0.01,0.1", "epochs=2", "dataset.n_samples=1000",
         f"hydra.sweep.dir={cwd}/sweep", cwd=cwd,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -97,11 +98,13 @@ def test_each_job_logs_its_place_in_the_sweep_and_its_overrides(sweep):
     lines = re.findall(r"\] (job \d+/\d+ \(#\d+\): .*)\n", proc.stdout + proc.stderr)
     expected = [job_line(i, 4, job_overrides(sweep_dir / job)) for i, job in enumerate(JOBS)]
     assert lines == expected
-    assert lines[0] == "job 1/4 (#0): updater.lr=0.01 batch_size=32 epochs=2 dataset.n_samples=1000"
+    assert (
+        lines[0] == "job 1/4 (#0): updater=manual updater.lr=0.01 epochs=2 dataset.n_samples=1000"
+    )
     plan = json.loads((sweep_dir / PLAN_FILE).read_text())["jobs"]
     assert plan == [job_overrides(sweep_dir / job) for job in JOBS]
     job_log = (sweep_dir / JOBS[2] / "logreg_exp.log").read_text()
-    assert "job 3/4 (#2): updater.lr=0.1 batch_size=32" in job_log
+    assert "job 3/4 (#2): updater=optim updater.lr=0.01" in job_log
 
 
 @pytest.mark.slow
@@ -224,7 +227,7 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
     def groups_with_metrics():
         found = tensorboard.post("/data/plugin/hparams/session_groups", SESSION_GROUPS_REQUEST)
         groups = found.get("sessionGroups", [])
-        return groups if all(len(g.get("metricValues", [])) == 5 for g in groups) else []
+        return groups if all(len(g.get("metricValues", [])) == 9 for g in groups) else []
 
     groups = tensorboard.wait_for(groups_with_metrics, lambda g: len(g) == 4)
     assert sorted(tensorboard.get("/data/runs")) == JOBS
@@ -237,12 +240,26 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
         assert hparams["updater.lr"] == config.updater.lr
         assert hparams["batch_size"] == config.batch_size
         assert hparams["dataset.n_samples"] == 1000 and hparams["loss"] == "bce_logits"
-        assert hparams["updater.optimizer._target_"] == "torch.optim.SGD"
+        assert hparams["updater.name"] == config.updater.name
+        if config.updater.name == "optim":
+            assert hparams["updater.optimizer._target_"] == "torch.optim.SGD"
+        else:
+            assert "updater.optimizer._target_" not in hparams
         (session,) = group["sessions"]
         assert session["status"] == "STATUS_SUCCESS"
         metrics = job_metrics(job_dir)
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        assert values == {tag: pytest.approx(metrics[key]) for tag, key in RESULT_TAGS.items()}
+        expected = {tag: metrics[key] for tag, key in RESULT_TAGS.items()}
+        expected |= {"val/loss": metrics["final_val_loss"], "val/acc": metrics["final_val_acc"]}
+        assert set(values) == {*expected, "train/loss", "train/acc"}
+        assert {tag: values[tag] for tag in expected} == pytest.approx(expected)
+
+    # the columns: every job's hparams, the swept ones first (what the table shows by default)
+    experiment = tensorboard.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+    names = [info["name"] for info in experiment["hparamInfos"]]
+    assert names[:2] == ["updater.lr", "updater.name"]
+    assert [info["name"] for info in experiment["hparamInfos"] if info["differs"]] == names[:2]
+    assert "updater.optimizer._target_" in names and "batch_size" in names
 
     tags = tensorboard.get("/data/plugin/scalars/tags")
     for job in JOBS:
