@@ -55,7 +55,8 @@ def log_decision_boundary(
     exp: Experiment, result: FitResult, run_dir: Path, tensorboard: TensorBoardLogger
 ) -> None:
     """The best model's decision boundary over the validation points, for 2-feature data:
-    ``decision_boundary.png`` in the run dir and the same image in TensorBoard."""
+    ``decision_boundary.png`` in the run dir and the same image in TensorBoard. Loads the best
+    state into ``exp.model``, so call it once training is over."""
     exp.model.load_state_dict(result.best_state)
     x, y = exp.val_loader.dataset.tensors
     title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"

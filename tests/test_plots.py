@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -94,3 +95,10 @@ def test_a_run_on_three_features_has_no_picture(tmp_path):
     acc.Reload()
     assert acc.Tags()["images"] == []
     assert "picture" not in proc.stdout + proc.stderr
+
+
+def test_importing_the_run_does_not_import_matplotlib():
+    code = "import sys, logreg_exp.__main__, logreg_exp.runner; print('matplotlib' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
