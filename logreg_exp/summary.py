@@ -82,11 +82,15 @@ def read_job(job_dir: Path) -> Job:
     overrides = list(overrides or [])
     try:
         metrics = json.loads((job_dir / METRICS_FILE).read_text())
-        status = str(metrics.get("status", "unknown"))
     except FileNotFoundError:
         metrics, status = {}, f"no {METRICS_FILE}"
     except (OSError, ValueError):
         metrics, status = {}, f"unreadable {METRICS_FILE}"
+    else:
+        if isinstance(metrics, dict):
+            status = str(metrics.get("status", "unknown"))
+        else:
+            metrics, status = {}, f"unreadable {METRICS_FILE}"
     return Job(num, [str(o) for o in overrides], status, job_dir, metrics)
 
 
@@ -109,7 +113,7 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def sweep_monitor(jobs: Sequence[Job]) -> str:
-    """The metric the completed jobs were monitoring (the most common one if they differ)."""
+    """The metric the jobs monitored (the most common one if they differ)."""
     monitors = Counter(
         job.metrics.get("monitor") for job in jobs if job.metrics.get("monitor") in LOWER_IS_BETTER
     )

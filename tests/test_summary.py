@@ -83,8 +83,15 @@ def test_higher_is_better_for_val_acc(mixed_sweep):
 def test_a_completed_job_without_the_monitored_value_goes_after_those_with_one(tmp_path):
     make_job(tmp_path, 0, ["seed=0"], {"status": "completed"})
     make_job(tmp_path, 1, ["seed=1"], completed(0.9, 0.5))
+    make_job(tmp_path, 2, ["seed=2"], "[1, 2]")  # JSON, but not an object
+    make_job(tmp_path, 3, ["seed=3"], {"best_val_loss": 0.1})  # no status
     jobs = sort_jobs(collect_jobs(tmp_path), "val_loss")
-    assert [j.num for j in jobs] == [1, 0]
+    assert [(j.num, j.status) for j in jobs] == [
+        (1, "completed"),
+        (0, "completed"),
+        (2, "unreadable metrics.json"),
+        (3, "unknown"),
+    ]
 
 
 def test_files_hold_one_row_per_job_with_the_values_of_metrics_json(mixed_sweep):
@@ -158,3 +165,17 @@ def test_cli_says_in_one_line_when_there_is_no_sweep(tmp_path, make):
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"error: {target}: ")
     assert not any(tmp_path.glob("**/summary.*"))
+
+
+def test_a_job_whose_hydra_files_are_cut_short_still_gets_a_row(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    broken = make_job(tmp_path, 1, ["seed=1"], None)
+    (broken / ".hydra" / "hydra.yaml").write_text("hydra:\n  job: [num")
+    (broken / ".hydra" / "overrides.yaml").unlink()
+    jobs = sort_jobs(collect_jobs(tmp_path), "val_loss")
+    assert [(j.num, j.overrides, j.status) for j in jobs] == [
+        (0, ["seed=0"], "completed"),
+        (None, [], "no metrics.json"),
+    ]
+    rows = [line for line in write_summary(tmp_path).splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and rows[2].startswith("|     | no metrics.json |")  # header, 2 jobs
