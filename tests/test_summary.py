@@ -138,6 +138,7 @@ def summary_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
     proc = summary_cli("sweep", cwd=mixed_sweep.parent)
     assert proc.returncode == 0, proc.stderr
@@ -147,6 +148,7 @@ def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
     assert (mixed_sweep / SUMMARY_MD).read_text() in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_monitor_option_changes_the_order(mixed_sweep):
     proc = summary_cli(str(mixed_sweep), "--monitor", "val_acc", cwd=mixed_sweep)
     assert proc.returncode == 0, proc.stderr
@@ -154,6 +156,7 @@ def test_cli_monitor_option_changes_the_order(mixed_sweep):
     assert [r["job"] for r in rows][:3] == ["2", "1", "0"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["empty", "missing"])
 def test_cli_says_in_one_line_when_there_is_no_sweep(tmp_path, make):
     target = tmp_path / "sweep"
