@@ -188,7 +188,8 @@ def to_markdown(jobs: Sequence[Job]) -> str:
 
 
 def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
-    """The text printed and saved as summary.md: the table, then the best job."""
+    """The text printed and saved as summary.md: the table, then the best job (a markdown
+    list, so that it renders as lines too)."""
     better = "lower" if LOWER_IS_BETTER[monitor] else "higher"
     done = sum(job.status == COMPLETED for job in jobs)
     lines = [
@@ -206,8 +207,8 @@ def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
         lines += [
             f"Best: job {best.num}, best {monitor} {best.metrics[f'best_{monitor}']:.4f} "
             f"at epoch {best.metrics.get('best_epoch')}",
-            f"  overrides: {' '.join(best.overrides) or '(none)'}",
-            f"  run dir:   {display_path(best.dir)}",
+            f"- overrides: {' '.join(best.overrides) or '(none)'}",
+            f"- run dir: {display_path(best.dir)}",
         ]
     else:
         lines.append("No job completed.")

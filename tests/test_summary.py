@@ -111,7 +111,7 @@ def test_files_hold_one_row_per_job_with_the_values_of_metrics_json(mixed_sweep)
     assert len(table) == 2 + 7 and len({len(line) for line in table}) == 1  # lined up
     assert "sorted by best val_loss (lower is better)" in text
     assert "Best: job 1, best val_loss 0.5000 at epoch 3" in text
-    assert "overrides: updater.lr=0.01" in text
+    assert "\n- overrides: updater.lr=0.01\n" in text
 
 
 def test_jobs_that_monitored_different_metrics_are_pointed_out(tmp_path):
@@ -143,7 +143,7 @@ def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
     proc = summary_cli("sweep", cwd=mixed_sweep.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Sweep sweep: 7 jobs, 3 completed;")
-    assert "run dir:   sweep/1_updater.lr=0.01\n" in proc.stdout
+    assert "\n- run dir: sweep/1_updater.lr=0.01\n" in proc.stdout
     assert proc.stdout.endswith("wrote sweep/summary.csv and summary.md\n")
     assert (mixed_sweep / SUMMARY_MD).read_text() in proc.stdout
 

@@ -128,8 +128,8 @@ def test_summary_has_a_row_per_job_with_the_values_of_its_metrics_json(sweep):
     assert (sweep_dir / SUMMARY_MD).read_text() in out  # the table is printed as written
     best = rows[0]
     assert f"Best: job {best['job']}, best val_loss {float(best['best_val_loss']):.4f}" in out
-    assert f"  overrides: {best['overrides']}\n" in out
-    assert f"  run dir:   sweep/{best['dir']}\n" in out
+    assert f"\n- overrides: {best['overrides']}\n" in out
+    assert f"\n- run dir: sweep/{best['dir']}\n" in out
 
 
 @pytest.mark.slow
