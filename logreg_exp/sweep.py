@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.artifacts import atomic_write
-from logreg_exp.summary import PLAN_FILE
+from logreg_exp.summary import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,6 @@ class SweepCallback(Callback):
         log.info(job_line(config.hydra.job.num, total, overrides))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from logreg_exp.summary import SUMMARY_CSV, SUMMARY_MD, write_summary
-
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             text = write_summary(sweep_dir)
