@@ -1,4 +1,4 @@
-"""Files a run leaves behind: ``metrics.json`` and ``best.pt``, each written atomically.
+"""Files a run leaves behind: ``metrics.json``, ``best.pt`` and pictures, written atomically.
 
 A file is written to a temporary name beside its target and renamed over it, so a reader
 (or a crash mid-write) never sees a truncated file.
@@ -17,6 +17,7 @@ import torch
 
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "best.pt"
+DECISION_BOUNDARY_FILE = "decision_boundary.png"
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -45,6 +46,11 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     path = Path(run_dir) / METRICS_FILE
     text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
-from logreg_exp.artifacts import save_checkpoint, write_metrics
-from logreg_exp.builders import build_experiment
+from logreg_exp.artifacts import DECISION_BOUNDARY_FILE, save_checkpoint, write_bytes, write_metrics
+from logreg_exp.builders import Experiment, build_experiment
 from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
+from logreg_exp.hparams import run_hparams
 from logreg_exp.interrupts import GracefulInterrupt
+from logreg_exp.plots import decision_boundary
 from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
@@ -71,6 +74,26 @@ def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     return metrics
 
 
+def log_decision_boundary(
+    exp: Experiment, result: FitResult, run_dir: Path, tensorboard: TensorBoardLogger | None
+) -> None:
+    """The best model's decision boundary over the validation points, for 2-feature data:
+    ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
+    the best state into ``exp.model``, so call it once training is over."""
+    exp.model.load_state_dict(result.best_state)
+    x, y = exp.val_loader.dataset.tensors
+    title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
+    picture = decision_boundary(exp.model, x, y, title)
+    if picture is None:
+        return
+    write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
+    if tensorboard is None:
+        return
+    tensorboard.log_png(
+        "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
+    )
+
+
 def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C writes what
@@ -98,6 +121,9 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
 
     console = ConsoleLogger(cfg.epochs)
     tensorboard = TensorBoardLogger(run_dir) if cfg.tensorboard else None
+    if tensorboard is not None:
+        tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+        tensorboard.start_session(run_hparams(cfg))
 
     def on_epoch(metrics: EpochMetrics, is_best: bool) -> None:
         console.log_epoch(metrics, is_best)
@@ -119,13 +145,19 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
                 on_epoch=on_epoch,
                 stop_requested=interrupt,
             )
+        if result.best_epoch:
+            save_checkpoint(
+                run_dir, result.best_state, result.best_epoch, monitor, result.best_value
+            )
+        metrics = summarize(result, time.perf_counter() - start, exp.n_train)
+        write_metrics(run_dir, metrics)
+        if tensorboard is not None:
+            tensorboard.end_session(metrics, step=len(result.history))
+        if result.status == "completed":
+            log_decision_boundary(exp, result, run_dir, tensorboard)
     finally:
         if tensorboard is not None:
             tensorboard.close()
-
-    if result.best_epoch:
-        save_checkpoint(run_dir, result.best_state, result.best_epoch, monitor, result.best_value)
-    write_metrics(run_dir, summarize(result, time.perf_counter() - start, exp.n_train))
 
     if result.status == "interrupted":
         log.warning(

@@ -1,9 +1,12 @@
-"""Where each epoch's metrics go: TensorBoard event files and one console line per epoch."""
+"""Where a run's numbers go: TensorBoard event files and one console line per epoch."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from logreg_exp.train import EpochMetrics
 
@@ -16,12 +19,23 @@ SCALAR_TAGS = {
     "val/acc": "val_acc",
 }
 
+# The HParams tab's result columns: scalar tags written once, at the end of a run, from the
+# keys of metrics.json. The same in every run, so every row fills every column.
+HPARAM_METRIC_TAGS = {
+    "hparams/best_val_loss": "best_val_loss",
+    "hparams/best_val_acc": "best_val_acc",
+    "hparams/final_val_loss": "final_val_loss",
+    "hparams/final_val_acc": "final_val_acc",
+    "hparams/best_epoch": "best_epoch",
+}
+
 
 class TensorBoardLogger:
-    """Scalars ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` at steps 1..epochs.
+    """Scalars ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` at steps 1..epochs,
+    the run's hparams and result metrics, the config as text, and pictures.
 
-    The event file goes directly into the job's output dir, so TensorBoard's run list names
-    the run by that dir.
+    Everything goes into one event file directly in the job's output dir, so TensorBoard's
+    run list names the run by that dir and the HParams row of a run links to its curves.
     """
 
     def __init__(self, log_dir: Path) -> None:
@@ -35,8 +49,64 @@ class TensorBoardLogger:
         for name, value in metrics.extra.items():
             self.writer.add_scalar(f"val/{name}", value, metrics.epoch)
 
+    def log_config(self, yaml_text: str) -> None:
+        """The resolved config under the Text tab's ``config`` tag, as a YAML code block."""
+        self.writer.add_text("config", f"```yaml\n{yaml_text}```")
+
+    def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
+        """Register the run with the HParams plugin before training, so that a run that never
+        ends still has its row.
+
+        ``SummaryWriter.add_hparams`` would write into a new subdirectory, a second run with
+        no curves; the session-start summary of ``torch.utils.tensorboard.summary.hparams``
+        goes into this run's own file instead, as in PyTorch Lightning's TensorBoardLogger.
+
+        Its experiment summary is left out on purpose. With one, TensorBoard takes the
+        columns from whichever run it reads first, blind to hparams the other runs have (an
+        ``updater=manual,optim`` sweep) and with every ``differs`` false, so the default
+        columns are the first five by name. Without one, it builds the experiment from all
+        runs: the union of their hparams, the swept ones first, and every scalar tag of the
+        runs as a metric (the HPARAM_METRIC_TAGS, and the curves' last values).
+        """
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        _, session_start, _ = hparams_summaries(dict(hparams), {})
+        self.writer.file_writer.add_summary(session_start)
+
+    def end_session(self, results: Mapping[str, Any], step: int) -> None:
+        """The HParams metric columns from ``results`` (the contents of metrics.json) at
+        ``step``, then the end of the session: success if its status is ``completed``."""
+        for tag, key in HPARAM_METRIC_TAGS.items():
+            if results.get(key) is not None:
+                self.writer.add_scalar(tag, results[key], step)
+        self.writer.file_writer.add_summary(session_end(results.get("status") == "completed"))
+
+    def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
+        """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        self.writer.file_writer.add_summary(summary, step)
+
     def close(self) -> None:
         self.writer.close()
+
+
+def session_end(success: bool) -> Any:
+    """The HParams session-end summary, with the run's real status: the one that
+    ``torch.utils.tensorboard.summary.hparams`` returns always says success."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
+    summary_metadata = metadata.create_summary_metadata(
+        plugin_data_pb2.HParamsPluginData(session_end_info=end)
+    )
+    return Summary(
+        value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=summary_metadata)]
+    )
 
 
 class ConsoleLogger:

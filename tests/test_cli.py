@@ -15,6 +15,10 @@ from .conftest import run_cli, scalars
 pytestmark = pytest.mark.slow
 
 TAGS = ["train/acc", "train/loss", "val/acc", "val/loss", "val/population_acc"]
+HPARAM_TAGS = [
+    "hparams/best_epoch", "hparams/best_val_acc", "hparams/best_val_loss",
+    "hparams/final_val_acc", "hparams/final_val_loss",
+]  # fmt: skip
 METRIC_KEYS = {
     "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
@@ -40,7 +44,7 @@ def default_run(tmp_path_factory):
 def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
     _, run_dir = default_run
     names = {p.name for p in run_dir.iterdir()}
-    assert {".hydra", "metrics.json", "best.pt", "logreg_exp.log"} <= names
+    assert {".hydra", "metrics.json", "best.pt", "logreg_exp.log", "decision_boundary.png"} <= names
     assert "__main__.log" not in names
     assert any(n.startswith("events.out.tfevents.") for n in names)
     assert {p.name for p in (run_dir / ".hydra").iterdir()} == {
@@ -51,12 +55,15 @@ def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
 def test_default_run_logs_every_tag_at_every_epoch(default_run):
     _, run_dir = default_run
     found = scalars(run_dir)
-    assert sorted(found) == TAGS
+    assert sorted(found) == sorted(TAGS + HPARAM_TAGS)
     for tag in TAGS:
         assert [step for step, _ in found[tag]] == list(range(1, 13)), tag
     metrics = json.loads((run_dir / "metrics.json").read_text())
     last_val_acc = found["val/acc"][-1][1]
     assert abs(last_val_acc - metrics["final_val_acc"]) < 1e-6
+    for tag in HPARAM_TAGS:  # one value each, at the last epoch, as in metrics.json
+        ((step, value),) = found[tag]
+        assert step == 12 and value == pytest.approx(metrics[tag.split("/")[1]], rel=1e-6)
 
 
 def test_default_run_metrics_file_and_result(default_run):
@@ -130,7 +137,7 @@ def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
     event_files = set()
     for job in jobs:
         found = scalars(sweep / job)
-        assert sorted(found) == TAGS
+        assert sorted(found) == sorted(TAGS + HPARAM_TAGS)
         assert all([s for s, _ in found[t]] == [1, 2, 3] for t in TAGS)
         (event_file,) = (sweep / job).glob("events.out.tfevents.*")
         event_files.add(event_file.name)

@@ -3,6 +3,7 @@ and nothing already written lost."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -179,6 +180,11 @@ def test_a_failing_job_does_not_stop_the_sweep_but_fails_the_command(tmp_path):
     assert [s["status"] for s in statuses] == ["completed", "failed", "completed"]
     assert statuses[1]["error"] == f"dataset.path='{missing}': no such file"
     assert "1 of 3 jobs failed" in proc.stdout + proc.stderr
+    with (tmp_path / "sweep" / "summary.csv").open() as f:
+        rows = {row["job"]: row for row in csv.DictReader(f)}
+    assert {job: row["status"] for job, row in rows.items()} == {
+        "0": "completed", "1": "failed", "2": "completed",
+    }  # fmt: skip
 
 
 def test_runs_started_in_the_same_second_get_their_own_dirs(tmp_path):
