@@ -16,12 +16,12 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.artifacts import METRICS_FILE, atomic_write
 from logreg_exp.runner import display_path
@@ -30,6 +30,7 @@ from logreg_exp.train import LOWER_IS_BETTER
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
+SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 COMPLETED = "completed"
 
 # (metrics.json key, markdown header, format) for the numeric columns
@@ -212,7 +213,23 @@ def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
         ]
     else:
         lines.append("No job completed.")
+    lines += search_lines(sweep_dir)
     return "\n".join(lines) + "\n"
+
+
+def search_lines(sweep_dir: Path) -> list[str]:
+    """The search's best parameters and value, as the sweeper recorded them in
+    ``optimization_results.yaml`` (hparams_search=optuna); nothing for a plain sweep."""
+    results = load_yaml(Path(sweep_dir) / SEARCH_FILE)
+    if not isinstance(results, DictConfig) or not isinstance(results.get("best_params"), Mapping):
+        return []
+    params, value = results.best_params, results.get("best_value")
+    value_text = f"{value:.4f}" if isinstance(value, int | float) else str(value)
+    name = results.get("name", "search")
+    return [
+        f"Search ({name}, {SEARCH_FILE}): best value {value_text}",
+        f"- best parameters: {' '.join(f'{k}={v}' for k, v in params.items())}",
+    ]
 
 
 def write_summary(sweep_dir: Path, monitor: str | None = None) -> str | None:

@@ -3,6 +3,7 @@ every job's files are read back, and compared with the same job run alone."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -38,6 +39,25 @@ def assert_complete_job(job: Path, epochs: int) -> dict:
     return metrics
 
 
+def summary_rows(sweep: Path) -> list[dict]:
+    """summary.csv, which the sweep callback writes at the end of every sweep, best job first."""
+    with (sweep / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def assert_summary_lists(sweep: Path, metrics: list[dict], monitor: str) -> list[dict]:
+    """Every job in summary.csv, completed, with its metrics.json value, best first."""
+    rows = summary_rows(sweep)
+    assert sorted(int(r["job"]) for r in rows) == list(range(len(metrics)))
+    assert all(r["status"] == "completed" for r in rows)
+    for row in rows:
+        assert float(row[f"best_{monitor}"]) == metrics[int(row["job"])][f"best_{monitor}"]
+    values = [float(r[f"best_{monitor}"]) for r in rows]
+    assert values == sorted(values, reverse=monitor == "val_acc")
+    assert (sweep / "summary.md").read_text().startswith("Sweep ")
+    return rows
+
+
 def threads_logged(job: Path) -> int:
     (line,) = [ln for ln in (job / "logreg_exp.log").read_text().splitlines() if "thread" in ln]
     return int(line.split(" torch thread")[0].rsplit(", ", 1)[1])
@@ -55,6 +75,7 @@ def test_joblib_runs_jobs_in_parallel_workers_with_their_share_of_the_cores(tmp_
     assert [j.name for j in jobs] == ["0_epochs=2,seed=0", "1_epochs=2,seed=1"]
     metrics = [assert_complete_job(j, 2) for j in jobs]
     assert [threads_logged(j) for j in jobs] == [max(1, usable_cores() // 2)] * 2
+    assert_summary_lists(sweep, metrics, "val_loss")
 
     # a job in a worker gives what it gives alone
     proc = run_cli("seed=1", "epochs=2", "hydra.run.dir=alone", cwd=tmp_path)
@@ -73,8 +94,8 @@ def test_slurm_local_runs_each_job_through_submitit(tmp_path):
     assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr
     jobs = job_dirs(sweep)
     assert [j.name for j in jobs] == ["0_epochs=2,updater.lr=0.01", "1_epochs=2,updater.lr=0.1"]
+    assert_summary_lists(sweep, [assert_complete_job(j, 2) for j in jobs], "val_loss")
     for job in jobs:
-        assert_complete_job(job, 2)
         assert threads_logged(job) == 1  # the preset's cpus_per_task
         hydra_cfg = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]
         assert hydra_cfg["launcher"]["_target_"].endswith("LocalLauncher")
@@ -95,14 +116,14 @@ def test_optuna_search_records_the_best_trial(tmp_path):
     assert set(best) == {"name", "best_params", "best_value"}
     assert set(best["best_params"]) == {"updater.lr", "batch_size"}
 
-    trials = {}
+    trials, metrics = {}, []
     for job in job_dirs(sweep):
         assert "hparams_search" not in job.name
-        metrics = assert_complete_job(job, 1)
-        assert metrics["monitor"] == "val_acc"
+        metrics.append(assert_complete_job(job, 1))
+        assert metrics[-1]["monitor"] == "val_acc"
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         params = dict(o.split("=", 1) for o in overrides if o.split("=")[0] in best["best_params"])
-        trials[job.name] = (metrics["best_val_acc"], params)
+        trials[job.name] = (metrics[-1]["best_val_acc"], params)
     assert len(trials) == 3
     assert len({tuple(sorted(p.items())) for _, p in trials.values()}) == 3  # distinct trials
     for _, params in trials.values():
@@ -113,6 +134,15 @@ def test_optuna_search_records_the_best_trial(tmp_path):
     assert best["best_value"] == top_value
     matching = [p for value, p in trials.values() if value == top_value]
     assert {k: str(v) for k, v in best["best_params"].items()} in matching
+
+    # the summary ranks the same job first and repeats the search's verdict
+    rows = assert_summary_lists(sweep, metrics, "val_acc")
+    assert float(rows[0]["best_val_acc"]) == best["best_value"]
+    params = " ".join(f"{k}={v}" for k, v in best["best_params"].items())
+    summary = (sweep / "summary.md").read_text()
+    assert f"- best parameters: {params}\n" in summary
+    assert f"best value {best['best_value']:.4f}" in summary
+    assert summary in proc.stdout
 
 
 def test_experiment_exercise_reproduces_the_exercise(tmp_path):

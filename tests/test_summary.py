@@ -182,3 +182,27 @@ def test_a_job_whose_hydra_files_are_cut_short_still_gets_a_row(tmp_path):
     ]
     rows = [line for line in write_summary(tmp_path).splitlines() if line.startswith("| ")]
     assert len(rows) == 3 and rows[2].startswith("|     | no metrics.json |")  # header, 2 jobs
+
+
+def test_a_search_adds_its_best_parameters_to_the_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["batch_size=8", "updater.lr=0.01"], completed(0.5, 0.78, "val_acc"))
+    make_job(sweep, 1, ["batch_size=16", "updater.lr=0.1"], completed(0.49, 0.79, "val_acc"))
+    (sweep / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  batch_size: 16\n  updater.lr: 0.1\nbest_value: 0.79\n"
+    )
+    text = write_summary(sweep)
+    assert text.endswith(
+        "Search (optuna, optimization_results.yaml): best value 0.7900\n"
+        "- best parameters: batch_size=16 updater.lr=0.1\n"
+    )
+    assert (sweep / SUMMARY_MD).read_text() == text
+
+
+@pytest.mark.parametrize("content", ["- not\n- a mapping\n", "name: optuna\nbest_params: 3\n", ":"])
+def test_an_odd_search_file_leaves_the_summary_as_it_was(tmp_path, content):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["seed=0"], completed(0.5, 0.78))
+    plain = write_summary(sweep)
+    (sweep / "optimization_results.yaml").write_text(content)
+    assert write_summary(sweep) == plain
