@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from logreg_exp.config import register_configs
 from logreg_exp.errors import ConfigError
+from logreg_exp.startup import long_lived_objects
 
 log = logging.getLogger("logreg_exp")
 
@@ -24,7 +25,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
-    from logreg_exp.runner import run
+    with long_lived_objects():  # torch is imported here
+        from logreg_exp.runner import run
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -13,6 +13,7 @@ from logreg_exp.artifacts import save_checkpoint, write_metrics
 from logreg_exp.builders import build_experiment
 from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
+from logreg_exp.startup import long_lived_objects
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
 
@@ -56,7 +57,8 @@ def run(cfg: Any, run_dir: Path) -> float:
     monitor = Monitor(cfg.monitor).value
     device = resolve_device(cfg.device.name)
     torch.manual_seed(cfg.seed)
-    exp = build_experiment(cfg, device)
+    with long_lived_objects():  # the first torch.optim optimizer imports torch._dynamo
+        exp = build_experiment(cfg, device)
     log.info(
         "%d train / %d val samples, %d features, device %s, updater %s (lr %g)",
         exp.n_train,
