@@ -167,13 +167,17 @@ def timed(device: torch.device, body: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(names: list[str], repeats: int, once: Callable[[str], float]) -> dict:
-    """``once(name)`` for every name in every repeat, the order rotated each repeat."""
+def interleaved(
+    names: list[str], rounds: int, once: Callable[[str], float], limit: Callable[[str], int]
+) -> dict[str, list[float]]:
+    """``once(name)`` for every name in every round, the order rotated each round; a name
+    sits out the rounds past ``limit(name)``."""
     times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
+    for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            gc.collect()
-            times[name].append(once(name))
+            if r < limit(name):
+                gc.collect()
+                times[name].append(once(name))
     return times
 
 
@@ -186,16 +190,23 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
     def epochs_of(name: str) -> int:
         return size.plain_epochs if name == "exercise" else size.epochs
 
+    # One epoch a sample, the loops taking turns epoch by epoch: a burst of load from
+    # elsewhere then lands on all of them alike, and the median leaves it out.
     names = list(LOOPS)
     for name in names:  # warm-up: first calls, allocator, caches
         LOOPS[name][1](exp, 1)
-    times = interleaved(names, repeats, lambda name: LOOPS[name][1](exp, epochs_of(name)))
-    per_epoch = {name: statistics.median(t) / epochs_of(name) for name, t in times.items()}
+    times = interleaved(
+        names,
+        repeats * size.epochs,
+        lambda name: LOOPS[name][1](exp, 1),
+        lambda name: repeats * epochs_of(name),
+    )
+    per_epoch = {name: statistics.median(t) for name, t in times.items()}
 
     print(
         f"\ntraining loop, {size.name}: {n} train points, {exp.model.n_features} features, "
-        f"batch {cfg.batch_size} ({steps} steps an epoch), {size.epochs} epochs a repeat "
-        f"({size.plain_epochs} for the exercise loop)"
+        f"batch {cfg.batch_size} ({steps} steps an epoch); median of {repeats * size.epochs} "
+        f"epochs each ({repeats * size.plain_epochs} for the exercise loop), taking turns"
     )
     header = f"{'s/epoch':>9}{'us/step':>9}{'samples/s':>12}{'/floor':>8}{'/slicing':>9}"
     print(f"  {'loop':<42}{header}")
@@ -255,7 +266,7 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
         where = f"--out={run_dir / 'best.pt'}" if name == "plain" else f"hydra.run.dir={run_dir}"
         return run_process([*commands[name], where], cwd=tmp)[0]
 
-    times = interleaved(list(commands), repeats, once)
+    times = interleaved(list(commands), repeats, once, lambda name: repeats)
     base = statistics.median(times["plain"])
     print(f"\nwhole process, {size.name} size, {size.epochs} epochs: wall seconds, fresh processes")
     print(f"  {'command':<56}{'median':>8}{'min':>8}{'/plain':>8}")
