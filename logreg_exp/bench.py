@@ -227,17 +227,32 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
 # --- whole processes --------------------------------------------------------------------------
 
 
-def run_process(argv: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak resident memory (bytes) of one fresh process."""
+def run_process(argv: list[str], cwd: Path) -> float:
+    """Wall seconds of one fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{out.decode(errors='replace')}")
-    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout.decode(errors='replace')}")
+    return wall
+
+
+# Runs ARGV as its child and writes the child's peak RSS (KiB) to PATH. A small process in
+# between because Linux carries the exec-ing process's high-water mark into the child's
+# ru_maxrss: run straight from this one (which holds the benchmark's data), every child
+# would report at least this process's size.
+PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(code)"
+)
+
+
+def peak_rss(argv: list[str], cwd: Path) -> int:
+    """Peak resident memory (bytes) of one fresh process."""
+    out = cwd / "peak_rss_kib"
+    run_process([sys.executable, "-c", PEAK_RSS, str(out), *argv], cwd)
+    return int(out.read_text()) * 1024
 
 
 def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> None:
@@ -264,7 +279,7 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
         run_dir = tmp / f"{name}-{next(counter)}"
         run_dir.mkdir()
         where = f"--out={run_dir / 'best.pt'}" if name == "plain" else f"hydra.run.dir={run_dir}"
-        return run_process([*commands[name], where], cwd=tmp)[0]
+        return run_process([*commands[name], where], cwd=tmp)
 
     times = interleaved(list(commands), repeats, once, lambda name: repeats)
     base = statistics.median(times["plain"])
@@ -282,7 +297,7 @@ def bench_memory(exercise: Size, scale: Size, device_name: str, tmp: Path) -> No
         run_dir = tmp / f"memory-{size.name}"
         argv = [sys.executable, "-m", "logreg_exp", *size.overrides, "epochs=1",
                 f"device={device_name}", f"hydra.run.dir={run_dir}"]  # fmt: skip
-        peaks[size.name] = run_process(argv, cwd=tmp)[1]
+        peaks[size.name] = peak_rss(argv, cwd=tmp)
     metrics = json.loads((tmp / "memory-scale" / "metrics.json").read_text())
     cfg = compose(scale.overrides)
     n, d = cfg.dataset.n_samples, cfg.dataset.n_features
