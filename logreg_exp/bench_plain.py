@@ -5,7 +5,7 @@ It is what the exercise teaches, written straight down: ``TensorDataset``,
 ``DataLoader(batch_size=8, shuffle=True)`` (one ``dataset[i]`` per sample, then a collate),
 the logreg layer, sigmoid and ``nn.BCELoss``, ``torch.optim.SGD``, a validation phase, and
 the best epoch's state dict kept and saved. No Hydra, no TensorBoard. The points come from
-the framework's numpy generator with the same seed, so both train on the same data.
+the framework's numpy generator, so both train on data of the same distribution and size.
 """
 
 from __future__ import annotations
