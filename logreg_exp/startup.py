@@ -17,19 +17,22 @@ from contextlib import contextmanager
 
 @contextmanager
 def long_lived_objects() -> Iterator[None]:
-    """Pause the cyclic collector for a block that only builds long-lived objects (imports,
-    set-up), then freeze everything alive so that later collections and exit skip it.
+    """Pause the cyclic collector for a block that builds long-lived objects (imports, the
+    experiment), then collect once and freeze everything still alive, so that later
+    collections and the one at exit skip it.
 
-    Garbage already there is collected first: a multirun runs many jobs in one process, and
-    what an earlier job left must be freed, not frozen. Reference counting frees frozen
-    objects as usual; freezing only keeps the cycle collector from walking them.
+    The collection before the freeze is not optional: OmegaConf (and other libraries) raise
+    and catch exceptions internally, and each caught exception's traceback holds the frames
+    on the stack in a reference cycle, including ``build_experiment``'s with the data in it.
+    Frozen, such a cycle would never be freed, and a multirun would keep every job's dataset.
+    Reference counting frees frozen objects as usual; only the cycle collector skips them.
     """
-    gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.collect()
         gc.freeze()
         if was_enabled:
             gc.enable()
