@@ -1,9 +1,9 @@
 """Start-up cost that a run does not need to pay: the garbage collector walking the imports.
 
 Importing torch, and torch._dynamo (which the first ``torch.optim`` optimizer imports), makes
-millions of objects that live as long as the process. Python's cyclic garbage collector walks
+about 300,000 objects that live as long as the process. Python's cyclic garbage collector walks
 all of them again and again while they load, and once more at interpreter exit, finding
-nothing: about a second of a three-second run on a 2-core CPU (``python -m logreg_exp.bench``
+nothing: most of a second of a three-second run on a 2-core CPU (``python -m logreg_exp.bench``
 shows the whole process). ``gc.freeze()`` is the standard library's way to exempt such
 objects from collection; its documentation gives the same pattern (disable, then freeze).
 """
