@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -48,7 +49,7 @@ class Size:
     name: str
     overrides: list[str]
     epochs: int
-    plain_epochs: int  # the per-sample DataLoader is slow at scale: fewer epochs, same s/epoch
+    exercise_loop_epochs: int  # per-sample fetch is slow at scale: fewer epochs, same s/epoch
 
 
 SCALE = ["dataset.n_features=64", "batch_size=4096"]  # with dataset.n_samples=1000000
@@ -57,12 +58,12 @@ SCALE = ["dataset.n_features=64", "batch_size=4096"]  # with dataset.n_samples=1
 def sizes(quick: bool) -> list[Size]:
     if quick:  # only that everything runs: tiny, so the numbers mean nothing
         return [
-            Size("exercise", ["dataset.n_samples=400"], epochs=2, plain_epochs=1),
-            Size("scale", [*SCALE, "dataset.n_samples=20000"], epochs=2, plain_epochs=1),
+            Size("exercise", ["dataset.n_samples=400"], epochs=2, exercise_loop_epochs=1),
+            Size("scale", [*SCALE, "dataset.n_samples=20000"], epochs=2, exercise_loop_epochs=1),
         ]
     return [
-        Size("exercise", [], epochs=12, plain_epochs=12),
-        Size("scale", ["dataset.n_samples=1000000", *SCALE], epochs=3, plain_epochs=1),
+        Size("exercise", [], epochs=12, exercise_loop_epochs=12),
+        Size("scale", ["dataset.n_samples=1000000", *SCALE], epochs=3, exercise_loop_epochs=1),
     ]
 
 
@@ -188,7 +189,7 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
     n, steps = exp.n_train, len(exp.train_loader)
 
     def epochs_of(name: str) -> int:
-        return size.plain_epochs if name == "exercise" else size.epochs
+        return size.exercise_loop_epochs if name == "exercise" else size.epochs
 
     # One epoch a sample, the loops taking turns epoch by epoch: a burst of load from
     # elsewhere then lands on all of them alike, and the median leaves it out.
@@ -206,7 +207,7 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
     print(
         f"\ntraining loop, {size.name}: {n} train points, {exp.model.n_features} features, "
         f"batch {cfg.batch_size} ({steps} steps an epoch); median of {repeats * size.epochs} "
-        f"epochs each ({repeats * size.plain_epochs} for the exercise loop), taking turns"
+        f"epochs each ({repeats * size.exercise_loop_epochs} for the exercise loop), taking turns"
     )
     header = f"{'s/epoch':>9}{'us/step':>9}{'samples/s':>12}{'/floor':>8}{'/slicing':>9}"
     print(f"  {'loop':<42}{header}")
@@ -273,7 +274,7 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
         "cli_bce": "python -m logreg_exp loss=bce   (the exercise's loss)",
         "cli": "python -m logreg_exp             (defaults)",
     }
-    counter = iter(range(10**6))
+    counter = itertools.count()
 
     def once(name: str) -> float:
         run_dir = tmp / f"{name}-{next(counter)}"
