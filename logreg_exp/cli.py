@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from logreg_exp.config import Monitor, register_configs
 from logreg_exp.errors import ConfigError
 from logreg_exp.launchers import missing_plugin
+from logreg_exp.startup import long_lived_objects
 from logreg_exp.threads import default_threads
 
 log = logging.getLogger("logreg_exp")
@@ -54,7 +55,8 @@ def record_failure(run_dir: Path, cfg: DictConfig, reason: str, start: float) ->
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
-    from logreg_exp.runner import run
+    with long_lived_objects():  # torch is imported here
+        from logreg_exp.runner import run
 
     start = time.perf_counter()
     hydra_cfg = HydraConfig.get()

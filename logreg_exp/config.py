@@ -89,6 +89,7 @@ class ManualUpdaterConfig:
 @dataclass
 class DeviceConfig:
     name: str = "cpu"
+    data_on_device: bool = True  # move the dataset to the device once, when it fits
 
 
 @dataclass

@@ -26,6 +26,9 @@ def split_train_val(
     With ``stratify`` the hold-out is drawn per class (``round(val_fraction * n_class)``
     each), so both splits keep the class balance of the whole; each split's points stay
     in shuffled order. Each split must hold both classes; if not, the error names ``source``.
+
+    One shuffled copy of the data, of which validation and training are views: the first
+    ``n_val`` shuffled points, and the rest.
     """
     if stratify:
         val_parts, train_parts = [], []
@@ -36,13 +39,14 @@ def split_train_val(
             train_parts.append(members[n_val:])
         val = rng.permutation(np.concatenate(val_parts))
         train = rng.permutation(np.concatenate(train_parts))
+        order, n_val = np.concatenate([val, train]), len(val)
     else:
         order = rng.permutation(len(y))
         n_val = round(val_fraction * len(y))
-        val, train = order[:n_val], order[n_val:]
-    check_both_classes(y[train], "training", val_fraction, source)
-    check_both_classes(y[val], "validation", val_fraction, source)
-    return (x[train], y[train]), (x[val], y[val])
+    x, y = x[order], y[order]
+    check_both_classes(y[n_val:], "training", val_fraction, source)
+    check_both_classes(y[:n_val], "validation", val_fraction, source)
+    return (x[n_val:], y[n_val:]), (x[:n_val], y[:n_val])
 
 
 def check_both_classes(y: np.ndarray, split: str, val_fraction: float, source: str) -> None:
@@ -66,11 +70,15 @@ class Standardizer:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Standardizer:
-        std = x.std(axis=0)
-        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))  # a constant column stays 0
+        std = x.std(axis=0, dtype=np.float64)
+        mean = x.mean(axis=0, dtype=np.float64)
+        return cls(mean, np.where(std > 0, std, 1.0))  # a constant column stays 0
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.std
+    def transform_(self, x: np.ndarray) -> np.ndarray:
+        """Standardize ``x`` in place (no second copy of a large dataset); returns ``x``."""
+        x -= self.mean.astype(x.dtype)
+        x /= self.std.astype(x.dtype)
+        return x
 
 
 def to_tensor_dataset(
@@ -120,9 +128,14 @@ def make_loader(
     batch_size: int,
     shuffle: bool,
     generator: torch.Generator | None = None,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader that fetches each minibatch of ``dataset`` with one indexed read."""
+    """A DataLoader that fetches each minibatch of ``dataset`` with one indexed read.
+
+    ``pin_memory``: for data kept on the host while training on a GPU, each minibatch is
+    copied into page-locked memory, so that ``.to("cuda", non_blocking=True)`` is async.
+    """
     n = len(dataset)
     device = dataset.tensors[0].device
     sampler = BatchIndexSampler(n, batch_size, shuffle, generator, device)
-    return DataLoader(dataset, sampler=sampler, batch_size=None)
+    return DataLoader(dataset, sampler=sampler, batch_size=None, pin_memory=pin_memory)

@@ -34,12 +34,18 @@ def load_breast_cancer() -> LabeledArrays:
     )
 
 
-def load_dataset(dataset_cfg: Any, rng: np.random.Generator) -> LabeledArrays:
-    """Features and labels of the dataset ``dataset.name`` names, before the split."""
+def load_dataset(
+    dataset_cfg: Any, rng: np.random.Generator, dtype: np.dtype | type = np.float64
+) -> LabeledArrays:
+    """Features and labels of the dataset ``dataset.name`` names, before the split.
+
+    gaussian2d is generated directly in ``dtype`` (it can be large); the real datasets are
+    small and come as float64, for exact standardization statistics.
+    """
     name = dataset_cfg.name
     if name == "gaussian2d":
         x, y = make_gaussian2d(
-            dataset_cfg.n_samples, dataset_cfg.n_features, dataset_cfg.label_flip, rng
+            dataset_cfg.n_samples, dataset_cfg.n_features, dataset_cfg.label_flip, rng, dtype
         )
         return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], ["0", "1"])
     if name == "breast_cancer":

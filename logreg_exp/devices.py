@@ -30,6 +30,33 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"device.name={name!r} is not known; allowed: {', '.join(DEVICE_NAMES)}")
 
 
+FITS_FRACTION = 0.5  # of the GPU's free memory; the rest is for the model, batches, allocator
+
+
+def data_device(device: torch.device, data_on_device: bool, nbytes: int) -> torch.device:
+    """Where the dataset lives: on ``device``, moved there once, when ``data_on_device`` and it
+    fits in half the GPU's free memory; else on the host, each minibatch moved as it is used.
+
+    On the CPU the two are the same place.
+    """
+    if device.type == "cpu":
+        return device
+    if not data_on_device:
+        log.info("data_on_device=false: the data stay on the host, moved batch by batch")
+        return torch.device("cpu")
+    free, _ = torch.cuda.mem_get_info(device)
+    if nbytes > FITS_FRACTION * free:
+        log.info(
+            "the data (%.0f MiB) do not fit in half of %s's free memory (%.0f MiB): "
+            "they stay on the host, moved batch by batch",
+            nbytes / 2**20,
+            describe(device),
+            free / 2**20,
+        )
+        return torch.device("cpu")
+    return device
+
+
 def describe(device: torch.device) -> str:
     """``cpu``, or ``cuda (NVIDIA H100 80GB HBM3)``: what a person wants to read in a log."""
     if device.type == "cuda":

@@ -21,27 +21,43 @@ def rotation(angle: float) -> np.ndarray:
     return np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
 
 
+NOISE_ROWS = 1 << 16  # noise features are drawn this many rows at a time
+
+
 def make_gaussian2d(
-    n_samples: int, n_features: int, label_flip: float, rng: np.random.Generator
+    n_samples: int,
+    n_features: int,
+    label_flip: float,
+    rng: np.random.Generator,
+    dtype: np.dtype | type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points ``x`` of shape (n_samples, n_features) and labels ``y`` in {0, 1}, unshuffled.
 
     The first ``n_samples // 2`` points are class 1: z ~ N(0, I), z[:, 0] *= 3, x = z @ R(0).
     The rest are class 0: z drawn alike, x = z @ R(0.2 pi) + (1, 3). Each label is flipped with
     probability ``label_flip``. Features past the second are N(0, 1) noise in both classes.
+
+    The arrays are written in place in ``dtype``: the draws are float64 whatever ``dtype`` is
+    (so the points are the same, only rounded), but no float64 copy of the whole array exists,
+    and the noise is drawn in blocks of rows (the same stream as one draw), so building a
+    float32 dataset takes little more memory than the dataset itself.
     """
     n1 = n_samples // 2
-    n0 = n_samples - n1
+    x = np.empty((n_samples, n_features), dtype=dtype)
+    y = np.zeros(n_samples, dtype=dtype)
     z1 = rng.standard_normal((n1, 2))
     z1[:, 0] *= STRETCH
-    z0 = rng.standard_normal((n0, 2))
+    z0 = rng.standard_normal((n_samples - n1, 2))
     z0[:, 0] *= STRETCH
-    x = np.concatenate([z1 @ rotation(0.0), z0 @ rotation(CLASS0_ANGLE) + CLASS0_SHIFT])
-    y = np.concatenate([np.ones(n1), np.zeros(n0)])
+    x[:n1, :2] = z1 @ rotation(0.0)
+    x[n1:, :2] = z0 @ rotation(CLASS0_ANGLE) + CLASS0_SHIFT
+    y[:n1] = 1.0
     flipped = rng.random(n_samples) < label_flip
     y[flipped] = 1.0 - y[flipped]
     if n_features > 2:
-        x = np.concatenate([x, rng.standard_normal((n_samples, n_features - 2))], axis=1)
+        for start in range(0, n_samples, NOISE_ROWS):
+            stop = min(start + NOISE_ROWS, n_samples)
+            x[start:stop, 2:] = rng.standard_normal((stop - start, n_features - 2))
     return x, y
 
 

@@ -19,6 +19,7 @@ from logreg_exp.devices import describe, resolve_device
 from logreg_exp.hparams import run_hparams
 from logreg_exp.interrupts import GracefulInterrupt
 from logreg_exp.plots import decision_boundary
+from logreg_exp.startup import long_lived_objects
 from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
@@ -106,7 +107,8 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
     device = resolve_device(cfg.device.name)
     threads = set_torch_threads(cfg.threads, default_threads)
     torch.manual_seed(cfg.seed)
-    exp = build_experiment(cfg, device)
+    with long_lived_objects():  # the first torch.optim optimizer imports torch._dynamo
+        exp = build_experiment(cfg, device)
     log.info(
         "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
         exp.n_train,

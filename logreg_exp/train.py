@@ -1,9 +1,10 @@
 """The training loop: epochs of a train phase and a validation phase, keeping the best model.
 
 It reads as the exercise's steps 6-9 and knows nothing of Hydra, files or TensorBoard: the
-caller passes ``on_epoch`` to see each epoch's metrics. Minibatch losses and correct counts
-stay on the device and are read once per epoch, so no minibatch waits for the host; a
-non-finite loss is found then too, and stops the run with the exact step it appeared at.
+caller passes ``on_epoch`` to see each epoch's metrics. Each minibatch's loss and scores stay
+on the device and are reduced and read once per epoch (``EpochTally``), so no minibatch waits
+for the host and a step pays nothing for the metrics; a non-finite loss is found then too,
+and stops the run with the exact step it appeared at.
 """
 
 from __future__ import annotations
@@ -87,6 +88,49 @@ def is_improvement(monitor: str, value: float, best: float | None) -> bool:
     return value < best if LOWER_IS_BETTER[monitor] else value > best
 
 
+class EpochTally:
+    """Each minibatch's mean loss, scores and labels, kept on the device and reduced once.
+
+    ``add`` is a list append per minibatch, so a step pays no arithmetic for the metrics; at
+    the end of the epoch one vectorised pass weights each minibatch's mean loss by its size,
+    counts the correct predictions (score > 0, i.e. probability > 0.5), and reads both to
+    the host in one transfer. It holds one epoch's scores and labels: 8 bytes a sample.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.scores: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> None:
+        self.losses.append(loss.detach())
+        self.scores.append(scores.detach())
+        self.labels.append(labels)
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def summary(self) -> tuple[float, float, int | None]:
+        """Mean loss over samples, accuracy, and the index of the first minibatch whose loss
+        was not finite (None if all were)."""
+        scores, labels = torch.cat(self.scores), torch.cat(self.labels)
+        sizes = torch.tensor([len(s) for s in self.scores], dtype=torch.float64)
+        losses = torch.stack(self.losses).to(torch.float64)
+        loss_sum = losses @ sizes.to(losses.device)
+        correct = ((scores > 0) == (labels > 0.5)).sum()
+        bad = ~torch.isfinite(losses)
+        first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)
+        loss_sum, correct, first = torch.stack(
+            [loss_sum, correct.to(torch.float64), first_bad.to(torch.float64)]
+        ).tolist()
+        n = len(labels)
+        return loss_sum / n, correct / n, (int(first) if first >= 0 else None)
+
+    def mean_loss_and_accuracy(self) -> tuple[float, float]:
+        loss, acc, _ = self.summary()
+        return loss, acc
+
+
 def train_one_epoch(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -97,29 +141,19 @@ def train_one_epoch(
 ) -> TrainPhase:
     """Step 7: one pass over the training minibatches (until a stop is requested)."""
     model.train()
-    batch_losses: list[torch.Tensor] = []
-    batch_sizes: list[int] = []
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    tally = EpochTally()
     for x, y in loader:
         if stop_requested():
-            return TrainPhase(math.nan, math.nan, len(batch_losses), None, stopped=True)
+            return TrainPhase(math.nan, math.nan, len(tally), None, stopped=True)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         updater.zero_grad()
         scores = model(x)
         loss = loss_fn(scores, y)
         loss.backward()
         updater.step()
-
-        batch_losses.append(loss.detach())
-        batch_sizes.append(len(y))
-        correct += ((scores.detach() > 0) == (y > 0.5)).sum()
-
-    losses = torch.stack(batch_losses).double()  # one read per epoch from here on
-    sizes = torch.tensor(batch_sizes, dtype=torch.float64, device=losses.device)
-    n = sum(batch_sizes)
-    nonfinite = (~torch.isfinite(losses)).nonzero()
-    first_bad = int(nonfinite[0, 0]) if len(nonfinite) else None
-    return TrainPhase((losses @ sizes).item() / n, correct.item() / n, len(losses), first_bad)
+        tally.add(loss, scores, y)
+    loss, acc, first_bad = tally.summary()
+    return TrainPhase(loss, acc, len(tally), first_bad)
 
 
 @torch.no_grad()
@@ -133,18 +167,14 @@ def evaluate(
     """Step 8: loss averaged over all validation samples, and accuracy at threshold 0.5
     (NaN for both if a stop request cut it short)."""
     model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # sums of many minibatches
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
+    tally = EpochTally()
     for x, y in loader:
         if stop_requested():
             return math.nan, math.nan
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         scores = model(x)
-        loss_sum += loss_fn(scores, y) * len(y)
-        correct += ((scores > 0) == (y > 0.5)).sum()
-        n += len(y)
-    return loss_sum.item() / n, correct.item() / n
+        tally.add(loss_fn(scores, y), scores, y)
+    return tally.mean_loss_and_accuracy()
 
 
 def fit(

@@ -50,7 +50,7 @@ def test_standardizer_uses_training_statistics_only():
 
 def test_constant_feature_stays_finite():
     s = Standardizer.fit(np.array([[1.0, 5.0], [3.0, 5.0]]))
-    np.testing.assert_array_equal(s.transform(np.array([[2.0, 5.0]])), [[0.0, 0.0]])
+    np.testing.assert_array_equal(s.transform_(np.array([[2.0, 5.0]])), [[0.0, 0.0]])
 
 
 def test_breast_cancer_without_scikit_learn_names_the_extra(monkeypatch):

@@ -103,6 +103,23 @@ def test_sampler_is_reproducible_from_its_generator():
     assert order(1) != order(2)
 
 
+def test_float32_data_are_the_float64_data_rounded(monkeypatch):
+    monkeypatch.setattr("logreg_exp.gaussian2d.NOISE_ROWS", 7)  # noise drawn in many blocks
+    x64, y64 = make_gaussian2d(100, 5, 0.1, np.random.default_rng(0), np.float64)
+    x32, y32 = make_gaussian2d(100, 5, 0.1, np.random.default_rng(0), np.float32)
+    assert x32.dtype == np.float32 and y32.dtype == np.float32
+    np.testing.assert_array_equal(x32, x64.astype(np.float32))
+    np.testing.assert_array_equal(y32, y64)
+    monkeypatch.setattr("logreg_exp.gaussian2d.NOISE_ROWS", 1 << 16)  # one block: the same draws
+    np.testing.assert_array_equal(make_gaussian2d(100, 5, 0.1, np.random.default_rng(0))[0], x64)
+
+
+def test_split_views_one_shuffled_copy():
+    x, y = gaussian(n=100)
+    (xt, _), (xv, _) = split_train_val(x, y, 0.5, np.random.default_rng(0))
+    assert xt.base is xv.base is not None and not np.shares_memory(xt, x)
+
+
 def test_limit_samples_keeps_a_seeded_random_subset_in_order():
     from logreg_exp.csv_data import LabeledArrays
     from logreg_exp.datasets import limit_samples

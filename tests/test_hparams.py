@@ -45,6 +45,7 @@ def test_run_hparams_of_the_default_config():
         "dataset.standardize": "false",
         "dataset.stratify": "false",
         "dataset.val_fraction": 0.5,
+        "device.data_on_device": "true",
         "device.name": "cpu",
         "dtype": "float64",
         "epochs": 12,
