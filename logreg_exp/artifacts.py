@@ -11,9 +11,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "best.pt"
@@ -72,9 +73,21 @@ def save_checkpoint(
         "monitor": monitor,
         "value": value,
     }
+    import torch  # here, not at the top: the sweep callbacks read metrics without torch
+
     atomic_write(path, lambda f: torch.save(checkpoint, f))
     return path
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def display_path(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it, as a user typed it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)

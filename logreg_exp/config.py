@@ -30,6 +30,9 @@ class Monitor(Enum):
     val_acc = "val_acc"
 
 
+LOWER_IS_BETTER = {"val_loss": True, "val_acc": False}
+
+
 @dataclass
 class DatasetConfig:
     """Keys every dataset has: the held-out share, its split, and feature scaling."""

@@ -91,36 +91,53 @@ def to_tensor_dataset(
     )
 
 
-class BatchIndexSampler(Sampler[torch.Tensor]):
-    """Yields whole minibatches of indices as tensors: slices of one permutation per epoch.
+class EpochShuffledBatches(Sampler[slice]):
+    """Yields minibatches as slices ``slice(i, i + batch_size)`` of a TensorDataset.
 
-    With ``DataLoader(dataset, sampler=..., batch_size=None)`` each minibatch is then a single
-    indexed fetch ``dataset[indices]`` instead of one ``dataset[i]`` per sample plus a collate.
+    With shuffling, each epoch starts by reordering the dataset's tensors by one
+    ``torch.randperm`` (one gather of the whole set); the minibatches are then consecutive
+    slices, which ``TensorDataset.__getitem__`` turns into views: no copy and no per-sample
+    work a batch. Batch k holds the samples ``perm[k*b:(k+1)*b]`` of the epoch's order, as
+    indexing with the permutation would, for the cost of slicing.
+
+    The gather writes into a second buffer kept from epoch to epoch, and the two swap: a
+    fresh allocation each epoch would fault in new pages, which costs more than the gather
+    (180 ms against 30 ms an epoch for 500k x 64 float32 on one core). The price is one more
+    copy of the training set.
     """
 
     def __init__(
         self,
-        n: int,
+        dataset: TensorDataset,
         batch_size: int,
         shuffle: bool,
         generator: torch.Generator | None = None,
-        device: torch.device | None = None,
     ) -> None:
-        self.n = n
+        self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
-        self.device = device
+        self.spare: tuple[torch.Tensor, ...] | None = None
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return math.ceil(len(self.dataset) / self.batch_size)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def reshuffle(self) -> None:
+        """Put the dataset's samples in a new random order, the same one for every tensor."""
+        current = self.dataset.tensors
+        if self.spare is None:
+            self.spare = tuple(torch.empty_like(t) for t in current)
+        order = torch.randperm(len(self.dataset), generator=self.generator)
+        order = order.to(current[0].device)
+        for source, target in zip(current, self.spare, strict=True):
+            torch.index_select(source, 0, order, out=target)
+        self.dataset.tensors, self.spare = self.spare, current
+
+    def __iter__(self) -> Iterator[slice]:
         if self.shuffle:
-            order = torch.randperm(self.n, generator=self.generator)
-        else:
-            order = torch.arange(self.n)
-        yield from order.to(self.device).split(self.batch_size)
+            self.reshuffle()
+        for start in range(0, len(self.dataset), self.batch_size):
+            yield slice(start, start + self.batch_size)
 
 
 def make_loader(
@@ -130,12 +147,10 @@ def make_loader(
     generator: torch.Generator | None = None,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader that fetches each minibatch of ``dataset`` with one indexed read.
+    """A DataLoader whose minibatches are views of ``dataset``, reshuffled once an epoch.
 
     ``pin_memory``: for data kept on the host while training on a GPU, each minibatch is
     copied into page-locked memory, so that ``.to("cuda", non_blocking=True)`` is async.
     """
-    n = len(dataset)
-    device = dataset.tensors[0].device
-    sampler = BatchIndexSampler(n, batch_size, shuffle, generator, device)
+    sampler = EpochShuffledBatches(dataset, batch_size, shuffle, generator)
     return DataLoader(dataset, sampler=sampler, batch_size=None, pin_memory=pin_memory)

@@ -76,7 +76,9 @@ def decision_boundary(
     points = x.cpu().double().numpy()
     labels = y.cpu().numpy() > 0.5
 
-    fig = Figure(figsize=(6.4, 4.8), dpi=100, layout="constrained")
+    # a fixed layout: the constraint solver would cost a third of the drawing time
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     filled = ax.contourf(g0, g1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.5)

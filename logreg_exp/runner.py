@@ -12,7 +12,13 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from logreg_exp.artifacts import DECISION_BOUNDARY_FILE, save_checkpoint, write_bytes, write_metrics
+from logreg_exp.artifacts import (
+    DECISION_BOUNDARY_FILE,
+    display_path,
+    save_checkpoint,
+    write_bytes,
+    write_metrics,
+)
 from logreg_exp.builders import Experiment, build_experiment
 from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
@@ -39,14 +45,6 @@ class RunOutcome:
     status: str
     value: float
     message: str | None = None
-
-
-def display_path(path: Path) -> Path:
-    """``path`` relative to the working directory when it lies below it, as a user typed it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
 
 
 def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
@@ -156,7 +154,8 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
         if tensorboard is not None:
             tensorboard.end_session(metrics, step=len(result.history))
         if result.status == "completed":
-            log_decision_boundary(exp, result, run_dir, tensorboard)
+            with long_lived_objects():  # matplotlib's import, if it draws
+                log_decision_boundary(exp, result, run_dir, tensorboard)
     finally:
         if tensorboard is not None:
             tensorboard.close()

@@ -23,9 +23,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.artifacts import METRICS_FILE, atomic_write
-from logreg_exp.runner import display_path
-from logreg_exp.train import LOWER_IS_BETTER
+from logreg_exp.artifacts import METRICS_FILE, atomic_write, display_path
+from logreg_exp.config import LOWER_IS_BETTER
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"

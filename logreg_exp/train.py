@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from logreg_exp.config import LOWER_IS_BETTER
 from logreg_exp.updaters import Updater
 
-LOWER_IS_BETTER = {"val_loss": True, "val_acc": False}
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 

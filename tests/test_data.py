@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from logreg_exp.data import BatchIndexSampler, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.data import EpochShuffledBatches, make_loader, split_train_val, to_tensor_dataset
 from logreg_exp.gaussian2d import make_gaussian2d, rotation
+
+CPU = torch.device("cpu")
 
 
 def gaussian(n=5000, d=2, flip=0.1, seed=0):
@@ -96,11 +98,22 @@ def test_loader_yields_every_sample_once_per_epoch_in_minibatches(shuffle):
 
 def test_sampler_is_reproducible_from_its_generator():
     def order(seed):
-        s = BatchIndexSampler(100, 7, True, torch.Generator().manual_seed(seed))
-        return torch.cat(list(s)).tolist()
+        ds = to_tensor_dataset(np.arange(100)[:, None], np.arange(100), torch.float64, CPU)
+        sampler = EpochShuffledBatches(ds, 7, True, torch.Generator().manual_seed(seed))
+        return [int(v) for s in sampler for v in ds[s][0][:, 0]]
 
     assert order(1) == order(1)
     assert order(1) != order(2)
+
+
+def test_shuffled_batches_are_views_and_labels_stay_with_their_points():
+    n = 50
+    ds = to_tensor_dataset(np.arange(n)[:, None], np.arange(n) * 10, torch.float64, CPU)
+    loader = make_loader(ds, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(3))
+    for x, y in loader:
+        assert x.data_ptr() >= ds.tensors[0].data_ptr()  # a slice of this epoch's tensor
+        assert x._base is ds.tensors[0]
+        torch.testing.assert_close(y, x[:, 0] * 10)
 
 
 def test_float32_data_are_the_float64_data_rounded(monkeypatch):
