@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from logreg_exp.config import Monitor, register_configs
 from logreg_exp.errors import ConfigError
-from logreg_exp.launchers import missing_plugin
+from logreg_exp.launchers import hidden_gpu_warning, missing_plugin
 from logreg_exp.startup import long_lived_objects
 from logreg_exp.threads import default_threads
 
@@ -62,6 +62,9 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    warning = hidden_gpu_warning(hydra_cfg.launcher, cfg.device.name)
+    if warning:
+        log.warning(warning)
     try:
         outcome = run(cfg, run_dir, default_threads(hydra_cfg.launcher))
     except ConfigError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from logreg_exp.errors import ConfigError
 
@@ -82,3 +83,19 @@ def gpus_for_device(choice: str) -> int:
             f"device={choice} has no GPU count for submitit (known: {allowed}); "
             "set hydra.launcher.gpus_per_node"
         ) from None
+
+
+def hidden_gpu_warning(launcher: Any, device: str) -> str | None:
+    """Why ``device=cuda`` will find no GPU in a submitit job that asked for none (the plugin's
+    bare ``submitit_slurm``, or ``gpus_per_node=0`` set by hand); None otherwise."""
+    if device != "cuda" or launcher is None or "gpus_per_node" not in launcher:
+        return None
+    if launcher.get("gpus_per_node"):
+        return None
+    local = str(launcher.get("_target_", "")).endswith("LocalLauncher")
+    return (
+        "device=cuda, but this job asked submitit for no GPU (hydra.launcher.gpus_per_node="
+        f"{launcher.get('gpus_per_node')}), so it sees none: use hydra/launcher="
+        f"{'slurm_local' if local else 'slurm'}, which asks for one, or set "
+        "hydra.launcher.gpus_per_node=1"
+    )

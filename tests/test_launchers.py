@@ -68,3 +68,31 @@ def test_a_missing_plugin_is_named_with_its_extra(monkeypatch):
         "pip install 'logreg-exp[optuna]'"
     )
     assert missing_plugin(["hydra/launcher=joblib"]) is None
+
+
+@pytest.mark.parametrize(
+    ("launcher", "device", "warns"),
+    [
+        ({"gpus_per_node": None}, "cuda", True),  # the plugin's bare submitit_slurm
+        ({"gpus_per_node": 0}, "cuda", True),
+        ({"gpus_per_node": 1}, "cuda", False),
+        ({"gpus_per_node": 0}, "cpu", False),
+        ({"gpus_per_node": None}, "auto", False),  # auto falls back to the CPU, as it should
+        ({"n_jobs": -1}, "cuda", False),  # joblib: the job sees this machine's GPUs
+    ],
+)
+def test_a_submitit_job_without_a_gpu_warns_when_it_wants_cuda(launcher, device, warns):
+    from logreg_exp.launchers import hidden_gpu_warning
+
+    message = hidden_gpu_warning(OmegaConf.create(launcher), device)
+    assert (message is not None) == warns
+    if warns:
+        assert "hydra.launcher.gpus_per_node=1" in message and "hydra/launcher=slurm," in message
+
+
+def test_the_gpu_warning_names_the_local_preset_under_the_local_launcher():
+    from logreg_exp.launchers import hidden_gpu_warning
+
+    local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
+    message = hidden_gpu_warning(OmegaConf.create({**local, "gpus_per_node": None}), "cuda")
+    assert "use hydra/launcher=slurm_local, which asks for one" in message
