@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -212,8 +213,29 @@ def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
         ]
     else:
         lines.append("No job completed.")
+    lines += spread_lines(jobs)
     lines += search_lines(sweep_dir)
     return "\n".join(lines) + "\n"
+
+
+SPREAD_KEYS = ("best_val_acc", "best_val_loss")
+
+
+def spread_lines(jobs: Sequence[Job]) -> list[str]:
+    """Mean, min and max of the best validation metrics over the completed jobs: what a sweep
+    over seeds is run for (nothing for fewer than two completed jobs)."""
+    done = [job for job in jobs if job.status == COMPLETED]
+    if len(done) < 2:
+        return []
+    lines = [f"Over the {len(done)} completed jobs:"]
+    for key in SPREAD_KEYS:
+        values = [v for v in (job.value(key) for job in done) if v is not None]
+        if values:
+            lines.append(
+                f"- {key}: mean {statistics.fmean(values):.4f}, "
+                f"min {min(values):.4f}, max {max(values):.4f}"
+            )
+    return lines
 
 
 def search_lines(sweep_dir: Path) -> list[str]:

@@ -206,3 +206,16 @@ def test_an_odd_search_file_leaves_the_summary_as_it_was(tmp_path, content):
     plain = write_summary(sweep)
     (sweep / "optimization_results.yaml").write_text(content)
     assert write_summary(sweep) == plain
+
+
+def test_the_spread_over_completed_jobs_is_reported(mixed_sweep):
+    text = write_summary(mixed_sweep)
+    # completed: best_val_acc 0.70, 0.78, 0.79; best_val_loss 0.60, 0.50, 0.55
+    assert "\nOver the 3 completed jobs:\n" in text
+    assert "- best_val_acc: mean 0.7567, min 0.7000, max 0.7900\n" in text
+    assert "- best_val_loss: mean 0.5500, min 0.5000, max 0.6000\n" in text
+
+
+def test_no_spread_for_a_single_completed_job(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    assert "completed jobs:" not in write_summary(tmp_path)
