@@ -84,10 +84,12 @@ def test_joblib_runs_jobs_in_parallel_workers_with_their_share_of_the_cores(tmp_
     assert results(alone) == results(metrics[1])
 
 
-def test_slurm_local_runs_each_job_through_submitit(tmp_path):
+@pytest.mark.parametrize("launcher", ["submitit_local", "slurm_local"])
+def test_submitit_local_runs_each_job_through_submitit(tmp_path, launcher):
+    """The plugin's own submitit_local, and our SLURM preset's local twin."""
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "-m", "hydra/launcher=slurm_local", "updater.lr=0.01,0.1", "epochs=2",
+        "-m", f"hydra/launcher={launcher}", "updater.lr=0.01,0.1", "epochs=2",
         f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +98,8 @@ def test_slurm_local_runs_each_job_through_submitit(tmp_path):
     assert [j.name for j in jobs] == ["0_epochs=2,updater.lr=0.01", "1_epochs=2,updater.lr=0.1"]
     assert_summary_lists(sweep, [assert_complete_job(j, 2) for j in jobs], "val_loss")
     for job in jobs:
-        assert threads_logged(job) == 1  # the preset's cpus_per_task
+        if launcher == "slurm_local":
+            assert threads_logged(job) == 1  # the preset's cpus_per_task
         hydra_cfg = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]
         assert hydra_cfg["launcher"]["_target_"].endswith("LocalLauncher")
     # submitit's own record of each job: its stdout (our epoch lines) and its result
