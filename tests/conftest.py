@@ -34,6 +34,33 @@ def compose_config(*overrides: str) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides))
 
 
+def build(*overrides: str):
+    """The config and the experiment ``python -m logreg_exp OVERRIDES`` would build, on CPU."""
+    import torch
+
+    from logreg_exp.builders import build_experiment
+
+    cfg = compose_config(*overrides)
+    return cfg, build_experiment(cfg, torch.device("cpu"))
+
+
+def fit_built(cfg, exp, **fit_kwargs):
+    """``train.fit`` on a built experiment, as the runner calls it."""
+    from logreg_exp.train import fit
+
+    return fit(
+        exp.model,
+        exp.loss_fn,
+        exp.updater,
+        exp.train_loader,
+        exp.val_loader,
+        epochs=cfg.epochs,
+        device=exp.device,
+        monitor=cfg.monitor.value,
+        **fit_kwargs,
+    )
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m logreg_exp ARGS`` in a subprocess, as a user would run it."""
     return subprocess.run(

@@ -3,7 +3,7 @@ import torch
 from logreg_exp.builders import build_experiment
 from logreg_exp.train import fit, is_improvement
 
-from .conftest import compose_config
+from .conftest import build, compose_config, fit_built
 
 
 def test_is_improvement_direction():
@@ -14,25 +14,13 @@ def test_is_improvement_direction():
 
 def fit_recording(*overrides):
     """Fit, recording the parameters after every epoch through the callback."""
-    cfg = compose_config(*overrides)
-    exp = build_experiment(cfg, torch.device("cpu"))
+    cfg, exp = build(*overrides)
     snapshots = {}
 
     def on_epoch(metrics, is_best):
         snapshots[metrics.epoch] = {k: v.clone() for k, v in exp.model.state_dict().items()}
 
-    result = fit(
-        exp.model,
-        exp.loss_fn,
-        exp.updater,
-        exp.train_loader,
-        exp.val_loader,
-        epochs=cfg.epochs,
-        device=exp.device,
-        monitor=cfg.monitor.value,
-        on_epoch=on_epoch,
-    )
-    return exp, result, snapshots
+    return exp, fit_built(cfg, exp, on_epoch=on_epoch), snapshots
 
 
 def test_best_state_is_a_copy_of_the_best_epoch_not_the_last():

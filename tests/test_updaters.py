@@ -1,27 +1,15 @@
 import pytest
 import torch
 
-from logreg_exp.builders import build_experiment
 from logreg_exp.errors import ConfigError
-from logreg_exp.train import fit
 from logreg_exp.updaters import ManualSGD, build_updater
 
-from .conftest import compose_config
+from .conftest import build, compose_config, fit_built
 
 
 def train(*overrides: str):
-    cfg = compose_config("epochs=3", *overrides)
-    exp = build_experiment(cfg, torch.device("cpu"))
-    result = fit(
-        exp.model,
-        exp.loss_fn,
-        exp.updater,
-        exp.train_loader,
-        exp.val_loader,
-        epochs=cfg.epochs,
-        device=exp.device,
-    )
-    return exp, result
+    cfg, exp = build("epochs=3", *overrides)
+    return exp, fit_built(cfg, exp)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
