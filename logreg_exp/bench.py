@@ -94,16 +94,16 @@ def steps(exp: Experiment, batches: Iterable[tuple[torch.Tensor, torch.Tensor]])
 
 def eager_floor(exp: Experiment, epochs: int) -> float:
     """Forward, backward and step on batches sliced beforehand: the steps' cost alone."""
-    x, y = exp.train_loader.dataset.tensors
+    x, y = exp.train_set.tensors
     order = torch.randperm(len(y), device=x.device)
-    batches = [(x[i], y[i]) for i in order.split(exp.train_loader.sampler.batch_size)]
+    batches = [(x[i], y[i]) for i in order.split(exp.train_loader.dataset.batch_size)]
     return timed(exp.device, lambda: [steps(exp, batches) for _ in range(epochs)])
 
 
 def slicing_loop(exp: Experiment, epochs: int) -> float:
     """One ``randperm`` an epoch and one indexed read a batch, with no DataLoader."""
-    x, y = exp.train_loader.dataset.tensors
-    batch_size = exp.train_loader.sampler.batch_size
+    x, y = exp.train_set.tensors
+    batch_size = exp.train_loader.dataset.batch_size
 
     def epoch() -> None:
         order = torch.randperm(len(y), device=x.device)
@@ -118,9 +118,9 @@ def exercise_loop(exp: Experiment, epochs: int) -> float:
     ``.item()``."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    x, y = (t.cpu() for t in exp.train_loader.dataset.tensors)
+    x, y = (t.cpu() for t in exp.train_set.tensors)
     loader = DataLoader(
-        TensorDataset(x, y), batch_size=exp.train_loader.sampler.batch_size, shuffle=True
+        TensorDataset(x, y), batch_size=exp.train_loader.dataset.batch_size, shuffle=True
     )
     model, loss_fn, updater, device = exp.model, exp.loss_fn, exp.updater, exp.device
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from logreg_exp.config import DType
 from logreg_exp.data import Standardizer, make_loader, split_train_val, to_tensor_dataset
@@ -27,11 +27,17 @@ from logreg_exp.updaters import Updater, build_updater
 
 @dataclass
 class Experiment:
-    """Everything the training loop needs, built and placed on ``device``."""
+    """Everything the training loop needs, built and placed on ``device``.
+
+    ``train_set`` and ``val_set`` hold the samples (the training set's tensors are reordered
+    each epoch by ``train_loader``); the loaders yield their minibatches.
+    """
 
     model: LogisticRegression
     loss_fn: nn.Module
     updater: Updater
+    train_set: TensorDataset
+    val_set: TensorDataset
     train_loader: DataLoader
     val_loader: DataLoader
     device: torch.device
@@ -39,11 +45,11 @@ class Experiment:
 
     @property
     def n_train(self) -> int:
-        return len(self.train_loader.dataset)
+        return len(self.train_set)
 
     @property
     def n_val(self) -> int:
-        return len(self.val_loader.dataset)
+        return len(self.val_set)
 
 
 def seeded_streams(seed: int) -> tuple[np.random.Generator, torch.Generator, torch.Generator]:
@@ -128,4 +134,6 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     evaluators = {}
     if cfg.dataset.name == "gaussian2d":
         evaluators["population_acc"] = population_acc_evaluator(cfg.dataset.label_flip, scaler)
-    return Experiment(model, loss_fn, updater, train_loader, val_loader, device, evaluators)
+    return Experiment(
+        model, loss_fn, updater, train_set, val_set, train_loader, val_loader, device, evaluators
+    )

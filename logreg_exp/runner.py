@@ -80,7 +80,7 @@ def log_decision_boundary(
     ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
     the best state into ``exp.model``, so call it once training is over."""
     exp.model.load_state_dict(result.best_state)
-    x, y = exp.val_loader.dataset.tensors
+    x, y = exp.val_set.tensors
     title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
     picture = decision_boundary(exp.model, x, y, title)
     if picture is None:

@@ -36,8 +36,8 @@ def test_a_split_without_both_classes_is_an_error():
 def test_standardizer_uses_training_statistics_only():
     cfg = compose_config("dataset=breast_cancer")
     exp = build_experiment(cfg, CPU)
-    x_train = exp.train_loader.dataset.tensors[0].double()
-    x_val = exp.val_loader.dataset.tensors[0].double()
+    x_train = exp.train_set.tensors[0].double()
+    x_val = exp.val_set.tensors[0].double()
     torch.testing.assert_close(
         x_train.mean(0), torch.zeros(30, dtype=torch.float64), atol=1e-6, rtol=0
     )

@@ -92,7 +92,7 @@ def test_best_checkpoint_reloads_and_reproduces_the_best_accuracy(default_run):
     from .conftest import compose_config
 
     exp = build_experiment(compose_config(), torch.device("cpu"))
-    x, y = exp.val_loader.dataset.tensors
+    x, y = exp.val_set.tensors
     with torch.no_grad():
         acc = (model.predict(x) == y).float().mean().item()
     assert acc == pytest.approx(metrics["best_val_acc"], abs=1e-6)

@@ -17,7 +17,7 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
     def spy(cfg, device):
         exp = builders.build_experiment(cfg, device)
         built.append([weakref.ref(o) for o in (exp, exp.model, exp.updater, exp.train_loader)])
-        built[-1].append(weakref.ref(exp.train_loader.dataset.tensors[0]))
+        built[-1].append(weakref.ref(exp.train_set.tensors[0]))
         return exp
 
     monkeypatch.setattr(runner, "build_experiment", spy)

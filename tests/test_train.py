@@ -51,7 +51,7 @@ def test_validation_loss_is_the_mean_over_all_samples():
     from logreg_exp.train import evaluate
 
     loss, acc = evaluate(exp.model, exp.loss_fn, exp.val_loader, exp.device)
-    x, y = exp.val_loader.dataset.tensors
+    x, y = exp.val_set.tensors
     with torch.no_grad():
         full = torch.nn.functional.binary_cross_entropy_with_logits(exp.model(x), y)
         full_acc = (exp.model.predict(x) == y).double().mean()
