@@ -55,18 +55,35 @@ def record_failure(run_dir: Path, cfg: DictConfig, reason: str, start: float) ->
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
-    with long_lived_objects():  # torch is imported here
-        from logreg_exp.runner import run
-
     start = time.perf_counter()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    # The heavy imports, with the collector paused, here where no data are on the stack.
+    with long_lived_objects():
+        from logreg_exp.datasets import features_before_loading
+        from logreg_exp.plots import DrawingProcess, import_matplotlib, matplotlib_installed
+
+        # A single run draws its picture in a process started now, which imports matplotlib
+        # while this one imports torch. A sweep's jobs draw in their own process, which
+        # imports it once for all: joblib's workers cannot spawn processes.
+        drawing = DrawingProcess()
+        if features_before_loading(cfg.dataset) in (2, None) and matplotlib_installed():
+            if in_sweep:
+                import_matplotlib()
+            else:
+                drawing.start()
+
+        from logreg_exp.runner import run
+        from logreg_exp.updaters import import_what_building_imports
+
+        import_what_building_imports(cfg.updater)
+
     warning = hidden_gpu_warning(hydra_cfg.launcher, cfg.device.name)
     if warning:
         log.warning(warning)
     try:
-        outcome = run(cfg, run_dir, default_threads(hydra_cfg.launcher))
+        outcome = run(cfg, run_dir, default_threads(hydra_cfg.launcher), drawing)
     except ConfigError as err:
         if not in_sweep:
             raise RunFailed(f"error: {err}") from None
@@ -77,6 +94,8 @@ def main(cfg: DictConfig) -> float:
             raise
         log.exception("job failed")
         return record_failure(run_dir, cfg, f"{type(err).__name__}: {err}", start)
+    finally:
+        drawing.close()
     if outcome.status == "diverged" and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value

@@ -15,6 +15,19 @@ from logreg_exp.gaussian2d import make_gaussian2d
 log = logging.getLogger(__name__)
 
 DATASET_NAMES = ("gaussian2d", "breast_cancer", "csv")
+BREAST_CANCER_FEATURES = 30
+
+
+def features_before_loading(dataset_cfg: Any) -> int | None:
+    """How many features the data will have, as far as the config tells before they are
+    loaded; None where only the file can tell (a CSV without a ``features`` list)."""
+    if dataset_cfg.name == "gaussian2d":
+        return int(dataset_cfg.n_features)
+    if dataset_cfg.name == "breast_cancer":
+        return BREAST_CANCER_FEATURES
+    if dataset_cfg.name == "csv" and dataset_cfg.features is not None:
+        return len(dataset_cfg.features)
+    return None
 
 
 def load_breast_cancer() -> LabeledArrays:

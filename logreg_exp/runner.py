@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -24,8 +25,8 @@ from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
 from logreg_exp.hparams import run_hparams
 from logreg_exp.interrupts import GracefulInterrupt
-from logreg_exp.plots import decision_boundary
-from logreg_exp.startup import long_lived_objects
+from logreg_exp.model import LogisticRegression
+from logreg_exp.plots import DecisionBoundary, DrawingProcess, grid_over, matplotlib_installed
 from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
@@ -73,31 +74,63 @@ def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     return metrics
 
 
+def probability_on_grid(
+    model: LogisticRegression, grid0: np.ndarray, grid1: np.ndarray, like: torch.Tensor
+) -> np.ndarray:
+    """The model's p(y=1 | x) at the points of a ``np.meshgrid``, computed in the dtype and on
+    the device of ``like``; shaped like the grid."""
+    points = torch.as_tensor(np.stack([grid0.ravel(), grid1.ravel()], axis=1), dtype=like.dtype)
+    with torch.no_grad():
+        proba = model.predict_proba(points.to(like.device))
+    return proba.cpu().double().numpy().reshape(grid0.shape)
+
+
 def log_decision_boundary(
-    exp: Experiment, result: FitResult, run_dir: Path, tensorboard: TensorBoardLogger | None
+    exp: Experiment,
+    result: FitResult,
+    run_dir: Path,
+    tensorboard: TensorBoardLogger | None,
+    drawing: DrawingProcess,
 ) -> None:
     """The best model's decision boundary over the validation points, for 2-feature data:
     ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
-    the best state into ``exp.model``, so call it once training is over."""
-    exp.model.load_state_dict(result.best_state)
+    the best state into ``exp.model``, so call it once training is over. Without matplotlib
+    it says so in one log line; it is a picture, not a result."""
     x, y = exp.val_set.tensors
+    if x.shape[1] != 2:
+        log.debug("no decision boundary picture: the data has %d features, not 2", x.shape[1])
+        return
+    if not matplotlib_installed():
+        log.info(
+            "decision boundary picture skipped: matplotlib is not installed "
+            "(pip install 'logreg-exp[plots]')"
+        )
+        return
+    exp.model.load_state_dict(result.best_state)
+    points = x.cpu().double().numpy()
+    grid0, grid1 = grid_over(points)
+    proba = probability_on_grid(exp.model, grid0, grid1, like=x)
     title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
-    picture = decision_boundary(exp.model, x, y, title)
-    if picture is None:
-        return
+    boundary = DecisionBoundary(grid0, grid1, proba, points, y.cpu().numpy(), title)
+    picture = drawing.draw(boundary)
     write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
-    if tensorboard is None:
-        return
-    tensorboard.log_png(
-        "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
-    )
+    if tensorboard is not None:
+        tensorboard.log_png(
+            "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
+        )
 
 
-def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutcome:
+def run(
+    cfg: Any,
+    run_dir: Path,
+    default_threads: int | None = None,
+    drawing: DrawingProcess | None = None,
+) -> RunOutcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C writes what
     was reached, then re-raises KeyboardInterrupt. ``default_threads`` is the torch thread
-    count for ``threads: null``, from the launcher (None: torch's own)."""
+    count for ``threads: null``, from the launcher (None: torch's own); ``drawing`` draws the
+    picture (None: in this process)."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
     validate_config(cfg)
@@ -105,8 +138,7 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
     device = resolve_device(cfg.device.name)
     threads = set_torch_threads(cfg.threads, default_threads)
     torch.manual_seed(cfg.seed)
-    with long_lived_objects():  # the first torch.optim optimizer imports torch._dynamo
-        exp = build_experiment(cfg, device)
+    exp = build_experiment(cfg, device)
     log.info(
         "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
         exp.n_train,
@@ -154,8 +186,7 @@ def run(cfg: Any, run_dir: Path, default_threads: int | None = None) -> RunOutco
         if tensorboard is not None:
             tensorboard.end_session(metrics, step=len(result.history))
         if result.status == "completed":
-            with long_lived_objects():  # matplotlib's import, if it draws
-                log_decision_boundary(exp, result, run_dir, tensorboard)
+            log_decision_boundary(exp, result, run_dir, tensorboard, drawing or DrawingProcess())
     finally:
         if tensorboard is not None:
             tensorboard.close()

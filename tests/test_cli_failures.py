@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,26 +94,41 @@ def test_divergence_stops_the_run_and_keeps_what_was_logged(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
+def drawing_processes(pid: int) -> list[int]:
+    """The processes ``pid`` spawned with multiprocessing, as Linux's /proc tells (not the
+    resource tracker that multiprocessing starts beside them)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = children.read_text().split() if children.exists() else []
+    return [int(c) for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
 def test_ctrl_c_stops_soon_and_leaves_a_consistent_run(tmp_path):
+    # as a terminal sends it: SIGINT to the whole process group, the drawing process included
     proc = subprocess.Popen(
         [sys.executable, "-m", "logreg_exp", "epochs=100000", "hydra.run.dir=run"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         for line in proc.stdout:  # a line an epoch; wait for the third
             if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
                 break
-        proc.send_signal(signal.SIGINT)
+        children = drawing_processes(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()
         proc.wait(timeout=30)
         stopped_after = time.monotonic() - sent
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 130, proc.stderr.read()
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
     print(f"stopped {stopped_after:.2f} s after SIGINT")
+    if Path("/proc").is_dir():
+        assert children, "a single run draws in a process of its own"
+        assert not any(Path(f"/proc/{c}").exists() for c in children), "it exits with the run"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] >= 3
     ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=True)

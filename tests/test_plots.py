@@ -1,5 +1,6 @@
-"""The decision-boundary picture: drawn for two features, skipped otherwise or without
-matplotlib, and saved by a real run as decision_boundary.png and a TensorBoard image."""
+"""The decision-boundary picture: drawn for two features, here or in the drawing process,
+skipped otherwise or without matplotlib, and saved by a real run as decision_boundary.png and
+a TensorBoard image."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from logreg_exp import runner
 from logreg_exp.model import LogisticRegression
-from logreg_exp.plots import GRID_POINTS, decision_boundary, probability_grid
+from logreg_exp.plots import (
+    GRID_POINTS,
+    DecisionBoundary,
+    DrawingProcess,
+    draw_decision_boundary,
+    grid_over,
+)
+from logreg_exp.train import FitResult
 
-from .conftest import run_cli
+from .conftest import REPO, build, run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -27,9 +37,17 @@ def fixed_model(w0: float, w1: float, bias: float) -> LogisticRegression:
     return model
 
 
+def boundary(seed: int = 0, n: int = 200) -> DecisionBoundary:
+    points = np.random.default_rng(seed).normal(size=(n, 2))
+    g0, g1 = grid_over(points)
+    proba = 1 / (1 + np.exp(-(g0 + 0.5 * g1 + 0.1)))
+    return DecisionBoundary(g0, g1, proba, points, (points[:, 0] > 0) * 1.0, f"seed {seed}")
+
+
 def test_grid_spans_the_data_and_holds_the_models_probability():
     x = torch.tensor([[-2.0, 0.0], [2.0, 10.0], [0.0, 5.0]])
-    g0, g1, proba = probability_grid(fixed_model(1.0, 0.0, 0.0), x)
+    g0, g1 = grid_over(x.numpy().astype(np.float64))
+    proba = runner.probability_on_grid(fixed_model(1.0, 0.0, 0.0), g0, g1, like=x)
     assert g0.shape == g1.shape == proba.shape == (GRID_POINTS, GRID_POINTS)
     assert g0.min() < -2.0 and g0.max() > 2.0 and g1.min() < 0.0 and g1.max() > 10.0
     # p = sigmoid(x0): 0.5 on the line x0 = 0, rising with x0, independent of x1
@@ -37,32 +55,87 @@ def test_grid_spans_the_data_and_holds_the_models_probability():
 
 
 def test_two_features_give_an_rgba_png_of_the_stated_size():
-    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
-    y = (x[:, 0] > 0).float()
-    picture = decision_boundary(fixed_model(1.0, 0.5, 0.1), x, y, "a title")
-    assert picture is not None
+    picture = draw_decision_boundary(boundary())
     assert picture.png.startswith(PNG_SIGNATURE)
     assert struct.unpack(">II", picture.png[16:24]) == (picture.width, picture.height)
     assert picture.png[25] == 6  # colour type 6: RGBA
     assert picture.width >= 400 and picture.height >= 300
 
 
-def test_more_than_two_features_are_skipped_quietly(caplog):
-    x = torch.randn(50, 3)
+def test_the_drawing_process_draws_what_this_process_draws():
+    drawing = DrawingProcess()
+    drawing.start()
+    try:
+        assert drawing.started
+        pid = next(iter(drawing.executor._processes))  # the process exists: it was spawned
+        for seed in (0, 1):
+            assert drawing.draw(boundary(seed)).png == draw_decision_boundary(boundary(seed)).png
+        assert drawing.started and pid in drawing.executor._processes  # the same process
+    finally:
+        drawing.close()
+    assert not drawing.started
+
+
+def test_without_the_process_or_when_it_dies_the_picture_is_drawn_here(caplog):
+    expected = draw_decision_boundary(boundary()).png
+    assert DrawingProcess().draw(boundary()).png == expected  # never started
+    drawing = DrawingProcess()
+    drawing.start()
+    try:
+        for process in drawing.executor._processes.values():
+            process.kill()
+        with caplog.at_level(logging.DEBUG, logger="logreg_exp.plots"):
+            assert drawing.draw(boundary()).png == expected
+        assert "the drawing process stopped" in caplog.text
+        assert not drawing.started
+    finally:
+        drawing.close()
+
+
+def finished(cfg, exp) -> FitResult:
+    """A FitResult as after one epoch, holding the model's current state as the best."""
+    result = FitResult("val_loss", best_epoch=1, best_state=exp.model.state_dict())
+    result.history.append(runner.EpochMetrics(1, 0.5, 0.7, 0.5, 0.7, 0.0, 0.0))
+    return result
+
+
+def test_more_than_two_features_are_skipped_quietly(tmp_path, caplog):
+    cfg, exp = build("dataset.n_features=3", "dataset.n_samples=100")
     with caplog.at_level(logging.INFO):
-        assert decision_boundary(LogisticRegression(3), x, (x[:, 0] > 0).float(), "t") is None
+        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None, DrawingProcess())
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_without_matplotlib_the_picture_is_skipped_with_one_log_line(monkeypatch, caplog):
-    for name in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
-        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
-    x = torch.randn(50, 2)
+def test_without_matplotlib_the_picture_is_skipped_with_one_log_line(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # not installed, as find_spec sees it
+    cfg, exp = build("dataset.n_samples=100")
     with caplog.at_level(logging.INFO):
-        assert decision_boundary(LogisticRegression(2), x, (x[:, 0] > 0).float(), "t") is None
+        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None, DrawingProcess())
     (record,) = caplog.records
     assert "matplotlib is not installed" in record.getMessage()
     assert "logreg-exp[plots]" in record.getMessage()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_with_a_drawing_process_does_not_import_matplotlib_itself(tmp_path):
+    code = f"""
+import sys
+from logreg_exp.plots import DrawingProcess
+from logreg_exp import runner
+from tests.conftest import compose_config
+drawing = DrawingProcess()
+drawing.start()
+runner.run(compose_config("epochs=1", "dataset.n_samples=400"), {str(tmp_path)!r}, None, drawing)
+drawing.close()
+print("matplotlib" in sys.modules)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "decision_boundary.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 @pytest.mark.slow

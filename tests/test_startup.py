@@ -1,6 +1,7 @@
 """Freezing what start-up built must not keep a finished job's data alive."""
 
 import gc
+import sys
 import weakref
 
 from logreg_exp import builders, runner
@@ -26,19 +27,40 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
         assert [ref() for ref in built[-1]] == [None] * 5, job
 
 
-def test_long_lived_objects_restores_the_collector_and_frees_cycles_made_inside():
-    class Node:
-        pass
+class Node:
+    """An object in a reference cycle: only the cycle collector frees it."""
 
-    assert gc.isenabled()
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_block_that_imports_freezes_what_lives_but_not_earlier_garbage(tmp_path, monkeypatch):
+    (tmp_path / "freshly_imported.py").write_text("TABLE = [{'row': i} for i in range(1000)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    garbage = weakref.ref(Node())  # unreachable already, waiting for a collection
+    alive = Node()
+    frozen_before = gc.get_freeze_count()
+    try:
+        assert gc.isenabled()
+        with long_lived_objects():
+            assert not gc.isenabled()
+            import freshly_imported  # noqa: F401
+        assert gc.isenabled()
+        assert garbage() is None  # collected before the freeze, not kept for good
+        assert gc.get_freeze_count() > frozen_before + 1000  # the module's objects, and others
+        assert gc.is_tracked(alive)
+    finally:
+        gc.unfreeze()
+        sys.modules.pop("freshly_imported", None)
+
+
+def test_a_block_that_imports_nothing_leaves_its_objects_to_the_collector():
+    frozen_before = gc.get_freeze_count()
     with long_lived_objects():
-        assert not gc.isenabled()
-        a, b = Node(), Node()
-        a.other, b.other = b, a  # a reference cycle, garbage when the block ends
-        ref = weakref.ref(a)
-        del a, b
-    assert gc.isenabled()
-    assert ref() is None
+        made_inside = weakref.ref(Node())
+    assert gc.get_freeze_count() == frozen_before
+    gc.collect()
+    assert made_inside() is None
 
 
 def test_entrypoint_and_sweep_callbacks_do_not_import_torch():
