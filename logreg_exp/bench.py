@@ -37,6 +37,7 @@ import torch
 
 from logreg_exp.builders import Experiment, build_experiment
 from logreg_exp.devices import describe, resolve_device
+from logreg_exp.errors import ConfigError
 from logreg_exp.train import train_one_epoch
 
 PLAIN_SCRIPT = Path(__file__).with_name("bench_plain.py")
@@ -349,7 +350,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the subprocesses
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as err:
+        parser.error(str(err))  # one line and exit status 2, as for any bad argument
     print(f"python -m logreg_exp.bench {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {machine(device)}")
     print(f"medians of {args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")

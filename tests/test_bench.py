@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from logreg_exp.bench import main
 
@@ -32,6 +33,17 @@ def test_plain_script_trains_and_saves_the_best_state(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"epoch 2: .* val_acc 0\.7\d+", proc.stdout)
-    import torch
-
     assert set(torch.load(out, weights_only=True)) == {"w", "bias"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_cuda_without_a_gpu_is_one_line_and_exit_status_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--device", "cuda", "--quick"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "python -m logreg_exp.bench: error: device=cuda: CUDA is not available on this "
+        "machine; use device=cpu or device=auto"
+    )
+    assert "Traceback" not in err
