@@ -65,8 +65,8 @@ def main(cfg: DictConfig) -> float:
         from logreg_exp.plots import DrawingProcess, import_matplotlib, matplotlib_installed
 
         # A single run draws its picture in a process started now, which imports matplotlib
-        # while this one imports torch. A sweep's jobs draw in their own process, which
-        # imports it once for all: joblib's workers cannot spawn processes.
+        # while this one imports torch. A sweep's jobs draw in the process that runs them,
+        # which imports it once for all of them (joblib's workers cannot spawn processes).
         drawing = DrawingProcess()
         if features_before_loading(cfg.dataset) in (2, None) and matplotlib_installed():
             if in_sweep:
