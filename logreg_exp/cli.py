@@ -61,7 +61,7 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     # The heavy imports, with the collector paused, here where no data are on the stack.
     with long_lived_objects():
-        from logreg_exp.datasets import features_before_loading
+        from logreg_exp.datasets import features_before_loading, import_what_loading_imports
         from logreg_exp.plots import DrawingProcess, import_matplotlib, matplotlib_installed
 
         # A single run draws its picture in a process started now, which imports matplotlib
@@ -78,6 +78,7 @@ def main(cfg: DictConfig) -> float:
         from logreg_exp.updaters import import_what_building_imports
 
         import_what_building_imports(cfg.updater)
+        import_what_loading_imports(cfg.dataset)
 
     warning = hidden_gpu_warning(hydra_cfg.launcher, cfg.device.name)
     if warning:

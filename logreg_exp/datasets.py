@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -28,6 +29,16 @@ def features_before_loading(dataset_cfg: Any) -> int | None:
     if dataset_cfg.name == "csv" and dataset_cfg.features is not None:
         return len(dataset_cfg.features)
     return None
+
+
+def import_what_loading_imports(dataset_cfg: Any) -> None:
+    """Import now what ``load_dataset`` will import, so that a caller can do it with the
+    garbage collector paused (``startup.long_lived_objects``): scikit-learn for
+    ``breast_cancer`` (0.6 s; 0.8 s with the collector running). Without the extra this does
+    nothing: ``load_dataset`` reports it."""
+    if dataset_cfg.name == "breast_cancer":
+        with contextlib.suppress(ImportError):
+            import sklearn.datasets  # noqa: F401
 
 
 def load_breast_cancer() -> LabeledArrays:

@@ -1,13 +1,17 @@
 """Freezing what start-up built must not keep a finished job's data alive."""
 
 import gc
+import json
+import subprocess
 import sys
 import weakref
+
+import pytest
 
 from logreg_exp import builders, runner
 from logreg_exp.startup import long_lived_objects
 
-from .conftest import compose_config
+from .conftest import REPO, compose_config
 
 
 def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monkeypatch):
@@ -66,12 +70,39 @@ def test_a_block_that_imports_nothing_leaves_its_objects_to_the_collector():
 def test_entrypoint_and_sweep_callbacks_do_not_import_torch():
     """torch is imported inside the task function, where the collector is paused for it;
     Hydra instantiates the callbacks before that, so they must not pull it in."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, logreg_exp.cli, logreg_exp.sweep, logreg_exp.callbacks, logreg_exp.summary;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ([], {"torch._dynamo": True, "sklearn.datasets": False}),
+        (
+            ["updater=manual", "dataset=breast_cancer"],
+            {"torch._dynamo": False, "sklearn.datasets": True},
+        ),
+    ],
+)
+def test_the_entrypoint_imports_up_front_what_the_run_will_import(overrides, expected):
+    """What building the updater and loading the data import, imported by the entrypoint where
+    the collector is paused; and nothing a run of that config does not need."""
+    code = f"""
+import json, sys
+from logreg_exp.datasets import import_what_loading_imports
+from logreg_exp.updaters import import_what_building_imports
+from tests.conftest import compose_config
+cfg = compose_config(*{overrides!r})
+import_what_building_imports(cfg.updater)
+import_what_loading_imports(cfg.dataset)
+print(json.dumps({{name: name in sys.modules for name in {sorted(expected)!r}}}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == expected
