@@ -74,6 +74,23 @@ def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     return metrics
 
 
+def fit_experiment(exp: Experiment, cfg: Any, **fit_kwargs: Any) -> FitResult:
+    """``train.fit`` on a built experiment, for ``cfg.epochs`` epochs, keeping the best epoch
+    by ``cfg.monitor``; ``fit_kwargs``: ``on_epoch``, ``stop_requested``."""
+    return fit(
+        exp.model,
+        exp.loss_fn,
+        exp.updater,
+        exp.train_loader,
+        exp.val_loader,
+        epochs=cfg.epochs,
+        device=exp.device,
+        monitor=Monitor(cfg.monitor).value,
+        evaluators=exp.evaluators,
+        **fit_kwargs,
+    )
+
+
 def probability_on_grid(
     model: LogisticRegression, grid0: np.ndarray, grid1: np.ndarray, like: torch.Tensor
 ) -> np.ndarray:
@@ -164,19 +181,7 @@ def run(
 
     try:
         with GracefulInterrupt() as interrupt:
-            result = fit(
-                exp.model,
-                exp.loss_fn,
-                exp.updater,
-                exp.train_loader,
-                exp.val_loader,
-                epochs=cfg.epochs,
-                device=device,
-                monitor=monitor,
-                evaluators=exp.evaluators,
-                on_epoch=on_epoch,
-                stop_requested=interrupt,
-            )
+            result = fit_experiment(exp, cfg, on_epoch=on_epoch, stop_requested=interrupt)
         if result.best_epoch:
             save_checkpoint(
                 run_dir, result.best_state, result.best_epoch, monitor, result.best_value

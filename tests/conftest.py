@@ -46,19 +46,9 @@ def build(*overrides: str):
 
 def fit_built(cfg, exp, **fit_kwargs):
     """``train.fit`` on a built experiment, as the runner calls it."""
-    from logreg_exp.train import fit
+    from logreg_exp.runner import fit_experiment
 
-    return fit(
-        exp.model,
-        exp.loss_fn,
-        exp.updater,
-        exp.train_loader,
-        exp.val_loader,
-        epochs=cfg.epochs,
-        device=exp.device,
-        monitor=cfg.monitor.value,
-        **fit_kwargs,
-    )
+    return fit_experiment(exp, cfg, **fit_kwargs)
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
