@@ -6,7 +6,6 @@ A file is written to a temporary name beside its target and renamed over it, so 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -16,7 +15,6 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "best.pt"
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 
@@ -43,20 +41,9 @@ def current_umask() -> int:
     return mask
 
 
-def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
-    path = Path(run_dir) / METRICS_FILE
-    text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
-    return path
-
-
 def write_bytes(path: Path, data: bytes) -> Path:
     atomic_write(path, lambda f: f.write(data))
     return path
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 
 
 def save_checkpoint(

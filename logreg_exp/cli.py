@@ -19,9 +19,10 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from logreg_exp.config import Monitor, register_configs
+from logreg_exp.config import register_configs
 from logreg_exp.errors import ConfigError
 from logreg_exp.launchers import hidden_gpu_warning, missing_plugin
+from logreg_exp.results import Monitor, Status, failure_metrics, write_metrics
 from logreg_exp.startup import long_lived_objects
 from logreg_exp.threads import default_threads
 
@@ -36,20 +37,9 @@ class RunFailed(CompactHydraException):
 
 def record_failure(run_dir: Path, cfg: DictConfig, reason: str, start: float) -> float:
     """Mark a sweep job failed in its ``metrics.json``; return the value that ranks it last."""
-    from logreg_exp.artifacts import write_metrics
-    from logreg_exp.runner import WORST_VALUE
-
-    monitor = Monitor(cfg.monitor).value
-    write_metrics(
-        run_dir,
-        {
-            "status": "failed",
-            "error": reason,
-            "monitor": monitor,
-            "wall_s": time.perf_counter() - start,
-        },
-    )
-    return WORST_VALUE[monitor]
+    monitor = Monitor(cfg.monitor)
+    write_metrics(run_dir, failure_metrics(monitor, reason, time.perf_counter() - start))
+    return monitor.worst
 
 
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
@@ -97,7 +87,9 @@ def main(cfg: DictConfig) -> float:
         return record_failure(run_dir, cfg, f"{type(err).__name__}: {err}", start)
     finally:
         drawing.close()
-    if outcome.status == "diverged" and not in_sweep:
+    if outcome.status is Status.INTERRUPTED:
+        raise KeyboardInterrupt  # stops a sweep too; run_cli turns it into exit code 130
+    if outcome.status is Status.DIVERGED and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value
 

@@ -15,22 +15,14 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from logreg_exp.results import Monitor
+
 
 class DType(Enum):
     """Floating-point type of the data and the parameters."""
 
     float32 = "float32"
     float64 = "float64"
-
-
-class Monitor(Enum):
-    """Validation metric that picks the best epoch."""
-
-    val_loss = "val_loss"
-    val_acc = "val_acc"
-
-
-LOWER_IS_BETTER = {"val_loss": True, "val_acc": False}
 
 
 @dataclass

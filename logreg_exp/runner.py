@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,14 @@ from logreg_exp.artifacts import (
     display_path,
     save_checkpoint,
     write_bytes,
-    write_metrics,
 )
 from logreg_exp.builders import Experiment, build_experiment
-from logreg_exp.config import Monitor
 from logreg_exp.devices import describe, resolve_device
 from logreg_exp.hparams import run_hparams
 from logreg_exp.interrupts import GracefulInterrupt
 from logreg_exp.model import LogisticRegression
 from logreg_exp.plots import DecisionBoundary, DrawingProcess, grid_over, matplotlib_installed
+from logreg_exp.results import Monitor, Status, fit_metrics, write_metrics
 from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
@@ -34,44 +32,14 @@ from logreg_exp.validation import validate_config
 
 log = logging.getLogger(__name__)
 
-# What a job that did not complete returns to a sweeper: finite (a NaN would crash some
-# sweepers) and worse than any real value, so it ranks last.
-WORST_VALUE = {"val_loss": sys.float_info.max, "val_acc": -1.0}
-
 
 @dataclass
 class RunOutcome:
     """How a run ended, the value for a sweeper, and a one-line message if it did not complete."""
 
-    status: str
+    status: Status
     value: float
     message: str | None = None
-
-
-def summarize(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
-    """The contents of ``metrics.json``; best and final values are null if no epoch finished."""
-    best, final = result.best, (result.history[-1] if result.history else None)
-    train_s = sum(m.train_s for m in result.history)
-    val_s = sum(m.val_s for m in result.history)
-    metrics: dict[str, Any] = {"status": result.status, "monitor": result.monitor}
-    if result.status == "diverged":
-        metrics["diverged_epoch"], metrics["diverged_step"] = result.stopped_at
-    if result.status == "interrupted":
-        metrics["interrupted_epoch"] = result.stopped_at[0]
-    metrics["best_epoch"] = result.best_epoch or None
-    for prefix, epoch in (("best", best), ("final", final)):
-        metrics[f"{prefix}_val_loss"] = epoch.val_loss if epoch else None
-        metrics[f"{prefix}_val_acc"] = epoch.val_acc if epoch else None
-        for name, value in (epoch.extra if epoch else {}).items():
-            metrics[f"{prefix}_val_{name}"] = value
-    metrics.update(
-        epochs_run=len(result.history),
-        train_s=train_s,
-        val_s=val_s,
-        wall_s=wall_s,
-        train_samples_per_s=n_train * len(result.history) / train_s if train_s > 0 else None,
-    )
-    return metrics
 
 
 def fit_experiment(exp: Experiment, cfg: Any, **fit_kwargs: Any) -> FitResult:
@@ -85,7 +53,7 @@ def fit_experiment(exp: Experiment, cfg: Any, **fit_kwargs: Any) -> FitResult:
         exp.val_loader,
         epochs=cfg.epochs,
         device=exp.device,
-        monitor=Monitor(cfg.monitor).value,
+        monitor=Monitor(cfg.monitor),
         evaluators=exp.evaluators,
         **fit_kwargs,
     )
@@ -144,14 +112,14 @@ def run(
     drawing: DrawingProcess | None = None,
 ) -> RunOutcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
-    ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C writes what
-    was reached, then re-raises KeyboardInterrupt. ``default_threads`` is the torch thread
-    count for ``threads: null``, from the launcher (None: torch's own); ``drawing`` draws the
-    picture (None: in this process)."""
+    ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
+    between minibatches, with what was reached written (status interrupted).
+    ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
+    (None: torch's own); ``drawing`` draws the picture (None: in this process)."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
     validate_config(cfg)
-    monitor = Monitor(cfg.monitor).value
+    monitor = Monitor(cfg.monitor)
     device = resolve_device(cfg.device.name)
     threads = set_torch_threads(cfg.threads, default_threads)
     torch.manual_seed(cfg.seed)
@@ -184,26 +152,26 @@ def run(
             result = fit_experiment(exp, cfg, on_epoch=on_epoch, stop_requested=interrupt)
         if result.best_epoch:
             save_checkpoint(
-                run_dir, result.best_state, result.best_epoch, monitor, result.best_value
+                run_dir, result.best_state, result.best_epoch, monitor.value, result.best_value
             )
-        metrics = summarize(result, time.perf_counter() - start, exp.n_train)
+        metrics = fit_metrics(result, time.perf_counter() - start, exp.n_train)
         write_metrics(run_dir, metrics)
         if tensorboard is not None:
             tensorboard.end_session(metrics, step=len(result.history))
-        if result.status == "completed":
+        if result.status is Status.COMPLETED:
             log_decision_boundary(exp, result, run_dir, tensorboard, drawing or DrawingProcess())
     finally:
         if tensorboard is not None:
             tensorboard.close()
 
-    if result.status == "interrupted":
+    if result.status is Status.INTERRUPTED:
         log.warning(
             "interrupted in epoch %d; metrics.json and best.pt hold the best epoch so far (%s)",
             result.stopped_at[0],
             display_path(run_dir),
         )
-        raise KeyboardInterrupt
-    if result.status == "diverged":
+        return RunOutcome(Status.INTERRUPTED, monitor.worst, "interrupted")
+    if result.status is Status.DIVERGED:
         epoch, step = result.stopped_at
         knobs = f"updater.lr={cfg.updater.lr:g}"
         if cfg.updater.weight_decay:
@@ -213,17 +181,17 @@ def run(
             "try a smaller updater.lr"
         )
         log.error("%s (run dir %s)", message, display_path(run_dir))
-        return RunOutcome("diverged", WORST_VALUE[monitor], message)
+        return RunOutcome(Status.DIVERGED, monitor.worst, message)
 
     best = result.best
     log.info(
         "best epoch %d by %s: val_loss %.4f  val_acc %.4f; run dir %s",
         result.best_epoch,
-        monitor,
+        monitor.value,
         best.val_loss,
         best.val_acc,
         display_path(run_dir),
     )
     if tensorboard is not None:
         log.info("view it: tensorboard --logdir %s", display_path(run_dir))
-    return RunOutcome("completed", result.best_value)
+    return RunOutcome(Status.COMPLETED, result.best_value)

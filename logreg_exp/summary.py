@@ -24,14 +24,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.artifacts import METRICS_FILE, atomic_write, display_path
-from logreg_exp.config import LOWER_IS_BETTER
+from logreg_exp.artifacts import atomic_write, display_path
+from logreg_exp.results import JobResult, Monitor, read_metrics
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
 SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
-COMPLETED = "completed"
 
 # (metrics.json key, markdown header, format) for the numeric columns
 METRIC_COLUMNS = (
@@ -52,16 +51,19 @@ class Job:
 
     num: int | None
     overrides: list[str]
-    status: str
     dir: Path | None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    result: JobResult = field(default_factory=lambda: JobResult("not started"))
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.result.metrics
 
     def value(self, key: str) -> float | None:
-        """A finite number from metrics.json, else None."""
-        value = self.metrics.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return value
-        return None
+        return self.result.number(key)
 
 
 def load_yaml(path: Path) -> Any:
@@ -81,18 +83,7 @@ def read_job(job_dir: Path) -> Job:
     if overrides is None and hydra_cfg is not None:
         overrides = OmegaConf.select(hydra_cfg, "hydra.overrides.task")
     overrides = list(overrides or [])
-    try:
-        metrics = json.loads((job_dir / METRICS_FILE).read_text())
-    except FileNotFoundError:
-        metrics, status = {}, f"no {METRICS_FILE}"
-    except (OSError, ValueError):
-        metrics, status = {}, f"unreadable {METRICS_FILE}"
-    else:
-        if isinstance(metrics, dict):
-            status = str(metrics.get("status", "unknown"))
-        else:
-            metrics, status = {}, f"unreadable {METRICS_FILE}"
-    return Job(num, [str(o) for o in overrides], status, job_dir, metrics)
+    return Job(num, [str(o) for o in overrides], job_dir, read_metrics(job_dir))
 
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
@@ -106,31 +97,31 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
         planned = []
     seen = {job.num for job in jobs}
     jobs += [
-        Job(num, list(overrides), "not started", None)
-        for num, overrides in enumerate(planned)
-        if num not in seen
+        Job(num, list(overrides), None) for num, overrides in enumerate(planned) if num not in seen
     ]
     return jobs
 
 
-def sweep_monitor(jobs: Sequence[Job]) -> str:
+MONITORS = {m.value: m for m in Monitor}
+
+
+def sweep_monitor(jobs: Sequence[Job]) -> Monitor:
     """The metric the jobs monitored (the most common one if they differ)."""
     monitors = Counter(
-        job.metrics.get("monitor") for job in jobs if job.metrics.get("monitor") in LOWER_IS_BETTER
+        MONITORS[job.metrics["monitor"]] for job in jobs if job.metrics.get("monitor") in MONITORS
     )
-    return monitors.most_common(1)[0][0] if monitors else "val_loss"
+    return monitors.most_common(1)[0][0] if monitors else Monitor.val_loss
 
 
-def sort_jobs(jobs: Sequence[Job], monitor: str) -> list[Job]:
+def sort_jobs(jobs: Sequence[Job], monitor: Monitor) -> list[Job]:
     """Completed jobs with a value of ``best_<monitor>``, best first; then every other job
     (diverged, failed, interrupted, no metrics, not started), each group by job number."""
-    sign = 1 if LOWER_IS_BETTER[monitor] else -1
 
     def key(job: Job) -> tuple[int, float, float]:
         num = job.num if job.num is not None else math.inf
-        value = job.value(f"best_{monitor}")
-        if job.status == COMPLETED and value is not None:
-            return (0, sign * value, num)
+        value = job.value(f"best_{monitor.value}")
+        if job.result.completed and value is not None:
+            return (0, monitor.sort_key(value), num)
         return (1, 0.0, num)
 
     return sorted(jobs, key=key)
@@ -188,14 +179,13 @@ def to_markdown(jobs: Sequence[Job]) -> str:
     return "\n".join([line(header), rule, *(line(row) for row in rows)]) + "\n"
 
 
-def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
+def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
     """The text printed and saved as summary.md: the table, then the best job (a markdown
     list, so that it renders as lines too)."""
-    better = "lower" if LOWER_IS_BETTER[monitor] else "higher"
-    done = sum(job.status == COMPLETED for job in jobs)
+    done = sum(job.result.completed for job in jobs)
     lines = [
         f"Sweep {display_path(sweep_dir)}: {len(jobs)} jobs, {done} completed; "
-        f"sorted by best {monitor} ({better} is better)",
+        f"sorted by best {monitor.value} ({monitor.direction} is better)",
         "",
         to_markdown(jobs),
     ]
@@ -203,10 +193,11 @@ def report(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
     if len(monitors) > 1:
         lines.insert(1, f"(the jobs picked their best epochs by {' or '.join(monitors)})")
     best = jobs[0] if jobs else None
-    if best is not None and best.status == COMPLETED and best.value(f"best_{monitor}") is not None:
+    key = f"best_{monitor.value}"
+    if best is not None and best.result.completed and best.value(key) is not None:
         assert best.dir is not None
         lines += [
-            f"Best: job {best.num}, best {monitor} {best.metrics[f'best_{monitor}']:.4f} "
+            f"Best: job {best.num}, best {monitor.value} {best.metrics[key]:.4f} "
             f"at epoch {best.metrics.get('best_epoch')}",
             f"- overrides: {' '.join(best.overrides) or '(none)'}",
             f"- run dir: {display_path(best.dir)}",
@@ -224,7 +215,7 @@ SPREAD_KEYS = ("best_val_acc", "best_val_loss")
 def spread_lines(jobs: Sequence[Job]) -> list[str]:
     """Mean, min and max of the best validation metrics over the completed jobs: what a sweep
     over seeds is run for (nothing for fewer than two completed jobs)."""
-    done = [job for job in jobs if job.status == COMPLETED]
+    done = [job for job in jobs if job.result.completed]
     if len(done) < 2:
         return []
     lines = [f"Over the {len(done)} completed jobs:"]
@@ -253,11 +244,14 @@ def search_lines(sweep_dir: Path) -> list[str]:
     ]
 
 
-def write_summary(sweep_dir: Path, monitor: str | None = None) -> str | None:
-    """Write summary.csv and summary.md in ``sweep_dir``; return the report, or None when
-    there are no jobs (nothing is written then)."""
+def write_summary(
+    sweep_dir: Path, monitor: Monitor | None = None, jobs: Sequence[Job] | None = None
+) -> str | None:
+    """Write summary.csv and summary.md in ``sweep_dir`` from ``jobs`` (default: those
+    ``collect_jobs`` finds); return the report, or None when there are no jobs (nothing is
+    written then)."""
     sweep_dir = Path(sweep_dir)
-    jobs = collect_jobs(sweep_dir)
+    jobs = collect_jobs(sweep_dir) if jobs is None else jobs
     if not jobs:
         return None
     monitor = monitor or sweep_monitor(jobs)
@@ -277,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
     parser.add_argument(
         "--monitor",
-        choices=sorted(LOWER_IS_BETTER),
+        type=Monitor,
+        choices=list(Monitor),
+        metavar="{" + ",".join(MONITORS) + "}",
         help="metric to sort by (default: the one the jobs monitored)",
     )
     args = parser.parse_args(argv)

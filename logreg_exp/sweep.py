@@ -1,5 +1,5 @@
-"""Hydra callback for sweeps: the plan at the start, each job's place in its log, the summary
-at the end.
+"""Hydra callback for sweeps: the plan at the start, each job's place in its log, and at the
+end the summary and the sweep's exit status.
 
 Configured (on by default) under ``hydra.callbacks.sweep`` in conf/config.yaml; remove it
 with ``~hydra.callbacks.sweep``. Everything it passes between the sweep's process and the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.artifacts import atomic_write
-from logreg_exp.summary import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, write_summary
+from logreg_exp.summary import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, Job, collect_jobs, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,29 @@ class SweepCallback(Callback):
         log.info(job_line(config.hydra.job.num, total, overrides))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the summary, then exit 1 if any job failed, so scripts notice. A failed job
+        does not stop the others (it returns a value that ranks it last); this is where the
+        sweep as a whole reports it. A job dir without a readable metrics.json counts as
+        failed: its job was killed (out of memory, by a cluster) before it could say."""
         sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = collect_jobs(sweep_dir)
         try:
-            text = write_summary(sweep_dir)
+            text = write_summary(sweep_dir, jobs=jobs)
         except OSError as err:
             log.error("error: sweep summary not written: %s", err)
-            return
+            text = ""
         if text is None:
             log.warning("no jobs in %s, no sweep summary", sweep_dir)
-            return
-        print(f"\n{text}(in {SUMMARY_MD} and {SUMMARY_CSV} of the sweep dir)", flush=True)
+        elif text:
+            print(f"\n{text}(in {SUMMARY_MD} and {SUMMARY_CSV} of the sweep dir)", flush=True)
+        exit_on_failed_jobs(jobs)
+
+
+def exit_on_failed_jobs(jobs: list[Job]) -> None:
+    """Exit 1, naming them, if any job that ran counts as failed."""
+    ran = [job for job in jobs if job.dir is not None]
+    failed = [job for job in ran if job.result.counts_as_failure]
+    if failed:
+        names = ", ".join(job.dir.name for job in failed if job.dir is not None)
+        log.error("%d of %d jobs failed: %s", len(failed), len(ran), names)
+        sys.exit(1)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from logreg_exp.results import Status
 from logreg_exp.train import EpochMetrics
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class TensorBoardLogger:
         for tag, key in HPARAM_METRIC_TAGS.items():
             if results.get(key) is not None:
                 self.writer.add_scalar(tag, results[key], step)
-        self.writer.file_writer.add_summary(session_end(results.get("status") == "completed"))
+        self.writer.file_writer.add_summary(session_end(results.get("status") == Status.COMPLETED))
 
     def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
         """An already encoded PNG under the Images tab: the same bytes as the file on disk."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from logreg_exp.config import LOWER_IS_BETTER
+from logreg_exp.results import Monitor, Status
 from logreg_exp.updaters import Updater
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -45,12 +45,12 @@ class FitResult:
     """How training ended, the best epoch by the monitored metric with a copy of its
     parameters (empty if no epoch finished), and every finished epoch's metrics.
 
-    ``status`` is ``completed``, ``diverged`` (``stopped_at`` = (epoch, global step) of the
-    first non-finite training loss) or ``interrupted`` (``stopped_at`` = (epoch, None)).
+    ``status`` is completed, diverged (``stopped_at`` = (epoch, global step) of the first
+    non-finite training loss) or interrupted (``stopped_at`` = (epoch, None)).
     """
 
-    monitor: str
-    status: str = "completed"
+    monitor: Monitor
+    status: Status = Status.COMPLETED
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[EpochMetrics] = field(default_factory=list)
@@ -60,9 +60,14 @@ class FitResult:
     def best(self) -> EpochMetrics | None:
         return self.history[self.best_epoch - 1] if self.best_epoch else None
 
+    def stop(self, status: Status, epoch: int, step: int | None = None) -> FitResult:
+        """End training early with ``status`` in ``epoch`` (at global ``step``)."""
+        self.status, self.stopped_at = status, (epoch, step)
+        return self
+
     @property
     def best_value(self) -> float | None:
-        return getattr(self.best, self.monitor) if self.best else None
+        return getattr(self.best, self.monitor.value) if self.best else None
 
 
 @dataclass
@@ -79,13 +84,6 @@ class TrainPhase:
 
 def never() -> bool:
     return False
-
-
-def is_improvement(monitor: str, value: float, best: float | None) -> bool:
-    """Whether ``value`` of metric ``monitor`` strictly beats ``best`` (None: nothing yet)."""
-    if best is None:
-        return True
-    return value < best if LOWER_IS_BETTER[monitor] else value > best
 
 
 class EpochTally:
@@ -186,7 +184,7 @@ def fit(
     *,
     epochs: int,
     device: torch.device,
-    monitor: str = "val_loss",
+    monitor: Monitor = Monitor.val_loss,
     evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
     stop_requested: Callable[[], bool] = never,
@@ -195,13 +193,11 @@ def fit(
 
     The best state is a detached copy taken when ``monitor`` improves, so later epochs,
     which update the parameters in place, cannot overwrite it. A non-finite training loss
-    ends training after that epoch's train phase (status ``diverged``); ``stop_requested()``
+    ends training after that epoch's train phase (status diverged); ``stop_requested()``
     turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
-    ``interrupted``. Either way the result holds every finished epoch, and only those.
+    interrupted. Either way the result holds every finished epoch, and only those.
     """
-    if monitor not in LOWER_IS_BETTER:
-        raise ValueError(f"monitor must be one of {sorted(LOWER_IS_BETTER)}, got {monitor!r}")
-    result = FitResult(monitor)
+    result = FitResult(Monitor(monitor))
     best_value: float | None = None
     global_step = 0
     epoch = 0
@@ -211,16 +207,14 @@ def fit(
             phase = train_one_epoch(model, loss_fn, updater, train_loader, device, stop_requested)
             t1 = time.perf_counter()
             if phase.stopped:
-                raise KeyboardInterrupt
+                return result.stop(Status.INTERRUPTED, epoch)
             if phase.first_nonfinite_batch is not None or not math.isfinite(phase.loss):
-                bad = phase.first_nonfinite_batch
-                result.status = "diverged"
-                result.stopped_at = (epoch, global_step + (bad if bad is not None else 0) + 1)
-                break
+                bad = phase.first_nonfinite_batch or 0
+                return result.stop(Status.DIVERGED, epoch, global_step + bad + 1)
             global_step += phase.n_batches
             val_loss, val_acc = evaluate(model, loss_fn, val_loader, device, stop_requested)
             if stop_requested():
-                raise KeyboardInterrupt
+                return result.stop(Status.INTERRUPTED, epoch)
             extra = {name: fn(model) for name, fn in (evaluators or {}).items()}
             t2 = time.perf_counter()
             metrics = EpochMetrics(
@@ -228,14 +222,13 @@ def fit(
             )
             result.history.append(metrics)
 
-            value = getattr(metrics, monitor)
-            improved = is_improvement(monitor, value, best_value)
+            value = getattr(metrics, result.monitor.value)
+            improved = result.monitor.improves(value, best_value)
             if improved:
                 best_value, result.best_epoch = value, epoch
                 result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if on_epoch is not None:
                 on_epoch(metrics, improved)
-    except KeyboardInterrupt:
-        result.status = "interrupted"
-        result.stopped_at = (epoch, None)
+    except KeyboardInterrupt:  # a second Ctrl-C, which does not wait for the minibatch
+        return result.stop(Status.INTERRUPTED, epoch)
     return result

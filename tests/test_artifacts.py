@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from logreg_exp import artifacts
-from logreg_exp.artifacts import load_checkpoint, read_metrics, save_checkpoint, write_metrics
+from logreg_exp.artifacts import load_checkpoint, save_checkpoint
+from logreg_exp.results import read_metrics, write_metrics
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
@@ -43,7 +44,7 @@ def test_a_crash_mid_write_keeps_the_previous_metrics(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_metrics(tmp_path, {"status": "failed"})
     monkeypatch.undo()
-    assert read_metrics(tmp_path) == {"status": "completed"}
+    assert read_metrics(tmp_path).metrics == {"status": "completed"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 

@@ -11,7 +11,8 @@ from omegaconf import open_dict
 
 from logreg_exp.cli import RunFailed, main
 from logreg_exp.config import register_configs
-from logreg_exp.runner import WORST_VALUE, run
+from logreg_exp.results import Monitor, Status
+from logreg_exp.runner import run
 
 from .conftest import compose_config
 
@@ -20,7 +21,7 @@ from .conftest import compose_config
 def test_run_returns_the_best_monitored_value(tmp_path, monitor):
     outcome = run(compose_config("epochs=2", f"monitor={monitor}"), tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["monitor"] == monitor and outcome.status == "completed"
+    assert metrics["monitor"] == monitor and outcome.status is Status.COMPLETED
     assert outcome.value == metrics[f"best_{monitor}"]
 
 
@@ -51,7 +52,7 @@ def test_bad_value_fails_a_single_run_before_writing_anything(tmp_path):
 
 def test_bad_value_fails_only_its_job_in_a_sweep(tmp_path):
     value = task(tmp_path, "batch_size=0", "monitor=val_acc", mode=RunMode.MULTIRUN)
-    assert value == WORST_VALUE["val_acc"] == -1.0
+    assert value == Monitor.val_acc.worst == -1.0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "failed"
     assert metrics["error"] == "batch_size must be a positive integer, got 0"
@@ -61,7 +62,7 @@ def test_diverged_job_returns_a_finite_value_that_ranks_last(tmp_path):
     value = task(
         tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3", mode=RunMode.MULTIRUN
     )
-    assert value == WORST_VALUE["val_loss"] == sys.float_info.max
+    assert value == Monitor.val_loss.worst == sys.float_info.max
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
 
 

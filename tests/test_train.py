@@ -1,15 +1,18 @@
 import torch
 
 from logreg_exp.builders import build_experiment
-from logreg_exp.train import fit, is_improvement
+from logreg_exp.results import Monitor, Status
+from logreg_exp.train import fit
 
 from .conftest import build, compose_config, fit_built
 
 
-def test_is_improvement_direction():
-    assert is_improvement("val_loss", 0.4, None)
-    assert is_improvement("val_loss", 0.4, 0.5) and not is_improvement("val_loss", 0.5, 0.5)
-    assert is_improvement("val_acc", 0.8, 0.7) and not is_improvement("val_acc", 0.7, 0.7)
+def test_the_monitor_knows_its_direction():
+    loss, acc = Monitor.val_loss, Monitor.val_acc
+    assert loss.improves(0.4, None)
+    assert loss.improves(0.4, 0.5) and not loss.improves(0.5, 0.5)
+    assert acc.improves(0.8, 0.7) and not acc.improves(0.7, 0.7)
+    assert loss.worst > 1e300 and acc.worst == -1.0
 
 
 def fit_recording(*overrides):
@@ -72,7 +75,7 @@ def test_a_stop_request_ends_training_between_minibatches_with_whole_epochs_only
         exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.val_loader,
         epochs=5, device=exp.device, stop_requested=stop_requested,
     )  # fmt: skip
-    assert result.status == "interrupted" and result.stopped_at == (3, None)
+    assert result.status is Status.INTERRUPTED and result.stopped_at == (3, None)
     assert [m.epoch for m in result.history] == [1, 2]
 
 
@@ -83,7 +86,7 @@ def test_non_finite_loss_is_reported_at_its_exact_step():
         exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.val_loader,
         epochs=3, device=exp.device,
     )  # fmt: skip
-    assert result.status == "diverged" and result.history == [] and result.best is None
+    assert result.status is Status.DIVERGED and result.history == [] and result.best is None
     epoch, step = result.stopped_at
     # replay the same run step by step, reading every loss, to find the first bad one
     exp = build_experiment(cfg, torch.device("cpu"))
