@@ -73,7 +73,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
-    from logreg_exp.config import register_configs
+    from logreg_exp.cli import register_configs
 
     register_configs()
     with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):

@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from logreg_exp.config import DType
 from logreg_exp.data import Standardizer, make_loader, split_train_val, to_tensor_dataset
-from logreg_exp.datasets import limit_samples, load_dataset
+from logreg_exp.datasets import dataset_for, limit_samples, load_dataset
 from logreg_exp.devices import data_device
-from logreg_exp.gaussian2d import population_accuracy
 from logreg_exp.model import LogisticRegression
 from logreg_exp.updaters import Updater, build_updater
 
@@ -65,35 +64,6 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
-def population_acc_evaluator(
-    label_flip: float, scaler: Standardizer | None
-) -> Callable[[nn.Module], float]:
-    """gaussian2d's exact population accuracy of the model's current linear rule.
-
-    A model trained on standardized features is mapped back to raw coordinates first:
-    w.((x - m) / s) + b = (w / s).x + (b - (w / s).m).
-    """
-
-    def evaluate(model: nn.Module) -> float:
-        w = model.w.detach().double().cpu().numpy().reshape(-1)
-        b = float(model.bias.detach().double().cpu())
-        if scaler is not None:
-            w = w / scaler.std
-            b = b - float(w @ scaler.mean)
-        return population_accuracy(w, b, label_flip)
-
-    return evaluate
-
-
-def describe_source(dataset_cfg: Any) -> str:
-    """What an error about the data should name: the CSV file, or the dataset and its size."""
-    if dataset_cfg.name == "csv":
-        return str(dataset_cfg.path)
-    if dataset_cfg.name == "gaussian2d":
-        return f"dataset.n_samples={dataset_cfg.n_samples}"
-    return f"dataset={dataset_cfg.name}"
-
-
 def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     """Build the exercise's steps 1-5 from the composed config."""
     from hydra.utils import instantiate
@@ -101,7 +71,8 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
     dtype = torch_dtype(cfg)
 
-    data = load_dataset(cfg.dataset, data_rng, np.dtype(DType(cfg.dtype).value))
+    dataset = dataset_for(cfg.dataset)
+    data = load_dataset(dataset, data_rng, np.dtype(DType(cfg.dtype).value))
     data = limit_samples(data, cfg.dataset.max_samples, data_rng)
     n_features = data.x.shape[1]
     # The split is one shuffled copy; dropping ``data`` frees the unsplit arrays, so the data
@@ -112,7 +83,7 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
         cfg.dataset.val_fraction,
         data_rng,
         stratify=cfg.dataset.stratify,
-        source=describe_source(cfg.dataset),
+        source=dataset.describe(),
     )
     del data
     scaler = None
@@ -131,9 +102,7 @@ def build_experiment(cfg: Any, device: torch.device) -> Experiment:
     model = LogisticRegression(n_features, generator=init_gen, dtype=dtype).to(device)
     loss_fn = instantiate(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
-    evaluators = {}
-    if cfg.dataset.name == "gaussian2d":
-        evaluators["population_acc"] = population_acc_evaluator(cfg.dataset.label_flip, scaler)
+    evaluators = dataset.evaluators(scaler)
     return Experiment(
         model, loss_fn, updater, train_set, val_set, train_loader, val_loader, device, evaluators
     )

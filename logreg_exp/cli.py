@@ -1,8 +1,10 @@
 """The Hydra entrypoint: ``python -m logreg_exp [overrides]`` (or ``logreg-exp``).
 
-It knows the config, the output dir and how a job ends, not tensors: the work is in
-``runner.run``. A user's mistake ends a single run with one line on stderr and exit code 1
-(``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails that job alone.
+Hydra composes the config; ``main`` starts up, runs the job and maps its outcome to a value
+for sweepers or an exit code. It knows the config, the output dir and how a job ends, not
+tensors: the work is in ``runner.run``. A user's mistake ends a single run with one line on
+stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
+that job alone.
 """
 
 from __future__ import annotations
@@ -14,19 +16,60 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.config import register_configs
+from logreg_exp.config import (
+    DeviceConfig,
+    ExperimentConfig,
+    LossConfig,
+    ManualUpdaterConfig,
+    OptimUpdaterConfig,
+)
+from logreg_exp.datasets import DATASETS
 from logreg_exp.errors import ConfigError
-from logreg_exp.launchers import hidden_gpu_warning, missing_plugin
-from logreg_exp.results import Monitor, Status, failure_metrics, write_metrics
-from logreg_exp.startup import long_lived_objects
-from logreg_exp.threads import default_threads
+from logreg_exp.launchers import gpus_for_device, hidden_gpu_warning, missing_plugin
+from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
+from logreg_exp.startup import import_heavy_modules
+from logreg_exp.threads import default_threads, jobs_at_once
 
 log = logging.getLogger("logreg_exp")
+
+
+def path_safe(text: str) -> str:
+    """A directory-name-safe form of ``text``: path separators become ``_``."""
+    return text.replace("/", "_").replace("\\", "_")
+
+
+def register_configs() -> None:
+    """Put every schema in Hydra's ConfigStore and our resolvers in OmegaConf; call before
+    Hydra composes the config.
+
+    Each schema is stored under ``schema/`` (``schema/dataset/gaussian2d`` validates
+    ``dataset/gaussian2d.yaml``), apart from the groups a user chooses from, so
+    ``updater=foo`` lists only real options; each YAML file lists its schema first in its
+    defaults list, placed at its own package with ``@_here_``.
+    """
+    resolvers = {
+        "path_safe": path_safe,
+        "gpus_for_device": gpus_for_device,
+        "jobs_at_once": jobs_at_once,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="experiment", node=ExperimentConfig)
+    for name, dataset in DATASETS.items():
+        cs.store(group="schema/dataset", name=name, node=dataset.schema)
+    cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
+    cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
+    cs.store(group="schema", name="device", node=DeviceConfig)
+    cs.store(group="schema", name="loss", node=LossConfig)
+
 
 register_configs()
 
@@ -35,68 +78,68 @@ class RunFailed(CompactHydraException):
     """Hydra prints this exception's message alone, without a traceback."""
 
 
-def record_failure(run_dir: Path, cfg: DictConfig, reason: str, start: float) -> float:
-    """Mark a sweep job failed in its ``metrics.json``; return the value that ranks it last."""
-    monitor = Monitor(cfg.monitor)
-    write_metrics(run_dir, failure_metrics(monitor, reason, time.perf_counter() - start))
-    return monitor.worst
-
-
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one job in its Hydra output dir; return the best monitored value for sweepers."""
+    """One job in its Hydra output dir: start up, run, and end as the outcome says; return
+    the best monitored value, for sweepers."""
     start = time.perf_counter()
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
+    job_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    # The heavy imports, with the collector paused, here where no data are on the stack.
-    with long_lived_objects():
-        from logreg_exp.datasets import features_before_loading, import_what_loading_imports
-        from logreg_exp.plots import DrawingProcess, import_matplotlib, matplotlib_installed
+    import_heavy_modules(cfg)
+    from logreg_exp.runner import run  # imported just now, with the collector paused
 
-        # A single run draws its picture in a process started now, which imports matplotlib
-        # while this one imports torch. A sweep's jobs draw in the process that runs them,
-        # which imports it once for all of them (joblib's workers cannot spawn processes).
-        drawing = DrawingProcess()
-        if features_before_loading(cfg.dataset) in (2, None) and matplotlib_installed():
-            if in_sweep:
-                import_matplotlib()
-            else:
-                drawing.start()
-
-        from logreg_exp.runner import run
-        from logreg_exp.updaters import import_what_building_imports
-
-        import_what_building_imports(cfg.updater)
-        import_what_loading_imports(cfg.dataset)
-
-    warning = hidden_gpu_warning(hydra_cfg.launcher, cfg.device.name)
-    if warning:
-        log.warning(warning)
+    warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
     try:
-        outcome = run(cfg, run_dir, default_threads(hydra_cfg.launcher), drawing)
-    except ConfigError as err:
-        if not in_sweep:
-            raise RunFailed(f"error: {err}") from None
-        log.error("error: %s", err)
-        return record_failure(run_dir, cfg, str(err), start)
+        outcome = run(cfg, job_dir, default_threads(hydra_cfg.launcher))
     except Exception as err:
-        if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        log.exception("job failed")
-        return record_failure(run_dir, cfg, f"{type(err).__name__}: {err}", start)
-    finally:
-        drawing.close()
+        outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
+    return end_as(outcome, in_sweep)
+
+
+def failed(
+    err: Exception, cfg: DictConfig, job_dir: Path, in_sweep: bool, wall_s: float
+) -> Outcome:
+    """A run that raised. A single run ends here: one line for a user's mistake, else the
+    traceback. A sweep's job records the failure in its metrics.json, and the sweep goes on
+    (``HYDRA_FULL_ERROR=1`` stops it with the traceback)."""
+    user_error = isinstance(err, ConfigError)
+    if not in_sweep and user_error:
+        raise RunFailed(f"error: {err}") from None
+    if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    if user_error:
+        reason = str(err)
+        log.error("error: %s", reason)
+    else:
+        reason = f"{type(err).__name__}: {err}"
+        log.error("job failed", exc_info=err)
+    monitor = Monitor(cfg.monitor)
+    write_metrics(job_dir, failure_metrics(monitor, reason, wall_s))
+    return Outcome(Status.FAILED, monitor.worst, reason)
+
+
+def end_as(outcome: Outcome, in_sweep: bool) -> float:
+    """What the entrypoint makes of a job's outcome: its value for a sweeper (a job that did
+    not complete ranks last); for a diverged single run, a one-line error and exit code 1;
+    interrupted, exit code 130, as a shell reports Ctrl-C (a sweep stops there too)."""
     if outcome.status is Status.INTERRUPTED:
-        raise KeyboardInterrupt  # stops a sweep too; run_cli turns it into exit code 130
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     if outcome.status is Status.DIVERGED and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value
 
 
+def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:
+    warning = hidden_gpu_warning(launcher, device)
+    if warning:
+        log.warning(warning)
+
+
 def run_cli() -> None:
-    """``main`` with Ctrl-C turned into a one-line note and the shell's exit code 130, after
-    checking that the launcher or sweeper the command line chooses is installed."""
+    """``python -m logreg_exp``: ``main`` after checking that the launcher or sweeper the
+    command line chooses is installed; Ctrl-C before training starts ends it as in training."""
     problem = missing_plugin(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)

@@ -1,20 +1,23 @@
-"""Structured configs: a type for every key, so a typo or a wrong type fails before training.
+"""The config's schema: a type for every key and, beside each field, the values it allows.
 
-Each schema is stored in Hydra's ConfigStore under ``schema/`` (``schema/dataset/gaussian2d``
-validates ``dataset/gaussian2d.yaml``), apart from the groups a user chooses from, so
-``updater=foo`` lists only real options; each YAML file lists its schema first in its
-defaults list, placed at its own package with ``@_here_``.
+Hydra checks the types while it composes (the schemas sit in its ConfigStore, see
+``cli.register_configs``); ``validated`` checks the values with one generic walk over the
+fields' ``Allowed`` rules and returns the config as these dataclasses. Each message names
+the key, what is allowed and the value: ``batch_size must be a positive integer, got 0``.
+``reference()`` lists every rule, for the README.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 
 
@@ -25,60 +28,93 @@ class DType(Enum):
     float64 = "float64"
 
 
+FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a field allows: ``test(value, root)`` with the whole config as ``root`` (for
+    a bound that depends on another key), and the words for them, likewise (``doc`` says
+    them in the reference, where there is no config)."""
+
+    test: Callable[[Any, Any], bool]
+    words: str | Callable[[Any], str]
+    doc: str = ""
+
+    def describe(self, root: Any) -> str:
+        return self.words if isinstance(self.words, str) else self.words(root)
+
+
+def allowed(default: Any, rule: Allowed) -> Any:
+    """A dataclass field with a default and the values it allows."""
+    return field(default=default, metadata={"allowed": rule})
+
+
+def required(example: str) -> Any:
+    """A field that has no default (``???`` in YAML); ``example`` shows one setting."""
+    return field(default=MISSING, metadata={"example": example})
+
+
+def between(low: float, high: float, words: str) -> Allowed:
+    """``low <= value < high``."""
+    return Allowed(lambda v, _: low <= v < high, words)
+
+
+def largest_float(root: Any) -> float:
+    return FLOAT_MAX[DType(root.dtype).value]
+
+
+POSITIVE_INT = Allowed(lambda v, _: v > 0, "a positive integer")
+POSITIVE_INT_OR_NULL = Allowed(lambda v, _: v is None or v >= 1, "a positive integer or null")
+FRACTION = Allowed(lambda v, _: 0 < v < 1, "in the open interval (0, 1)")
+LEARNING_RATE = Allowed(
+    lambda v, root: 0 < v <= largest_float(root),
+    lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
+    doc="a number > 0 and <= the largest float of dtype",
+)
+NON_NEGATIVE = Allowed(
+    lambda v, root: 0 <= v <= largest_float(root),
+    lambda root: f"a number >= 0 and <= {largest_float(root):.3g}",
+    doc="a number >= 0 and <= the largest float of dtype",
+)
+
+
 @dataclass
 class DatasetConfig:
-    """Keys every dataset has: the held-out share, its split, and feature scaling."""
+    """Keys every dataset has: the held-out share, its split, and feature scaling. Each
+    dataset's own schema (in ``datasets.py``) adds its keys."""
 
     name: str = MISSING
-    val_fraction: float = 0.5
+    val_fraction: float = allowed(0.5, FRACTION)
     stratify: bool = True
     standardize: bool = True
-    max_samples: Optional[int] = None  # noqa: UP045 (a random subset of at most this many)
+    # a random subset of at most this many samples (debug=fast)
+    max_samples: Optional[int] = allowed(  # noqa: UP045 (OmegaConf needs Optional here)
+        None, Allowed(lambda v, _: v is None or v >= 4, "an integer >= 4 or null")
+    )
 
 
 @dataclass
-class Gaussian2dConfig(DatasetConfig):
-    name: str = "gaussian2d"
-    n_samples: int = 5000
-    n_features: int = 2
-    label_flip: float = 0.1
-    stratify: bool = False
-    standardize: bool = False
+class UpdaterConfig:
+    """Keys both updaters have; they act elementwise on each parameter."""
+
+    name: str = MISSING
+    lr: float = allowed(0.01, LEARNING_RATE)
+    momentum: float = allowed(0.0, NON_NEGATIVE)
+    weight_decay: float = allowed(0.0, NON_NEGATIVE)
 
 
 @dataclass
-class BreastCancerConfig(DatasetConfig):
-    name: str = "breast_cancer"
-    val_fraction: float = 0.3
-
-
-@dataclass
-class CsvConfig(DatasetConfig):
-    name: str = "csv"
-    path: str = MISSING
-    target: str = MISSING
-    features: Optional[list[str]] = None  # noqa: UP045 (OmegaConf needs Optional here)
-    delimiter: str = ","
-    val_fraction: float = 0.3
-
-
-@dataclass
-class OptimUpdaterConfig:
+class OptimUpdaterConfig(UpdaterConfig):
     name: str = "optim"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
     optimizer: dict[str, Any] = field(
         default_factory=lambda: {"_target_": "torch.optim.SGD", "_partial_": True}
     )
 
 
 @dataclass
-class ManualUpdaterConfig:
+class ManualUpdaterConfig(UpdaterConfig):
     name: str = "manual"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
 
 
 @dataclass
@@ -94,45 +130,71 @@ class LossConfig:
 
 @dataclass
 class ExperimentConfig:
-    dataset: Any = MISSING
-    updater: Any = MISSING
+    dataset: Any = MISSING  # one of the schemas in datasets.py
+    updater: Any = MISSING  # OptimUpdaterConfig or ManualUpdaterConfig
     device: DeviceConfig = MISSING
     loss: LossConfig = MISSING
-    batch_size: int = 8
-    val_batch_size: int = 32
-    epochs: int = 12
+    batch_size: int = allowed(8, POSITIVE_INT)
+    val_batch_size: int = allowed(32, POSITIVE_INT)
+    epochs: int = allowed(12, Allowed(lambda v, _: v >= 1, "an integer >= 1"))
     seed: int = 0
     dtype: DType = DType.float32
     monitor: Monitor = Monitor.val_loss
-    threads: Optional[int] = None  # noqa: UP045 (torch's CPU threads; see threads.py)
+    # torch's CPU threads per job; null: see launchers.default_threads
+    threads: Optional[int] = allowed(None, POSITIVE_INT_OR_NULL)  # noqa: UP045
     tensorboard: bool = True
 
 
-def path_safe(text: str) -> str:
-    """A directory-name-safe form of ``text``: path separators become ``_``."""
-    return text.replace("/", "_").replace("\\", "_")
+def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:
+    """Each constrained field below the dataclass instance ``node``: its dotted key, value
+    and rule, in declaration order."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if "allowed" in f.metadata:
+            yield key, value, f.metadata["allowed"]
+        if dataclasses.is_dataclass(value):
+            yield from rules(value, f"{key}.")
 
 
-def register_configs() -> None:
-    """Put every schema in Hydra's ConfigStore and our resolvers in OmegaConf; call before
-    Hydra composes the config."""
-    from logreg_exp.launchers import gpus_for_device
-    from logreg_exp.threads import jobs_at_once
+def check_required(cfg: DictConfig, prefix: str = "") -> None:
+    """A ``???`` key left unset: one line naming it, with an example of each required key."""
+    for key in cfg:
+        node = cfg._get_node(key)
+        if OmegaConf.is_missing(cfg, key):
+            schema = OmegaConf.get_type(cfg)
+            examples = [
+                f.metadata["example"]
+                for f in dataclasses.fields(schema)
+                if "example" in f.metadata and dataclasses.is_dataclass(schema)
+            ]
+            owner = f"{prefix.rstrip('.')}={cfg.name}" if "name" in cfg else "this run"
+            hint = f" (e.g. {' '.join(examples)})" if examples else ""
+            raise ConfigError(f"{prefix}{key} is required for {owner}{hint}")
+        if isinstance(node, DictConfig) and OmegaConf.get_type(node) is not dict:
+            check_required(node, f"{prefix}{key}.")
 
-    resolvers = {
-        "path_safe": path_safe,
-        "gpus_for_device": gpus_for_device,
-        "jobs_at_once": jobs_at_once,
-    }
-    for name, resolver in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
-    cs = ConfigStore.instance()
-    cs.store(group="schema", name="experiment", node=ExperimentConfig)
-    cs.store(group="schema/dataset", name="gaussian2d", node=Gaussian2dConfig)
-    cs.store(group="schema/dataset", name="breast_cancer", node=BreastCancerConfig)
-    cs.store(group="schema/dataset", name="csv", node=CsvConfig)
-    cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
-    cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
-    cs.store(group="schema", name="device", node=DeviceConfig)
-    cs.store(group="schema", name="loss", node=LossConfig)
+
+def validated(cfg: DictConfig) -> ExperimentConfig:
+    """The composed config as ``ExperimentConfig``; ConfigError on the first value that its
+    field does not allow."""
+    check_required(cfg)
+    settings = OmegaConf.to_object(cfg)
+    assert isinstance(settings, ExperimentConfig)
+    for key, value, rule in rules(settings):
+        if not rule.test(value, settings):
+            raise ConfigError(f"{key} must be {rule.describe(settings)}, got {value!r}")
+    return settings
+
+
+def reference(schemas: dict[str, type]) -> list[tuple[str, str, str]]:
+    """(key, default, allowed) for every constrained field of ``schemas`` (prefix -> schema):
+    the README's table of values, generated."""
+    rows = []
+    for prefix, schema in schemas.items():
+        for f in dataclasses.fields(schema):
+            if "allowed" in f.metadata:
+                rule: Allowed = f.metadata["allowed"]
+                default = "null" if f.default is None else str(f.default)
+                rows.append((f"{prefix}{f.name}", default, rule.doc or rule.describe(None)))
+    return rows

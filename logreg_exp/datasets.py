@@ -1,95 +1,212 @@
-"""The datasets that ``dataset.name`` chooses, as numpy features and 0/1 labels."""
+"""The datasets ``dataset=`` chooses: each one class, with its schema, registered in DATASETS.
+
+A dataset knows its config keys (its schema, beside it here), what loading it imports, how
+many features it has before it is loaded, how an error about it names it, how to load it as
+numpy features and 0/1 labels, and what it can evaluate beyond the validation set. Adding
+a dataset is one class and its schema here, and one YAML file in ``conf/dataset/``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
+from logreg_exp.config import FRACTION, Allowed, DatasetConfig, allowed, between, required
 from logreg_exp.csv_data import LabeledArrays, read_csv_dataset
 from logreg_exp.errors import ConfigError
-from logreg_exp.gaussian2d import make_gaussian2d
+from logreg_exp.gaussian2d import make_gaussian2d, population_accuracy
 
 log = logging.getLogger(__name__)
 
-DATASET_NAMES = ("gaussian2d", "breast_cancer", "csv")
-BREAST_CANCER_FEATURES = 30
+# model -> a number, evaluated after each validation phase (e.g. population_acc)
+Evaluator = Callable[[Any], float]
 
 
-def features_before_loading(dataset_cfg: Any) -> int | None:
-    """How many features the data will have, as far as the config tells before they are
-    loaded; None where only the file can tell (a CSV without a ``features`` list)."""
-    if dataset_cfg.name == "gaussian2d":
-        return int(dataset_cfg.n_features)
-    if dataset_cfg.name == "breast_cancer":
-        return BREAST_CANCER_FEATURES
-    if dataset_cfg.name == "csv" and dataset_cfg.features is not None:
-        return len(dataset_cfg.features)
-    return None
+def enough_to_split(n_samples: int, val_fraction: float) -> bool:
+    """Each split needs a point of each class; fewer than 2 points cannot hold both."""
+    n_val = round(val_fraction * n_samples)
+    return n_samples >= 4 and n_val >= 2 and n_samples - n_val >= 2
 
 
-def import_what_loading_imports(dataset_cfg: Any) -> None:
-    """Import now what ``load_dataset`` will import, so that a caller can do it with the
-    garbage collector paused (``startup.long_lived_objects``): scikit-learn for
-    ``breast_cancer`` (0.6 s; 0.8 s with the collector running). Without the extra this does
-    nothing: ``load_dataset`` reports it."""
-    if dataset_cfg.name == "breast_cancer":
-        with contextlib.suppress(ImportError):
-            import sklearn.datasets  # noqa: F401
-
-
-def load_breast_cancer() -> LabeledArrays:
-    """Wisconsin diagnostic breast cancer (569 x 30), as scikit-learn ships it: no download."""
-    try:
-        from sklearn.datasets import load_breast_cancer as sklearn_load
-    except ImportError:
-        raise ConfigError(
-            "dataset=breast_cancer needs scikit-learn: pip install 'logreg-exp[sklearn]'"
-        ) from None
-    bunch = sklearn_load()
-    return LabeledArrays(
-        np.asarray(bunch.data, dtype=np.float64),
-        np.asarray(bunch.target, dtype=np.float64),
-        list(bunch.feature_names),
-        [str(name) for name in bunch.target_names],
+@dataclass
+class Gaussian2dConfig(DatasetConfig):
+    name: str = "gaussian2d"
+    n_samples: int = allowed(
+        5000,
+        Allowed(
+            lambda v, root: enough_to_split(v, root.dataset.val_fraction),
+            lambda root: (
+                "large enough for 2 points in each split at "
+                f"val_fraction={root.dataset.val_fraction}"
+            ),
+            doc="large enough for 2 points of each split",
+        ),
     )
+    n_features: int = allowed(2, Allowed(lambda v, _: v >= 2, "an integer >= 2"))
+    label_flip: float = allowed(0.1, between(0.0, 0.5, "in [0, 0.5)"))
+    stratify: bool = False
+    standardize: bool = False
+
+
+@dataclass
+class BreastCancerConfig(DatasetConfig):
+    name: str = "breast_cancer"
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+@dataclass
+class CsvConfig(DatasetConfig):
+    name: str = "csv"
+    path: str = required("dataset.path=data.csv")
+    target: str = required("dataset.target=label")
+    features: Optional[list[str]] = None  # noqa: UP045 (OmegaConf needs Optional here)
+    delimiter: str = ","
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+class Dataset:
+    """One dataset, as its config ``cfg`` (an instance of ``schema``) describes it."""
+
+    name: ClassVar[str]
+    schema: ClassVar[type[DatasetConfig]]
+    imports: ClassVar[tuple[str, ...]] = ()  # what loading imports (startup imports it early)
+    generated: ClassVar[bool] = False  # made from the config alone, which says all about it
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def n_features(self) -> int | None:
+        """How many features the data will have, as far as the config tells before they are
+        loaded; None where only the data can tell."""
+        return None
+
+    def describe(self) -> str:
+        """What an error about the data names."""
+        return f"dataset={self.name}"
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        """Features and labels, before the split."""
+        raise NotImplementedError
+
+    def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
+        """Numbers to compute from the model after each validation phase, beside the
+        validation metrics; ``scaler`` is the Standardizer the features went through, or
+        None."""
+        return {}
+
+
+class Gaussian2d(Dataset):
+    """The exercise's two Gaussian classes, generated directly in ``dtype`` (it can be large)."""
+
+    name = "gaussian2d"
+    schema = Gaussian2dConfig
+    generated = True
+
+    def n_features(self) -> int:
+        return int(self.cfg.n_features)
+
+    def describe(self) -> str:
+        return f"dataset.n_samples={self.cfg.n_samples}"
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        cfg = self.cfg
+        x, y = make_gaussian2d(cfg.n_samples, cfg.n_features, cfg.label_flip, rng, dtype)
+        return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], ["0", "1"])
+
+    def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
+        """The exact population accuracy of the model's current linear rule. A model trained
+        on standardized features is mapped back to raw coordinates first:
+        w.((x - m) / s) + b = (w / s).x + (b - (w / s).m)."""
+        label_flip = self.cfg.label_flip
+
+        def population_acc(model: Any) -> float:
+            w = model.w.detach().double().cpu().numpy().reshape(-1)
+            b = float(model.bias.detach().double().cpu())
+            if scaler is not None:
+                w = w / scaler.std
+                b = b - float(w @ scaler.mean)
+            return population_accuracy(w, b, label_flip)
+
+        return {"population_acc": population_acc}
+
+
+class BreastCancer(Dataset):
+    """Wisconsin diagnostic breast cancer (569 x 30), as scikit-learn ships it: no download.
+    Small, so it comes as float64, for exact standardization statistics."""
+
+    name = "breast_cancer"
+    schema = BreastCancerConfig
+    imports = ("sklearn.datasets",)
+
+    def n_features(self) -> int:
+        return 30
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        try:
+            from sklearn.datasets import load_breast_cancer
+        except ImportError:
+            raise ConfigError(
+                "dataset=breast_cancer needs scikit-learn: pip install 'logreg-exp[sklearn]'"
+            ) from None
+        bunch = load_breast_cancer()
+        return LabeledArrays(
+            np.asarray(bunch.data, dtype=np.float64),
+            np.asarray(bunch.target, dtype=np.float64),
+            list(bunch.feature_names),
+            [str(name) for name in bunch.target_names],
+        )
+
+
+class CsvFile(Dataset):
+    """A user's own CSV file (see ``csv_data``), read as float64."""
+
+    name = "csv"
+    schema = CsvConfig
+
+    def n_features(self) -> int | None:
+        return None if self.cfg.features is None else len(self.cfg.features)
+
+    def describe(self) -> str:
+        return str(self.cfg.path)
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        cfg = self.cfg
+        features = None if cfg.features is None else list(cfg.features)
+        return read_csv_dataset(cfg.path, cfg.target, features, cfg.delimiter)
+
+
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (Gaussian2d, BreastCancer, CsvFile)}
+
+
+def dataset_for(cfg: Any) -> Dataset:
+    """The dataset that ``cfg`` (the ``dataset`` node) describes."""
+    try:
+        return DATASETS[cfg.name](cfg)
+    except KeyError:
+        allowed_names = ", ".join(DATASETS)
+        raise ConfigError(
+            f"dataset.name={cfg.name!r} is not known; allowed: {allowed_names}"
+        ) from None
 
 
 def load_dataset(
-    dataset_cfg: Any, rng: np.random.Generator, dtype: np.dtype | type = np.float64
+    dataset: Dataset, rng: np.random.Generator, dtype: np.dtype | type = np.float64
 ) -> LabeledArrays:
-    """Features and labels of the dataset ``dataset.name`` names, before the split.
-
-    gaussian2d is generated directly in ``dtype`` (it can be large); the real datasets are
-    small and come as float64, for exact standardization statistics.
-    """
-    name = dataset_cfg.name
-    if name == "gaussian2d":
-        x, y = make_gaussian2d(
-            dataset_cfg.n_samples, dataset_cfg.n_features, dataset_cfg.label_flip, rng, dtype
+    """The dataset's features and labels; what a dataset that was read holds is logged."""
+    data = dataset.load(rng, dtype)
+    if not dataset.generated:
+        log.info(
+            "%s: %d samples, %d features; labels %s",
+            dataset.name,
+            len(data.y),
+            data.x.shape[1],
+            ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
         )
-        return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], ["0", "1"])
-    if name == "breast_cancer":
-        data = load_breast_cancer()
-    elif name == "csv":
-        features = None if dataset_cfg.features is None else list(dataset_cfg.features)
-        data = read_csv_dataset(
-            dataset_cfg.path, dataset_cfg.target, features, dataset_cfg.delimiter
-        )
-    else:
-        raise ConfigError(
-            f"dataset.name={name!r} is not known; allowed: {', '.join(DATASET_NAMES)}"
-        )
-    log.info(
-        "%s: %d samples, %d features; labels %s",
-        name,
-        len(data.y),
-        data.x.shape[1],
-        ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
-    )
     return data
 
 

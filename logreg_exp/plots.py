@@ -1,31 +1,20 @@
-"""The decision boundary of a two-feature model, drawn as a PNG, here or in a helper process.
+"""The decision boundary of a two-feature model, drawn as a PNG.
 
-Matplotlib is an optional extra (``pip install 'logreg-exp[plots]'``) and is imported only
-when a picture is drawn. It is used through ``Figure`` and the Agg canvas directly, not
-pyplot: no global figure state, no GUI backend.
-
-This module imports neither torch nor matplotlib at the top: the caller evaluates its model on
-``grid_over(points)`` and hands over numpy arrays, so the drawing can happen in another
-process. A single run does it in a ``DrawingProcess`` started as the run starts, where
-importing matplotlib (0.3 s) overlaps the run's own start-up instead of adding to its wall
-time (``python -m logreg_exp.bench`` measures the whole process).
+Matplotlib is an optional extra (``pip install 'logreg-exp[plots]'``), imported only when a
+picture is drawn (the entrypoint's start-up imports it early when one may be). It is used
+through ``Figure`` and the Agg canvas directly, not pyplot: no global figure state, no GUI
+backend. The caller evaluates its model on ``grid_over(points)`` and hands over numpy
+arrays: this module knows nothing of torch.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
-import multiprocessing
-import signal
 import struct
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
-
-from logreg_exp.startup import long_lived_objects
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +55,6 @@ def grid_over(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def matplotlib_installed() -> bool:
-    """Whether the ``plots`` extra is there, without importing it."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def import_matplotlib() -> None:
-    """Import what drawing uses (0.3 s), for a caller that pauses the collector around it
-    (``startup.long_lived_objects``) where no data are on the stack: a reference cycle made
-    while importing holds the frames above it, and a frozen cycle is never freed."""
-    import matplotlib.backends.backend_agg
-    import matplotlib.figure  # noqa: F401
-
-
 def draw_decision_boundary(boundary: DecisionBoundary) -> Picture:
     """The probability as a filled contour, the points coloured by label, and the 0.5 line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -109,64 +85,3 @@ def draw_decision_boundary(boundary: DecisionBoundary) -> Picture:
     png = buffer.getvalue()
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, whatever the rcParams
     return Picture(png, width, height)
-
-
-def prepare_to_draw() -> None:
-    """The drawing process's first work: import matplotlib and draw a small picture once,
-    which loads the fonts."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the run, which stops us
-    with long_lived_objects():
-        import_matplotlib()
-    g0, g1 = grid_over(np.array([[0.0, 0.0], [1.0, 1.0]]))
-    draw_decision_boundary(DecisionBoundary(g0, g1, g0, np.zeros((1, 2)), np.zeros(1), "-"))
-
-
-class DrawingProcess:
-    """Draws pictures in a process of its own, started before this one needs it.
-
-    ``start()`` spawns a fresh interpreter (no fork: safe whatever threads this process has
-    by then) that imports matplotlib and draws once, while this process goes on. ``draw()``
-    then only waits for the drawing itself. Not started, or if the process cannot start or
-    dies, ``draw()`` draws here. Ctrl-C is blocked while the process starts and ignored in
-    it, so that a terminal's Ctrl-C, which reaches the whole process group, stops the run
-    alone, which then shuts the process down.
-    """
-
-    def __init__(self) -> None:
-        self.executor: ProcessPoolExecutor | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.executor is not None
-
-    def start(self) -> None:
-        if self.executor is not None:
-            return
-        blocked = hasattr(signal, "pthread_sigmask")
-        if blocked:  # the new process inherits the mask: no Ctrl-C before it ignores it
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self.executor.submit(prepare_to_draw)  # starts the process
-        except OSError as err:
-            log.debug("no drawing process (%s): pictures are drawn in this one", err)
-            self.executor = None
-        finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    def draw(self, boundary: DecisionBoundary) -> Picture:
-        """The picture, from the drawing process if it runs, else drawn here."""
-        if self.executor is not None:
-            try:
-                return self.executor.submit(draw_decision_boundary, boundary).result()
-            except BrokenProcessPool as err:
-                log.debug("the drawing process stopped (%s): drawing in this one", err)
-                self.close()
-        return draw_decision_boundary(boundary)
-
-    def close(self) -> None:
-        """Let the process exit (it does so while this one finishes its own work)."""
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None

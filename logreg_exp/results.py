@@ -66,6 +66,16 @@ class Monitor(Enum):
         return value if self.lower_is_better else -value
 
 
+@dataclass
+class Outcome:
+    """How a job ended, its value for a sweeper, and a one-line message if it did not
+    complete."""
+
+    status: Status
+    value: float
+    message: str | None = None
+
+
 def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a job that trained; best and final values are
     null if no epoch finished."""

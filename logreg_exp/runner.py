@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,22 @@ from logreg_exp.artifacts import (
     write_bytes,
 )
 from logreg_exp.builders import Experiment, build_experiment
+from logreg_exp.config import ExperimentConfig, validated
 from logreg_exp.devices import describe, resolve_device
 from logreg_exp.hparams import run_hparams
 from logreg_exp.interrupts import GracefulInterrupt
+from logreg_exp.launchers import is_installed
 from logreg_exp.model import LogisticRegression
-from logreg_exp.plots import DecisionBoundary, DrawingProcess, grid_over, matplotlib_installed
-from logreg_exp.results import Monitor, Status, fit_metrics, write_metrics
+from logreg_exp.plots import DecisionBoundary, draw_decision_boundary, grid_over
+from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
 from logreg_exp.threads import set_torch_threads
 from logreg_exp.tracking import ConsoleLogger, TensorBoardLogger
 from logreg_exp.train import EpochMetrics, FitResult, fit
-from logreg_exp.validation import validate_config
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunOutcome:
-    """How a run ended, the value for a sweeper, and a one-line message if it did not complete."""
-
-    status: Status
-    value: float
-    message: str | None = None
-
-
-def fit_experiment(exp: Experiment, cfg: Any, **fit_kwargs: Any) -> FitResult:
+def fit_experiment(exp: Experiment, cfg: ExperimentConfig, **fit_kwargs: Any) -> FitResult:
     """``train.fit`` on a built experiment, for ``cfg.epochs`` epochs, keeping the best epoch
     by ``cfg.monitor``; ``fit_kwargs``: ``on_epoch``, ``stop_requested``."""
     return fit(
@@ -75,7 +66,6 @@ def log_decision_boundary(
     result: FitResult,
     run_dir: Path,
     tensorboard: TensorBoardLogger | None,
-    drawing: DrawingProcess,
 ) -> None:
     """The best model's decision boundary over the validation points, for 2-feature data:
     ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
@@ -85,7 +75,7 @@ def log_decision_boundary(
     if x.shape[1] != 2:
         log.debug("no decision boundary picture: the data has %d features, not 2", x.shape[1])
         return
-    if not matplotlib_installed():
+    if not is_installed("matplotlib"):
         log.info(
             "decision boundary picture skipped: matplotlib is not installed "
             "(pip install 'logreg-exp[plots]')"
@@ -97,7 +87,7 @@ def log_decision_boundary(
     proba = probability_on_grid(exp.model, grid0, grid1, like=x)
     title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
     boundary = DecisionBoundary(grid0, grid1, proba, points, y.cpu().numpy(), title)
-    picture = drawing.draw(boundary)
+    picture = draw_decision_boundary(boundary)
     write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
     if tensorboard is not None:
         tensorboard.log_png(
@@ -109,21 +99,20 @@ def run(
     cfg: Any,
     run_dir: Path,
     default_threads: int | None = None,
-    drawing: DrawingProcess | None = None,
-) -> RunOutcome:
+) -> Outcome:
     """Train as ``cfg`` says, write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``run_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
     between minibatches, with what was reached written (status interrupted).
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
-    (None: torch's own); ``drawing`` draws the picture (None: in this process)."""
+    (None: torch's own)."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    validate_config(cfg)
-    monitor = Monitor(cfg.monitor)
-    device = resolve_device(cfg.device.name)
-    threads = set_torch_threads(cfg.threads, default_threads)
-    torch.manual_seed(cfg.seed)
-    exp = build_experiment(cfg, device)
+    settings = validated(cfg)
+    monitor = Monitor(settings.monitor)
+    device = resolve_device(settings.device.name)
+    threads = set_torch_threads(settings.threads, default_threads)
+    torch.manual_seed(settings.seed)
+    exp = build_experiment(settings, device)
     log.info(
         "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
         exp.n_train,
@@ -132,12 +121,12 @@ def run(
         describe(device),
         threads,
         "" if threads == 1 else "s",
-        cfg.updater.name,
-        cfg.updater.lr,
+        settings.updater.name,
+        settings.updater.lr,
     )
 
-    console = ConsoleLogger(cfg.epochs)
-    tensorboard = TensorBoardLogger(run_dir) if cfg.tensorboard else None
+    console = ConsoleLogger(settings.epochs)
+    tensorboard = TensorBoardLogger(run_dir) if settings.tensorboard else None
     if tensorboard is not None:
         tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
         tensorboard.start_session(run_hparams(cfg))
@@ -149,7 +138,7 @@ def run(
 
     try:
         with GracefulInterrupt() as interrupt:
-            result = fit_experiment(exp, cfg, on_epoch=on_epoch, stop_requested=interrupt)
+            result = fit_experiment(exp, settings, on_epoch=on_epoch, stop_requested=interrupt)
         if result.best_epoch:
             save_checkpoint(
                 run_dir, result.best_state, result.best_epoch, monitor.value, result.best_value
@@ -159,7 +148,7 @@ def run(
         if tensorboard is not None:
             tensorboard.end_session(metrics, step=len(result.history))
         if result.status is Status.COMPLETED:
-            log_decision_boundary(exp, result, run_dir, tensorboard, drawing or DrawingProcess())
+            log_decision_boundary(exp, result, run_dir, tensorboard)
     finally:
         if tensorboard is not None:
             tensorboard.close()
@@ -170,18 +159,18 @@ def run(
             result.stopped_at[0],
             display_path(run_dir),
         )
-        return RunOutcome(Status.INTERRUPTED, monitor.worst, "interrupted")
+        return Outcome(Status.INTERRUPTED, monitor.worst, "interrupted")
     if result.status is Status.DIVERGED:
         epoch, step = result.stopped_at
-        knobs = f"updater.lr={cfg.updater.lr:g}"
-        if cfg.updater.weight_decay:
-            knobs += f" and updater.weight_decay={cfg.updater.weight_decay:g}"
+        knobs = f"updater.lr={settings.updater.lr:g}"
+        if settings.updater.weight_decay:
+            knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
         message = (
             f"training diverged: non-finite loss at epoch {epoch}, step {step} with {knobs}; "
             "try a smaller updater.lr"
         )
         log.error("%s (run dir %s)", message, display_path(run_dir))
-        return RunOutcome(Status.DIVERGED, monitor.worst, message)
+        return Outcome(Status.DIVERGED, monitor.worst, message)
 
     best = result.best
     log.info(
@@ -194,4 +183,4 @@ def run(
     )
     if tensorboard is not None:
         log.info("view it: tensorboard --logdir %s", display_path(run_dir))
-    return RunOutcome(Status.COMPLETED, result.best_value)
+    return Outcome(Status.COMPLETED, result.best_value)

@@ -8,6 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
 from logreg_exp.results import Status
 from logreg_exp.train import EpochMetrics
 
@@ -40,8 +45,6 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
@@ -69,8 +72,6 @@ class TensorBoardLogger:
         runs: the union of their hparams, the swept ones first, and every scalar tag of the
         runs as a metric (the HPARAM_METRIC_TAGS, and the curves' last values).
         """
-        from torch.utils.tensorboard.summary import hparams as hparams_summaries
-
         _, session_start, _ = hparams_summaries(dict(hparams), {})
         self.writer.file_writer.add_summary(session_start)
 
@@ -84,8 +85,6 @@ class TensorBoardLogger:
 
     def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
         """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
         summary = Summary(value=[Summary.Value(tag=tag, image=image)])
         self.writer.file_writer.add_summary(summary, step)
@@ -97,9 +96,6 @@ class TensorBoardLogger:
 def session_end(success: bool) -> Any:
     """The HParams session-end summary, with the run's real status: the one that
     ``torch.utils.tensorboard.summary.hparams`` returns always says success."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-
     status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
     end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
     summary_metadata = metadata.create_summary_metadata(

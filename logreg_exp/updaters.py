@@ -91,7 +91,7 @@ def build_optimizer(
                 f"updater.optimizer.{key} is set; set updater.{key} instead "
                 f"(it is passed to {target})"
             )
-        value = float(updater_cfg[key])
+        value = float(getattr(updater_cfg, key))
         if key in accepted:
             kwargs[key] = value
         elif value != 0:
@@ -115,12 +115,3 @@ def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Upd
             weight_decay=float(updater_cfg.weight_decay),
         )
     raise ConfigError(f"updater.name={updater_cfg.name!r} is not known; allowed: optim, manual")
-
-
-def import_what_building_imports(updater_cfg: Any) -> None:
-    """Import now what ``build_updater`` will import on its first call, so that a caller can
-    do it with the garbage collector paused (``startup.long_lived_objects``): for a
-    ``torch.optim`` optimizer, ``torch._dynamo``, which ``Optimizer.__init__`` imports on
-    first use (0.7 s, 200,000 objects). ``updater=manual`` needs nothing more."""
-    if updater_cfg.name == "optim":
-        import torch._dynamo  # noqa: F401

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from logreg_exp.config import register_configs
+from logreg_exp.cli import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from logreg_exp.builders import build_experiment, population_acc_evaluator
+from logreg_exp.builders import build_experiment
 from logreg_exp.data import Standardizer, split_train_val
+from logreg_exp.datasets import Gaussian2d
 from logreg_exp.errors import ConfigError
 from logreg_exp.gaussian2d import population_accuracy
 
@@ -67,7 +68,8 @@ def test_population_evaluator_maps_standardized_weights_back():
     raw_w = np.array([0.8 / 2.0, -0.3 / 0.5])
     raw_b = 0.2 - raw_w @ np.array([1.0, -2.0])
     expected = population_accuracy(raw_w, raw_b, 0.1)
-    assert population_acc_evaluator(0.1, scaler)(model) == pytest.approx(expected, abs=1e-15)
+    evaluate = Gaussian2d(compose_config().dataset).evaluators(scaler)["population_acc"]
+    assert evaluate(model) == pytest.approx(expected, abs=1e-15)
 
 
 def test_only_gaussian2d_has_a_population_evaluator():

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from logreg_exp.config import register_configs
+from logreg_exp.cli import register_configs
 from logreg_exp.errors import ConfigError
 from logreg_exp.launchers import gpus_for_device, missing_plugin
 

@@ -1,6 +1,5 @@
-"""The decision-boundary picture: drawn for two features, here or in the drawing process,
-skipped otherwise or without matplotlib, and saved by a real run as decision_boundary.png and
-a TensorBoard image."""
+"""The decision-boundary picture: drawn for two features, skipped otherwise or without
+matplotlib, and saved by a real run as decision_boundary.png and a TensorBoard image."""
 
 from __future__ import annotations
 
@@ -18,13 +17,12 @@ from logreg_exp.model import LogisticRegression
 from logreg_exp.plots import (
     GRID_POINTS,
     DecisionBoundary,
-    DrawingProcess,
     draw_decision_boundary,
     grid_over,
 )
 from logreg_exp.train import FitResult
 
-from .conftest import REPO, build, run_cli
+from .conftest import build, run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -62,36 +60,6 @@ def test_two_features_give_an_rgba_png_of_the_stated_size():
     assert picture.width >= 400 and picture.height >= 300
 
 
-def test_the_drawing_process_draws_what_this_process_draws():
-    drawing = DrawingProcess()
-    drawing.start()
-    try:
-        assert drawing.started
-        pid = next(iter(drawing.executor._processes))  # the process exists: it was spawned
-        for seed in (0, 1):
-            assert drawing.draw(boundary(seed)).png == draw_decision_boundary(boundary(seed)).png
-        assert drawing.started and pid in drawing.executor._processes  # the same process
-    finally:
-        drawing.close()
-    assert not drawing.started
-
-
-def test_without_the_process_or_when_it_dies_the_picture_is_drawn_here(caplog):
-    expected = draw_decision_boundary(boundary()).png
-    assert DrawingProcess().draw(boundary()).png == expected  # never started
-    drawing = DrawingProcess()
-    drawing.start()
-    try:
-        for process in drawing.executor._processes.values():
-            process.kill()
-        with caplog.at_level(logging.DEBUG, logger="logreg_exp.plots"):
-            assert drawing.draw(boundary()).png == expected
-        assert "the drawing process stopped" in caplog.text
-        assert not drawing.started
-    finally:
-        drawing.close()
-
-
 def finished(cfg, exp) -> FitResult:
     """A FitResult as after one epoch, holding the model's current state as the best."""
     result = FitResult("val_loss", best_epoch=1, best_state=exp.model.state_dict())
@@ -102,7 +70,7 @@ def finished(cfg, exp) -> FitResult:
 def test_more_than_two_features_are_skipped_quietly(tmp_path, caplog):
     cfg, exp = build("dataset.n_features=3", "dataset.n_samples=100")
     with caplog.at_level(logging.INFO):
-        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None, DrawingProcess())
+        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None)
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
     assert list(tmp_path.iterdir()) == []
 
@@ -111,31 +79,11 @@ def test_without_matplotlib_the_picture_is_skipped_with_one_log_line(tmp_path, m
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # not installed, as find_spec sees it
     cfg, exp = build("dataset.n_samples=100")
     with caplog.at_level(logging.INFO):
-        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None, DrawingProcess())
+        runner.log_decision_boundary(exp, finished(cfg, exp), tmp_path, None)
     (record,) = caplog.records
     assert "matplotlib is not installed" in record.getMessage()
     assert "logreg-exp[plots]" in record.getMessage()
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_run_with_a_drawing_process_does_not_import_matplotlib_itself(tmp_path):
-    code = f"""
-import sys
-from logreg_exp.plots import DrawingProcess
-from logreg_exp import runner
-from tests.conftest import compose_config
-drawing = DrawingProcess()
-drawing.start()
-runner.run(compose_config("epochs=1", "dataset.n_samples=400"), {str(tmp_path)!r}, None, drawing)
-drawing.close()
-print("matplotlib" in sys.modules)
-"""
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "False"
-    assert (tmp_path / "decision_boundary.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 
-from logreg_exp.config import register_configs
+from logreg_exp.cli import register_configs
 
 from .conftest import EXERCISE_DATASET, compose_config
 

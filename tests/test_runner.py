@@ -9,8 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
-from logreg_exp.cli import RunFailed, main
-from logreg_exp.config import register_configs
+from logreg_exp.cli import RunFailed, main, register_configs
 from logreg_exp.results import Monitor, Status
 from logreg_exp.runner import run
 

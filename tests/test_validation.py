@@ -2,8 +2,8 @@
 
 import pytest
 
+from logreg_exp.config import validated as validate_config
 from logreg_exp.errors import ConfigError
-from logreg_exp.validation import validate_config
 
 from .conftest import compose_config
 
