@@ -2,7 +2,7 @@
 
 Hydra composes the config; ``main`` starts up, runs the job and maps its outcome to a value
 for sweepers or an exit code. It knows the config, the output dir and how a job ends, not
-tensors: the work is in ``runner.run``. A user's mistake ends a single run with one line on
+tensors: the work is in ``job.run_job``. A user's mistake ends a single run with one line on
 stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
 that job alone.
 """
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
@@ -24,17 +25,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import (
     DeviceConfig,
-    ExperimentConfig,
+    JobConfig,
     LossConfig,
     ManualUpdaterConfig,
     OptimUpdaterConfig,
 )
-from logreg_exp.datasets import DATASETS
+from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError
-from logreg_exp.launchers import gpus_for_device, hidden_gpu_warning, missing_plugin
 from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
 from logreg_exp.startup import import_heavy_modules
-from logreg_exp.threads import default_threads, jobs_at_once
+from logreg_exp.sweeps.launchers import (
+    default_threads,
+    gpus_for_device,
+    hidden_gpu_warning,
+    jobs_at_once,
+    missing_plugin,
+)
 
 log = logging.getLogger("logreg_exp")
 
@@ -62,7 +68,7 @@ def register_configs() -> None:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
     cs = ConfigStore.instance()
-    cs.store(group="schema", name="experiment", node=ExperimentConfig)
+    cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)
     cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
@@ -72,6 +78,15 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
+    """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
+    (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        return hydra.compose(
+            config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
+        )
 
 
 class RunFailed(CompactHydraException):
@@ -87,11 +102,12 @@ def main(cfg: DictConfig) -> float:
     job_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     import_heavy_modules(cfg)
-    from logreg_exp.runner import run  # imported just now, with the collector paused
+    from logreg_exp.job import run_job  # imported just now, with the collector paused
 
     warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
+    threads = default_threads(hydra_cfg.launcher)
     try:
-        outcome = run(cfg, job_dir, default_threads(hydra_cfg.launcher))
+        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
     except Exception as err:
         outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
     return end_as(outcome, in_sweep)

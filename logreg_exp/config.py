@@ -129,7 +129,7 @@ class LossConfig:
 
 
 @dataclass
-class ExperimentConfig:
+class JobConfig:
     dataset: Any = MISSING  # one of the schemas in datasets.py
     updater: Any = MISSING  # OptimUpdaterConfig or ManualUpdaterConfig
     device: DeviceConfig = MISSING
@@ -175,12 +175,12 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(node, f"{prefix}{key}.")
 
 
-def validated(cfg: DictConfig) -> ExperimentConfig:
-    """The composed config as ``ExperimentConfig``; ConfigError on the first value that its
+def validated(cfg: DictConfig) -> JobConfig:
+    """The composed config as ``JobConfig``; ConfigError on the first value that its
     field does not allow."""
     check_required(cfg)
     settings = OmegaConf.to_object(cfg)
-    assert isinstance(settings, ExperimentConfig)
+    assert isinstance(settings, JobConfig)
     for key, value, rule in rules(settings):
         if not rule.test(value, settings):
             raise ConfigError(f"{key} must be {rule.describe(settings)}, got {value!r}")

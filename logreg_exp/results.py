@@ -15,10 +15,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from logreg_exp.artifacts import atomic_write
+from logreg_exp.files import atomic_write
 
 if TYPE_CHECKING:
-    from logreg_exp.train import FitResult
+    from logreg_exp.training.loop import FitResult
 
 METRICS_FILE = "metrics.json"
 

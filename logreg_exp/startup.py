@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from logreg_exp.datasets import dataset_for
-from logreg_exp.launchers import is_installed
+from logreg_exp.data.datasets import dataset_for
+from logreg_exp.sweeps.launchers import is_installed
 
 
 def modules_for(cfg: Any) -> list[str]:
     """What a run of ``cfg`` will import, the table of the early imports."""
     dataset = dataset_for(cfg.dataset)
-    modules = ["logreg_exp.runner"]  # torch, numpy, the TensorBoard writer: every run
+    modules = ["logreg_exp.job"]  # torch, numpy, the TensorBoard writer: every run
     if cfg.updater.name == "optim":
         modules.append("torch._dynamo")  # torch.optim.Optimizer.__init__ imports it
     modules += dataset.imports  # scikit-learn for breast_cancer

@@ -8,9 +8,8 @@ import re
 import pytest
 import torch
 
-from logreg_exp.model import LogisticRegression
-
-from .conftest import run_cli, scalars
+from logreg_exp.training.model import LogisticRegression
+from tests.helpers import run_cli, scalars, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +23,6 @@ METRIC_KEYS = {
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
     "best_val_population_acc", "final_val_population_acc",
 }  # fmt: skip
-
-
-def results(metrics: dict) -> dict:
-    """metrics.json without its timings, which differ from run to run."""
-    return {k: v for k, v in metrics.items() if not k.endswith("_s") and k != "train_samples_per_s"}
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +81,10 @@ def test_best_checkpoint_reloads_and_reproduces_the_best_accuracy(default_run):
     model = LogisticRegression(2)
     model.load_state_dict(ckpt["state_dict"])
     # rebuild the validation split exactly as the run did and score the checkpoint on it
-    from logreg_exp.builders import build_experiment
+    from logreg_exp.training.build import build_pipeline
+    from tests.helpers import compose_config
 
-    from .conftest import compose_config
-
-    exp = build_experiment(compose_config(), torch.device("cpu"))
+    exp = build_pipeline(compose_config(), torch.device("cpu"))
     x, y = exp.val_set.tensors
     with torch.no_grad():
         acc = (model.predict(x) == y).float().mean().item()
@@ -117,7 +110,7 @@ def test_manual_updater_gives_the_same_result(default_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     manual = json.loads((tmp_path / "run" / "metrics.json").read_text())
     default = json.loads((default_dir / "metrics.json").read_text())
-    assert results(manual) == results(default)
+    assert without_timings(manual) == without_timings(default)
 
 
 def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
@@ -149,7 +142,7 @@ def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
     assert proc.returncode == 0, proc.stderr
     alone = json.loads((tmp_path / "alone" / "metrics.json").read_text())
     in_sweep = json.loads((sweep / jobs[1] / "metrics.json").read_text())
-    assert results(alone) == results(in_sweep)
+    assert without_timings(alone) == without_timings(in_sweep)
 
 
 def test_default_sweep_dir_is_under_outputs(tmp_path):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 
-from logreg_exp.cli import register_configs
-
-from .conftest import EXERCISE_DATASET, compose_config
+from tests.helpers import EXERCISE_DATASET, compose_config
 
 
 def test_experiment_exercise_is_the_exercise():
@@ -16,7 +13,7 @@ def test_experiment_exercise_is_the_exercise():
     assert (cfg.batch_size, cfg.val_batch_size, cfg.epochs) == (8, 32, 12)
     assert cfg.updater.name == "manual"
     assert (cfg.updater.lr, cfg.updater.momentum, cfg.updater.weight_decay) == (0.01, 0, 0)
-    assert cfg.loss._target_ == "logreg_exp.losses.SigmoidBCELoss"
+    assert cfg.loss._target_ == "logreg_exp.training.model.SigmoidBCELoss"
     assert cfg.monitor.value == "val_loss" and cfg.dtype.value == "float32"
     assert cfg.device.name == "cpu"
     assert dict(cfg.dataset) == EXERCISE_DATASET
@@ -52,11 +49,7 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_hparams_search_optuna_maximizes_val_acc_over_lr_and_batch_size():
-    register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
-        cfg = compose(
-            config_name="config", overrides=["hparams_search=optuna"], return_hydra_config=True
-        )
+    cfg = compose_config("hparams_search=optuna", with_hydra=True)
     assert cfg.monitor.value == "val_acc"
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper")

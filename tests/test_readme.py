@@ -1,6 +1,6 @@
 """The README's two first commands are what a new user runs; CI must run the same test line."""
 
-from .conftest import REPO
+from tests.helpers import REPO
 
 
 def readme_commands() -> list[str]:

@@ -1,16 +1,15 @@
 """Freezing what start-up built must not keep a finished job's data alive."""
 
 import gc
-import subprocess
 import sys
 import weakref
 
 import pytest
 
-from logreg_exp import builders, runner
+from logreg_exp import job
 from logreg_exp.startup import long_lived_objects, modules_for
-
-from .conftest import compose_config
+from logreg_exp.training import build
+from tests.helpers import compose_config
 
 
 def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monkeypatch):
@@ -19,15 +18,15 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
     built = []
 
     def spy(cfg, device):
-        exp = builders.build_experiment(cfg, device)
+        exp = build.build_pipeline(cfg, device)
         built.append([weakref.ref(o) for o in (exp, exp.model, exp.updater, exp.train_loader)])
         built[-1].append(weakref.ref(exp.train_set.tensors[0]))
         return exp
 
-    monkeypatch.setattr(runner, "build_experiment", spy)
-    for job in range(2):
-        runner.run(compose_config("epochs=1"), tmp_path / str(job))
-        assert [ref() for ref in built[-1]] == [None] * 5, job
+    monkeypatch.setattr(job, "build_pipeline", spy)
+    for num in range(2):
+        job.run_job(compose_config("epochs=1"), tmp_path / str(num))
+        assert [ref() for ref in built[-1]] == [None] * 5, num
 
 
 class Node:
@@ -66,17 +65,6 @@ def test_a_block_that_imports_nothing_leaves_its_objects_to_the_collector():
     assert made_inside() is None
 
 
-def test_entrypoint_and_sweep_callbacks_do_not_import_torch():
-    """torch is imported inside the task function, where the collector is paused for it;
-    Hydra instantiates the callbacks before that, so they must not pull it in."""
-    code = (
-        "import sys, logreg_exp.cli, logreg_exp.sweep, logreg_exp.summary;"
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 @pytest.mark.parametrize(
     ("overrides", "expected", "left_out"),
     [
@@ -91,5 +79,5 @@ def test_entrypoint_and_sweep_callbacks_do_not_import_torch():
 )
 def test_start_up_imports_what_the_run_will_import_and_nothing_else(overrides, expected, left_out):
     modules = set(modules_for(compose_config(*overrides)))
-    assert "logreg_exp.runner" in modules
+    assert "logreg_exp.job" in modules
     assert expected <= modules and not left_out & modules

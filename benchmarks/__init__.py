@@ -1,0 +1,1 @@
+"""Developer benchmarks: ``python -m benchmarks.bench`` from the repository root."""

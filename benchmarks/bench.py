@@ -1,0 +1,359 @@
+"""``python -m benchmarks.bench``: the framework's speed, side by side with what it replaces.
+
+Three comparisons, each run interleaved (every repeat runs every variant, in a rotated order,
+so a noisy neighbour slows all of them alike) and reported as medians and ratios:
+
+1. The training loop, in this process, at exercise size and at scale. The framework's real
+   ``build_pipeline`` and ``train_one_epoch`` against three reference loops written out
+   below on the same tensors, model, loss and optimizer: the eager floor (forward, backward
+   and step on batches sliced beforehand: what the steps cost alone), a slicing loop (one
+   ``randperm`` an epoch, one indexed read a batch) and the exercise's
+   ``DataLoader(TensorDataset, batch_size, shuffle=True)`` with its per-sample fetch.
+2. The whole process: ``python -m logreg_exp`` (Hydra, TensorBoard, checkpoint) against the
+   exercise as a plain script (``plain.py``), each a fresh subprocess.
+3. Peak memory of a run at scale, against the same run at exercise size.
+
+There are no timed assertions anywhere: this prints numbers, a person reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from logreg_exp.cli import compose
+from logreg_exp.errors import ConfigError
+from logreg_exp.training.build import Pipeline, build_pipeline
+from logreg_exp.training.devices import describe, resolve_device
+from logreg_exp.training.loop import train_one_epoch
+
+PLAIN_SCRIPT = Path(__file__).with_name("plain.py")
+
+
+@dataclass
+class Size:
+    """A problem size: the CLI overrides that make it, and how many epochs each loop times."""
+
+    name: str
+    overrides: list[str]
+    epochs: int
+    exercise_loop_epochs: int  # per-sample fetch is slow at scale: fewer epochs, same s/epoch
+
+
+SCALE = ["dataset.n_features=64", "batch_size=4096"]  # with dataset.n_samples=1000000
+
+
+def sizes(quick: bool) -> list[Size]:
+    if quick:  # only that everything runs: tiny, so the numbers mean nothing
+        return [
+            Size("exercise", ["dataset.n_samples=400"], epochs=2, exercise_loop_epochs=1),
+            Size("scale", [*SCALE, "dataset.n_samples=20000"], epochs=2, exercise_loop_epochs=1),
+        ]
+    return [
+        Size("exercise", [], epochs=12, exercise_loop_epochs=12),
+        Size("scale", ["dataset.n_samples=1000000", *SCALE], epochs=3, exercise_loop_epochs=1),
+    ]
+
+
+# --- reference loops: what the framework is measured against, not part of it --------------
+
+
+def steps(exp: Pipeline, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """The exercise's four lines a minibatch, and nothing else."""
+    model, loss_fn, updater = exp.model, exp.loss_fn, exp.updater
+    for xb, yb in batches:
+        updater.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        updater.step()
+
+
+def eager_floor(exp: Pipeline, epochs: int) -> float:
+    """Forward, backward and step on batches sliced beforehand: the steps' cost alone."""
+    x, y = exp.train_set.tensors
+    order = torch.randperm(len(y), device=x.device)
+    batches = [(x[i], y[i]) for i in order.split(exp.train_loader.dataset.batch_size)]
+    return timed(exp.device, lambda: [steps(exp, batches) for _ in range(epochs)])
+
+
+def slicing_loop(exp: Pipeline, epochs: int) -> float:
+    """One ``randperm`` an epoch and one indexed read a batch, with no DataLoader."""
+    x, y = exp.train_set.tensors
+    batch_size = exp.train_loader.dataset.batch_size
+
+    def epoch() -> None:
+        order = torch.randperm(len(y), device=x.device)
+        steps(exp, ((x[i], y[i]) for i in order.split(batch_size)))
+
+    return timed(exp.device, lambda: [epoch() for _ in range(epochs)])
+
+
+def exercise_loop(exp: Pipeline, epochs: int) -> float:
+    """The exercise's loop: ``DataLoader(TensorDataset, batch_size, shuffle=True)``, with its
+    per-sample fetch and collate, each batch moved to the device and its loss read with
+    ``.item()``."""
+    x, y = (t.cpu() for t in exp.train_set.tensors)
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=exp.train_loader.dataset.batch_size, shuffle=True
+    )
+    model, loss_fn, updater, device = exp.model, exp.loss_fn, exp.updater, exp.device
+
+    def epoch() -> None:
+        running_loss = 0.0
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            updater.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            updater.step()
+            running_loss += loss.item() * len(yb)
+
+    return timed(device, lambda: [epoch() for _ in range(epochs)])
+
+
+# --- the framework, through its real code ---------------------------------------------------
+
+
+def framework_loop(exp: Pipeline, epochs: int) -> float:
+    """The framework's ``train_one_epoch`` over its own DataLoader, as ``fit`` calls it."""
+
+    def epoch() -> None:
+        train_one_epoch(exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.device)
+
+    return timed(exp.device, lambda: [epoch() for _ in range(epochs)])
+
+
+LOOPS: dict[str, tuple[str, Callable[[Pipeline, int], float]]] = {
+    "floor": ("eager floor (batches sliced beforehand)", eager_floor),
+    "slicing": ("slicing loop (randperm + x[idx])", slicing_loop),
+    "framework": ("framework train_one_epoch", framework_loop),
+    "exercise": ("exercise DataLoader(shuffle=True) loop", exercise_loop),
+}
+
+
+def timed(device: torch.device, body: Callable[[], object]) -> float:
+    """Wall seconds of ``body()``, with the GPU's queue drained before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    body()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def interleaved(
+    names: list[str], rounds: int, once: Callable[[str], float], limit: Callable[[str], int]
+) -> dict[str, list[float]]:
+    """``once(name)`` for every name in every round, the order rotated each round; a name
+    sits out the rounds past ``limit(name)``."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            if r < limit(name):
+                gc.collect()
+                times[name].append(once(name))
+    return times
+
+
+def bench_loops(size: Size, device_name: str, repeats: int) -> None:
+    cfg = compose(*size.overrides, f"device={device_name}")
+    device = resolve_device(cfg.device.name)
+    exp = build_pipeline(cfg, device)
+    n, steps = exp.n_train, len(exp.train_loader)
+
+    def epochs_of(name: str) -> int:
+        return size.exercise_loop_epochs if name == "exercise" else size.epochs
+
+    # One epoch a sample, the loops taking turns epoch by epoch: a burst of load from
+    # elsewhere then lands on all of them alike, and the median leaves it out.
+    names = list(LOOPS)
+    for name in names:  # warm-up: first calls, allocator, caches
+        LOOPS[name][1](exp, 1)
+    times = interleaved(
+        names,
+        repeats * size.epochs,
+        lambda name: LOOPS[name][1](exp, 1),
+        lambda name: repeats * epochs_of(name),
+    )
+    per_epoch = {name: statistics.median(t) for name, t in times.items()}
+
+    print(
+        f"\ntraining loop, {size.name}: {n} train points, {exp.model.n_features} features, "
+        f"batch {cfg.batch_size} ({steps} steps an epoch); median of {repeats * size.epochs} "
+        f"epochs each ({repeats * size.exercise_loop_epochs} for the exercise loop), taking turns"
+    )
+    header = f"{'s/epoch':>9}{'us/step':>9}{'samples/s':>12}{'/floor':>8}{'/slicing':>9}"
+    print(f"  {'loop':<42}{header}")
+    for name in names:
+        s = per_epoch[name]
+        print(
+            f"  {LOOPS[name][0]:<42}{s:>9.4f}{s / steps * 1e6:>9.1f}{n / s:>12,.0f}"
+            f"{s / per_epoch['floor']:>8.2f}{s / per_epoch['slicing']:>9.2f}"
+        )
+    fw = per_epoch["framework"]
+    print(
+        f"  framework: {fw / per_epoch['floor']:.3f}x the eager floor, "
+        f"{fw / per_epoch['slicing']:.3f}x the slicing loop, "
+        f"{per_epoch['exercise'] / fw:.2f}x faster than the exercise loop"
+    )
+
+
+# --- whole processes --------------------------------------------------------------------------
+
+
+def run_process(argv: list[str], cwd: Path) -> float:
+    """Wall seconds of one fresh process."""
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout.decode(errors='replace')}")
+    return wall
+
+
+# Runs ARGV as its child and writes the child's peak RSS (KiB) to PATH. A small process in
+# between because Linux carries the exec-ing process's high-water mark into the child's
+# ru_maxrss: run straight from this one (which holds the benchmark's data), every child
+# would report at least this process's size.
+PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(code)"
+)
+
+
+def peak_rss(argv: list[str], cwd: Path) -> int:
+    """Peak resident memory (bytes) of one fresh process."""
+    out = cwd / "peak_rss_kib"
+    run_process([sys.executable, "-c", PEAK_RSS, str(out), *argv], cwd)
+    return int(out.read_text()) * 1024
+
+
+def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> None:
+    py = sys.executable
+    plain_args = [f"--device={device_name}"]
+    cli_args = [f"device={device_name}"]
+    if size.overrides:  # --quick: the same tiny problem for both
+        cfg = compose(*size.overrides)
+        plain_args.append(f"--n-samples={cfg.dataset.n_samples}")
+    epochs = f"epochs={size.epochs}"
+    commands = {
+        "plain": [py, str(PLAIN_SCRIPT), *plain_args, f"--epochs={size.epochs}"],
+        "cli_bce": [py, "-m", "logreg_exp", "loss=bce", epochs, *cli_args, *size.overrides],
+        "cli": [py, "-m", "logreg_exp", epochs, *cli_args, *size.overrides],
+    }
+    labels = {
+        "plain": "python benchmarks/plain.py",
+        "cli_bce": "python -m logreg_exp loss=bce   (the exercise's loss)",
+        "cli": "python -m logreg_exp             (defaults)",
+    }
+    counter = itertools.count()
+
+    def once(name: str) -> float:
+        run_dir = tmp / f"{name}-{next(counter)}"
+        run_dir.mkdir()
+        where = f"--out={run_dir / 'best.pt'}" if name == "plain" else f"hydra.run.dir={run_dir}"
+        return run_process([*commands[name], where], cwd=tmp)
+
+    times = interleaved(list(commands), repeats, once, lambda name: repeats)
+    base = statistics.median(times["plain"])
+    print(f"\nwhole process, {size.name} size, {size.epochs} epochs: wall seconds, fresh processes")
+    print(f"  {'command':<56}{'median':>8}{'min':>8}{'/plain':>8}")
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"  {labels[name]:<56}{med:>8.3f}{min(t):>8.3f}{med / base:>8.3f}")
+
+
+def bench_memory(exercise: Size, scale: Size, device_name: str, tmp: Path) -> None:
+    """Peak RSS of one epoch at scale minus the same at exercise size, against the data's size."""
+    peaks = {}
+    for size in (exercise, scale):
+        run_dir = tmp / f"memory-{size.name}"
+        argv = [sys.executable, "-m", "logreg_exp", *size.overrides, "epochs=1",
+                f"device={device_name}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+        peaks[size.name] = peak_rss(argv, cwd=tmp)
+    metrics = json.loads((tmp / "memory-scale" / "metrics.json").read_text())
+    cfg = compose(*scale.overrides)
+    n, d = cfg.dataset.n_samples, cfg.dataset.n_features
+    data_bytes = n * (d + 1) * 4  # features and labels as float32 tensors, train and val
+    extra = peaks["scale"] - peaks["exercise"]
+    mib = 2**20
+    print(f"\npeak memory: python -m logreg_exp {' '.join(scale.overrides)} epochs=1")
+    print(
+        f"  peak RSS {peaks['scale'] / mib:.0f} MiB; at exercise size {peaks['exercise'] / mib:.0f}"
+        f" MiB; the difference, {extra / mib:.0f} MiB, is {extra / data_bytes:.2f}x the dataset"
+        f" ({data_bytes / mib:.0f} MiB as float32 tensors)"
+    )
+    print(f"  train_samples_per_s in its metrics.json: {metrics['train_samples_per_s']:,.0f}")
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}; "
+        f"python {platform.python_version()}; device {describe(device)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default 5)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch intra-op threads, here and in the subprocesses (OMP_NUM_THREADS); "
+        "default torch's own choice. 1 steadies numbers on a machine that others load",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", choices=["loops", "process", "memory"], action="append",
+        help="run only these parts (repeatable); default all",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    parts = args.only or ["loops", "process", "memory"]
+    exercise, scale = sizes(args.quick)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the subprocesses
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as err:
+        parser.error(str(err))  # one line and exit status 2, as for any bad argument
+    print(f"python -m benchmarks.bench {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"machine: {machine(device)}")
+    print(f"medians of {args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")
+    if "loops" in parts:
+        for size in (exercise, scale):
+            bench_loops(size, args.device, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="logreg_exp-bench-") as tmp:
+        if "process" in parts:
+            bench_processes(exercise, args.device, args.repeats, Path(tmp))
+        if "memory" in parts:
+            bench_memory(exercise, scale, args.device, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The data: datasets, and how they become minibatches."""

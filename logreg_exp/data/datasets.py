@@ -1,0 +1,224 @@
+"""The datasets ``dataset=`` chooses: each one class, with its schema, registered in DATASETS.
+
+A dataset knows its config keys (its schema, beside it here), what loading it imports, how
+many features it has before it is loaded, how an error about it names it, how to load it as
+numpy features and 0/1 labels, and what it can evaluate beyond the validation set. Adding
+a dataset is one class and its schema here, and one YAML file in ``conf/dataset/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from logreg_exp.config import FRACTION, Allowed, DatasetConfig, allowed, between, required
+from logreg_exp.data.csv_file import LabeledArrays, read_csv_dataset
+from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
+from logreg_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# model -> a number, evaluated after each validation phase (e.g. population_acc)
+Evaluator = Callable[[Any], float]
+
+
+def enough_to_split(n_samples: int, val_fraction: float) -> bool:
+    """Each split needs a point of each class; fewer than 2 points cannot hold both."""
+    n_val = round(val_fraction * n_samples)
+    return n_samples >= 4 and n_val >= 2 and n_samples - n_val >= 2
+
+
+@dataclass
+class Gaussian2dConfig(DatasetConfig):
+    name: str = "gaussian2d"
+    n_samples: int = allowed(
+        5000,
+        Allowed(
+            lambda v, root: enough_to_split(v, root.dataset.val_fraction),
+            lambda root: (
+                "large enough for 2 points in each split at "
+                f"val_fraction={root.dataset.val_fraction}"
+            ),
+            doc="large enough for 2 points of each split",
+        ),
+    )
+    n_features: int = allowed(2, Allowed(lambda v, _: v >= 2, "an integer >= 2"))
+    label_flip: float = allowed(0.1, between(0.0, 0.5, "in [0, 0.5)"))
+    stratify: bool = False
+    standardize: bool = False
+
+
+@dataclass
+class BreastCancerConfig(DatasetConfig):
+    name: str = "breast_cancer"
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+@dataclass
+class CsvConfig(DatasetConfig):
+    name: str = "csv"
+    path: str = required("dataset.path=data.csv")
+    target: str = required("dataset.target=label")
+    features: Optional[list[str]] = None  # noqa: UP045 (OmegaConf needs Optional here)
+    delimiter: str = ","
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+class Dataset:
+    """One dataset, as its config ``cfg`` (an instance of ``schema``) describes it."""
+
+    name: ClassVar[str]
+    schema: ClassVar[type[DatasetConfig]]
+    imports: ClassVar[tuple[str, ...]] = ()  # what loading imports (startup imports it early)
+    generated: ClassVar[bool] = False  # made from the config alone, which says all about it
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def n_features(self) -> int | None:
+        """How many features the data will have, as far as the config tells before they are
+        loaded; None where only the data can tell."""
+        return None
+
+    def describe(self) -> str:
+        """What an error about the data names."""
+        return f"dataset={self.name}"
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        """Features and labels, before the split."""
+        raise NotImplementedError
+
+    def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
+        """Numbers to compute from the model after each validation phase, beside the
+        validation metrics; ``scaler`` is the Standardizer the features went through, or
+        None."""
+        return {}
+
+
+class Gaussian2d(Dataset):
+    """The exercise's two Gaussian classes, generated directly in ``dtype`` (it can be large)."""
+
+    name = "gaussian2d"
+    schema = Gaussian2dConfig
+    generated = True
+
+    def n_features(self) -> int:
+        return int(self.cfg.n_features)
+
+    def describe(self) -> str:
+        return f"dataset.n_samples={self.cfg.n_samples}"
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        cfg = self.cfg
+        x, y = make_gaussian2d(cfg.n_samples, cfg.n_features, cfg.label_flip, rng, dtype)
+        return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], ["0", "1"])
+
+    def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
+        """The exact population accuracy of the model's current linear rule. A model trained
+        on standardized features is mapped back to raw coordinates first:
+        w.((x - m) / s) + b = (w / s).x + (b - (w / s).m)."""
+        label_flip = self.cfg.label_flip
+
+        def population_acc(model: Any) -> float:
+            w = model.w.detach().double().cpu().numpy().reshape(-1)
+            b = float(model.bias.detach().double().cpu())
+            if scaler is not None:
+                w = w / scaler.std
+                b = b - float(w @ scaler.mean)
+            return population_accuracy(w, b, label_flip)
+
+        return {"population_acc": population_acc}
+
+
+class BreastCancer(Dataset):
+    """Wisconsin diagnostic breast cancer (569 x 30), as scikit-learn ships it: no download.
+    Small, so it comes as float64, for exact standardization statistics."""
+
+    name = "breast_cancer"
+    schema = BreastCancerConfig
+    imports = ("sklearn.datasets",)
+
+    def n_features(self) -> int:
+        return 30
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        try:
+            from sklearn.datasets import load_breast_cancer
+        except ImportError:
+            raise ConfigError(
+                "dataset=breast_cancer needs scikit-learn: pip install 'logreg-exp[sklearn]'"
+            ) from None
+        bunch = load_breast_cancer()
+        return LabeledArrays(
+            np.asarray(bunch.data, dtype=np.float64),
+            np.asarray(bunch.target, dtype=np.float64),
+            list(bunch.feature_names),
+            [str(name) for name in bunch.target_names],
+        )
+
+
+class CsvFile(Dataset):
+    """A user's own CSV file (see ``csv_data``), read as float64."""
+
+    name = "csv"
+    schema = CsvConfig
+
+    def n_features(self) -> int | None:
+        return None if self.cfg.features is None else len(self.cfg.features)
+
+    def describe(self) -> str:
+        return str(self.cfg.path)
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        cfg = self.cfg
+        features = None if cfg.features is None else list(cfg.features)
+        return read_csv_dataset(cfg.path, cfg.target, features, cfg.delimiter)
+
+
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (Gaussian2d, BreastCancer, CsvFile)}
+
+
+def dataset_for(cfg: Any) -> Dataset:
+    """The dataset that ``cfg`` (the ``dataset`` node) describes."""
+    try:
+        return DATASETS[cfg.name](cfg)
+    except KeyError:
+        allowed_names = ", ".join(DATASETS)
+        raise ConfigError(
+            f"dataset.name={cfg.name!r} is not known; allowed: {allowed_names}"
+        ) from None
+
+
+def load_dataset(
+    dataset: Dataset, rng: np.random.Generator, dtype: np.dtype | type = np.float64
+) -> LabeledArrays:
+    """The dataset's features and labels; what a dataset that was read holds is logged."""
+    data = dataset.load(rng, dtype)
+    if not dataset.generated:
+        log.info(
+            "%s: %d samples, %d features; labels %s",
+            dataset.name,
+            len(data.y),
+            data.x.shape[1],
+            ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
+        )
+    return data
+
+
+def limit_samples(
+    data: LabeledArrays, max_samples: int | None, rng: np.random.Generator
+) -> LabeledArrays:
+    """A random subset of at most ``max_samples`` samples, in their original order (for trying
+    things fast: ``debug=fast``); all of them when ``max_samples`` is null or not smaller."""
+    if max_samples is None or len(data.y) <= max_samples:
+        return data
+    keep = np.sort(rng.choice(len(data.y), size=max_samples, replace=False))
+    log.info(
+        "dataset.max_samples=%d: using %d of %d samples", max_samples, max_samples, len(data.y)
+    )
+    return dataclasses.replace(data, x=data.x[keep], y=data.y[keep])

@@ -1,0 +1,1 @@
+"""Sweeps: the Hydra callback, the summary, and the launcher and sweeper plugins."""

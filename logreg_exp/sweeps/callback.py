@@ -1,0 +1,125 @@
+"""Hydra callback for sweeps: the plan at the start, each job's place in its log, and at the
+end the summary and the sweep's exit status.
+
+Configured (on by default) under ``hydra.callbacks.sweep`` in conf/config.yaml; remove it
+with ``~hydra.callbacks.sweep``. Everything it passes between the sweep's process and the
+jobs goes through files in the sweep dir, so it works with any launcher whose jobs share
+that dir (the jobs write their results there anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from logreg_exp.files import atomic_write
+from logreg_exp.sweeps.summary import (
+    PLAN_FILE,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    Job,
+    collect_jobs,
+    write_summary,
+)
+
+log = logging.getLogger(__name__)
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides, in the order of ``hydra.job.num``, as Hydra's BasicSweeper will
+    launch them; None for another sweeper (Optuna, Ax, ... decide as they go).
+
+    It runs the BasicSweeper's own steps: ``hydra.sweeper.params`` then the command line's
+    overrides, parsed by Hydra's override parser (with the config loader, so ``glob(...)``
+    over config groups works), expanded by ``BasicSweeper.split_arguments``.
+    """
+    sweeper = config.hydra.sweeper
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.get("params") else {}
+    assert isinstance(params, dict)
+    arguments = [f"{key}={value}" for key, value in params.items()]
+    arguments += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    hydra = GlobalHydra.instance()
+    parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
+    try:
+        (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    except HydraException as err:  # the sweeper reports it when it parses the same overrides
+        log.debug("no sweep plan: %s", err)
+        return None
+    return [list(job) for job in batch]
+
+
+def job_line(num: int, total: int | None, overrides: list[str]) -> str:
+    """``job 3/9 (#2): updater.lr=0.01 batch_size=8``: the place in the sweep, counted from 1,
+    then Hydra's job number (the prefix of the job's dir), then its overrides."""
+    place = f"job {num + 1}/{total}" if total is not None else "job"
+    return f"{place} (#{num}): {' '.join(overrides) or '(no overrides)'}"
+
+
+class SweepCallback(Callback):
+    """See the module docstring; a single run (no ``-m``) passes through untouched."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        plan_file = sweep_dir / PLAN_FILE
+        jobs = planned_jobs(config)
+        if jobs is None:
+            plan_file.unlink(missing_ok=True)  # a plan of an earlier sweep in this dir
+            return
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # one job a line, in job order: readable, and still JSON
+        text = '{"jobs": [\n' + ",\n".join(f"  {json.dumps(job)}" for job in jobs) + "\n]}\n"
+        atomic_write(plan_file, lambda f: f.write(text.encode()))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        try:
+            plan = json.loads((Path(config.hydra.sweep.dir) / PLAN_FILE).read_text())
+            total: int | None = len(plan["jobs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            total = None
+        overrides = list(config.hydra.overrides.task)
+        log.info(job_line(config.hydra.job.num, total, overrides))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the summary, then exit 1 if any job failed, so scripts notice. A failed job
+        does not stop the others (it returns a value that ranks it last); this is where the
+        sweep as a whole reports it. A job dir without a readable metrics.json counts as
+        failed: its job was killed (out of memory, by a cluster) before it could say."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = collect_jobs(sweep_dir)
+        try:
+            text = write_summary(sweep_dir, jobs=jobs)
+        except OSError as err:
+            log.error("error: sweep summary not written: %s", err)
+            text = ""
+        if text is None:
+            log.warning("no jobs in %s, no sweep summary", sweep_dir)
+        elif text:
+            print(f"\n{text}(in {SUMMARY_MD} and {SUMMARY_CSV} of the sweep dir)", flush=True)
+        exit_on_failed_jobs(jobs)
+
+
+def exit_on_failed_jobs(jobs: list[Job]) -> None:
+    """Exit 1, naming them, if any job that ran counts as failed."""
+    ran = [job for job in jobs if job.dir is not None]
+    failed = [job for job in ran if job.result.counts_as_failure]
+    if failed:
+        names = ", ".join(job.dir.name for job in failed if job.dir is not None)
+        log.error("%d of %d jobs failed: %s", len(failed), len(ran), names)
+        sys.exit(1)

@@ -1,0 +1,141 @@
+"""Hydra's launcher and sweeper plugins: which extra brings each, the GPUs a job asks for, and
+how many CPU threads torch gets per job.
+
+The plugins are optional (``pip install 'logreg-exp[launchers]'`` or ``[optuna]``). One that
+is chosen but not installed is reported before Hydra starts, in one line naming the extra,
+rather than as Hydra's list of the options it did find.
+
+Threads: ``threads: null`` (the default) means: under a launcher that runs ``n_jobs`` jobs at
+once on this machine (joblib), ``usable cores // n_jobs``; under one that gives each job its
+own ``cpus_per_task`` (submitit), that many; otherwise torch's own default. Either way
+jobs x threads <= cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from logreg_exp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A Hydra plugin package, the library it drives, and the extra that installs both."""
+
+    package: str
+    library: str
+    distribution: str
+    extra: str
+
+
+JOBLIB = Plugin(
+    "hydra_plugins.hydra_joblib_launcher", "joblib", "hydra-joblib-launcher", "launchers"
+)
+SUBMITIT = Plugin(
+    "hydra_plugins.hydra_submitit_launcher", "submitit", "hydra-submitit-launcher", "launchers"
+)
+OPTUNA = Plugin("hydra_plugins.hydra_optuna_sweeper", "optuna", "hydra-optuna-sweeper", "optuna")
+
+# The command-line choices that need a plugin: "group=option" -> plugin.
+NEEDS_PLUGIN = {
+    "hydra/launcher=joblib": JOBLIB,
+    "hydra/launcher=submitit_local": SUBMITIT,
+    "hydra/launcher=submitit_slurm": SUBMITIT,
+    "hydra/launcher=slurm": SUBMITIT,  # our presets on top of the two above
+    "hydra/launcher=slurm_local": SUBMITIT,
+    "hydra/sweeper=optuna": OPTUNA,
+    "hparams_search=optuna": OPTUNA,
+}
+
+# GPUs a submitit job asks for, by the device choice: submitit hides every GPU from a job
+# that asks for none, so device=cuda needs one, and device=auto one to have a choice.
+GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (optuna takes a second)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
+
+
+def missing_plugin(overrides: Sequence[str]) -> str | None:
+    """The one-line error for the first override that chooses a plugin that is not installed."""
+    for override in overrides:
+        choice = override.lstrip("+~").replace(" ", "")
+        plugin = NEEDS_PLUGIN.get(choice)
+        if plugin is None:
+            continue
+        for module in (plugin.package, plugin.library):
+            if not is_installed(module):
+                return (
+                    f"error: {choice} needs {plugin.distribution} ({module} is not installed): "
+                    f"pip install 'logreg-exp[{plugin.extra}]'"
+                )
+    return None
+
+
+def gpus_for_device(choice: str) -> int:
+    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``."""
+    try:
+        return GPUS_FOR_DEVICE[choice]
+    except KeyError:
+        allowed = ", ".join(GPUS_FOR_DEVICE)
+        raise ConfigError(
+            f"device={choice} has no GPU count for submitit (known: {allowed}); "
+            "set hydra.launcher.gpus_per_node"
+        ) from None
+
+
+def hidden_gpu_warning(launcher: Any, device: str) -> str | None:
+    """Why ``device=cuda`` will find no GPU in a submitit job that asked for none (the plugin's
+    bare ``submitit_slurm``, or ``gpus_per_node=0`` set by hand); None otherwise."""
+    if device != "cuda" or launcher is None or "gpus_per_node" not in launcher:
+        return None
+    if launcher.get("gpus_per_node"):
+        return None
+    local = str(launcher.get("_target_", "")).endswith("LocalLauncher")
+    return (
+        "device=cuda, but this job asked submitit for no GPU (hydra.launcher.gpus_per_node="
+        f"{launcher.get('gpus_per_node')}), so it sees none: use hydra/launcher="
+        f"{'slurm_local' if local else 'slurm'}, which asks for one, or set "
+        "hydra.launcher.gpus_per_node=1"
+    )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, SLURM, containers) where
+    the OS reports one, else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_jobs(n_jobs: int, cores: int) -> int:
+    """joblib's reading of ``n_jobs``: -1 is every core, -2 all but one, and so on."""
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return max(1, n_jobs)
+
+
+def jobs_at_once(n_jobs: int) -> int:
+    """``n_jobs`` as a count of jobs on this machine (the ``jobs_at_once`` resolver)."""
+    return parallel_jobs(int(n_jobs), usable_cores())
+
+
+def default_threads(launcher: Any, cores: int | None = None) -> int | None:
+    """Threads per job under the launcher config ``launcher`` (``hydra.launcher``), or None
+    for torch's default."""
+    cores = usable_cores() if cores is None else cores
+    n_jobs = launcher.get("n_jobs") if launcher is not None else None
+    if n_jobs is not None:
+        return max(1, cores // parallel_jobs(int(n_jobs), cores))
+    cpus = launcher.get("cpus_per_task") if launcher is not None else None
+    if cpus is not None:
+        return max(1, min(int(cpus), cores))
+    return None

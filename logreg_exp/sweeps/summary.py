@@ -1,0 +1,292 @@
+"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``.
+
+Built only from files in the sweep dir (each job's ``.hydra/hydra.yaml`` for its number,
+``.hydra/overrides.yaml`` and ``metrics.json``, and the sweep's plan where there is one), so
+it works whatever launcher ran the jobs, and again later:
+
+    python -m logreg_exp.sweeps.summary SWEEP_DIR [--monitor val_loss|val_acc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import statistics
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from logreg_exp.files import atomic_write, display_path
+from logreg_exp.results import JobResult, Monitor, read_metrics
+
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MD = "summary.md"
+PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
+SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
+
+# (metrics.json key, markdown header, format) for the numeric columns
+METRIC_COLUMNS = (
+    ("best_epoch", "best epoch", "{}"),
+    ("best_val_loss", "best val_loss", "{:.4f}"),
+    ("best_val_acc", "best val_acc", "{:.4f}"),
+    ("final_val_loss", "final val_loss", "{:.4f}"),
+    ("final_val_acc", "final val_acc", "{:.4f}"),
+    ("epochs_run", "epochs", "{}"),
+    ("wall_s", "wall s", "{:.1f}"),
+)
+CSV_COLUMNS = ("job", "status", *(key for key, _, _ in METRIC_COLUMNS), "overrides", "dir")
+
+
+@dataclass
+class Job:
+    """What one job left behind; ``dir`` is None for a planned job that never started."""
+
+    num: int | None
+    overrides: list[str]
+    dir: Path | None
+    result: JobResult = field(default_factory=lambda: JobResult("not started"))
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.result.metrics
+
+    def value(self, key: str) -> float | None:
+        return self.result.number(key)
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML file's contents, or None where it is missing or not readable as YAML: a job
+    interrupted while Hydra wrote it still gets its row."""
+    try:
+        return OmegaConf.load(path)
+    except Exception:
+        return None
+
+
+def read_job(job_dir: Path) -> Job:
+    """A job from its dir: number and overrides from ``.hydra/``, results from metrics.json."""
+    hydra_cfg = load_yaml(job_dir / ".hydra" / "hydra.yaml")
+    num = OmegaConf.select(hydra_cfg, "hydra.job.num") if hydra_cfg is not None else None
+    overrides = load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    if overrides is None and hydra_cfg is not None:
+        overrides = OmegaConf.select(hydra_cfg, "hydra.overrides.task")
+    overrides = list(overrides or [])
+    return Job(num, [str(o) for o in overrides], job_dir, read_metrics(job_dir))
+
+
+def collect_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job dir below ``sweep_dir`` (a dir holding ``.hydra/hydra.yaml``), and each job
+    of the sweep's plan that has no dir, as ``not started``."""
+    sweep_dir = Path(sweep_dir)
+    jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
+    try:
+        planned = json.loads((sweep_dir / PLAN_FILE).read_text())["jobs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = []
+    seen = {job.num for job in jobs}
+    jobs += [
+        Job(num, list(overrides), None) for num, overrides in enumerate(planned) if num not in seen
+    ]
+    return jobs
+
+
+MONITORS = {m.value: m for m in Monitor}
+
+
+def sweep_monitor(jobs: Sequence[Job]) -> Monitor:
+    """The metric the jobs monitored (the most common one if they differ)."""
+    monitors = Counter(
+        MONITORS[job.metrics["monitor"]] for job in jobs if job.metrics.get("monitor") in MONITORS
+    )
+    return monitors.most_common(1)[0][0] if monitors else Monitor.val_loss
+
+
+def sort_jobs(jobs: Sequence[Job], monitor: Monitor) -> list[Job]:
+    """Completed jobs with a value of ``best_<monitor>``, best first; then every other job
+    (diverged, failed, interrupted, no metrics, not started), each group by job number."""
+
+    def key(job: Job) -> tuple[int, float, float]:
+        num = job.num if job.num is not None else math.inf
+        value = job.value(f"best_{monitor.value}")
+        if job.result.completed and value is not None:
+            return (0, monitor.sort_key(value), num)
+        return (1, 0.0, num)
+
+    return sorted(jobs, key=key)
+
+
+def relative_dir(job: Job, sweep_dir: Path) -> str:
+    if job.dir is None:
+        return ""
+    try:
+        return str(job.dir.relative_to(sweep_dir))
+    except ValueError:
+        return str(job.dir)
+
+
+def to_csv(jobs: Sequence[Job], sweep_dir: Path) -> str:
+    """One row per job; numbers exactly as in metrics.json, empty where a job has none."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for job in jobs:
+        numbers = [job.metrics.get(key, "") for key, _, _ in METRIC_COLUMNS]
+        num = "" if job.num is None else job.num
+        dir_ = relative_dir(job, sweep_dir)
+        writer.writerow([num, job.status, *numbers, " ".join(job.overrides), dir_])
+    return out.getvalue()
+
+
+def cell(value: Any, fmt: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return fmt.format(value)
+    return "" if value is None else str(value)
+
+
+def to_markdown(jobs: Sequence[Job]) -> str:
+    """A markdown table, padded so that it lines up in a terminal too; numbers right-aligned."""
+    header = ["job", "status", *(title for _, title, _ in METRIC_COLUMNS), "overrides"]
+    right = [False, False, *(True for _ in METRIC_COLUMNS), False]
+    rows = [
+        [
+            "" if job.num is None else str(job.num),
+            job.status,
+            *(cell(job.metrics.get(key), fmt) for key, _, fmt in METRIC_COLUMNS),
+            " ".join(job.overrides).replace("|", "\\|"),
+        ]
+        for job in jobs
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    columns = list(zip(widths, right, strict=True))
+
+    def line(values: Sequence[str]) -> str:
+        cells = (v.rjust(w) if r else v.ljust(w) for v, (w, r) in zip(values, columns, strict=True))
+        return "| " + " | ".join(cells) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in columns) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in rows)]) + "\n"
+
+
+def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
+    """The text printed and saved as summary.md: the table, then the best job (a markdown
+    list, so that it renders as lines too)."""
+    done = sum(job.result.completed for job in jobs)
+    lines = [
+        f"Sweep {display_path(sweep_dir)}: {len(jobs)} jobs, {done} completed; "
+        f"sorted by best {monitor.value} ({monitor.direction} is better)",
+        "",
+        to_markdown(jobs),
+    ]
+    monitors = sorted({str(job.metrics["monitor"]) for job in jobs if "monitor" in job.metrics})
+    if len(monitors) > 1:
+        lines.insert(1, f"(the jobs picked their best epochs by {' or '.join(monitors)})")
+    best = jobs[0] if jobs else None
+    key = f"best_{monitor.value}"
+    if best is not None and best.result.completed and best.value(key) is not None:
+        assert best.dir is not None
+        lines += [
+            f"Best: job {best.num}, best {monitor.value} {best.metrics[key]:.4f} "
+            f"at epoch {best.metrics.get('best_epoch')}",
+            f"- overrides: {' '.join(best.overrides) or '(none)'}",
+            f"- run dir: {display_path(best.dir)}",
+        ]
+    else:
+        lines.append("No job completed.")
+    lines += spread_lines(jobs)
+    lines += search_lines(sweep_dir)
+    return "\n".join(lines) + "\n"
+
+
+SPREAD_KEYS = ("best_val_acc", "best_val_loss")
+
+
+def spread_lines(jobs: Sequence[Job]) -> list[str]:
+    """Mean, min and max of the best validation metrics over the completed jobs: what a sweep
+    over seeds is run for (nothing for fewer than two completed jobs)."""
+    done = [job for job in jobs if job.result.completed]
+    if len(done) < 2:
+        return []
+    lines = [f"Over the {len(done)} completed jobs:"]
+    for key in SPREAD_KEYS:
+        values = [v for v in (job.value(key) for job in done) if v is not None]
+        if values:
+            lines.append(
+                f"- {key}: mean {statistics.fmean(values):.4f}, "
+                f"min {min(values):.4f}, max {max(values):.4f}"
+            )
+    return lines
+
+
+def search_lines(sweep_dir: Path) -> list[str]:
+    """The search's best parameters and value, as the sweeper recorded them in
+    ``optimization_results.yaml`` (hparams_search=optuna); nothing for a plain sweep."""
+    results = load_yaml(Path(sweep_dir) / SEARCH_FILE)
+    if not isinstance(results, DictConfig) or not isinstance(results.get("best_params"), Mapping):
+        return []
+    params, value = results.best_params, results.get("best_value")
+    value_text = f"{value:.4f}" if isinstance(value, int | float) else str(value)
+    name = results.get("name", "search")
+    return [
+        f"Search ({name}, {SEARCH_FILE}): best value {value_text}",
+        f"- best parameters: {' '.join(f'{k}={v}' for k, v in params.items())}",
+    ]
+
+
+def write_summary(
+    sweep_dir: Path, monitor: Monitor | None = None, jobs: Sequence[Job] | None = None
+) -> str | None:
+    """Write summary.csv and summary.md in ``sweep_dir`` from ``jobs`` (default: those
+    ``collect_jobs`` finds); return the report, or None when there are no jobs (nothing is
+    written then)."""
+    sweep_dir = Path(sweep_dir)
+    jobs = collect_jobs(sweep_dir) if jobs is None else jobs
+    if not jobs:
+        return None
+    monitor = monitor or sweep_monitor(jobs)
+    jobs = sort_jobs(jobs, monitor)
+    text = report(jobs, monitor, sweep_dir)
+    table = to_csv(jobs, sweep_dir)
+    atomic_write(sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode()))
+    atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode()))
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m logreg_exp.sweeps.summary",
+        description="Write summary.csv and summary.md for a finished (or interrupted) sweep.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
+    parser.add_argument(
+        "--monitor",
+        type=Monitor,
+        choices=list(Monitor),
+        metavar="{" + ",".join(MONITORS) + "}",
+        help="metric to sort by (default: the one the jobs monitored)",
+    )
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir}: no such directory", file=sys.stderr)
+        return 1
+    text = write_summary(args.sweep_dir, args.monitor)
+    if text is None:
+        print(
+            f"error: {args.sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)",
+            file=sys.stderr,
+        )
+        return 1
+    print(text, end="")
+    print(f"wrote {display_path(args.sweep_dir / SUMMARY_CSV)} and {SUMMARY_MD}")
+    return 0

@@ -1,0 +1,192 @@
+"""Where a run's numbers go: TensorBoard event files (curves, HParams, config, pictures) and
+one console line per epoch.
+
+A run's hyperparameters for the HParams tab are named by the override that sets them
+(``updater.lr``, ``batch_size``, ``loss._target_``, and config group choices such as
+``loss``), so a row of the table can be rerun by typing its names and values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+from logreg_exp.results import Status
+from logreg_exp.training.loop import EpochMetrics
+
+log = logging.getLogger(__name__)
+
+HParamValue = int | float | str | bool
+
+# Keys that say how hydra.utils.instantiate calls a _target_, not what the run is.
+INSTANTIATE_KEYS = frozenset({"_partial_", "_recursive_", "_convert_"})
+
+
+def hparam_value(value: Any) -> HParamValue:
+    """``value`` as one of the types TensorBoard's HParams accept, spelt as in an override.
+
+    Booleans become ``"true"``/``"false"``: ``torch.utils.tensorboard.summary.hparams`` would
+    otherwise store them as the numbers 1.0 and 0.0. ``None`` becomes ``"null"`` (it would be
+    dropped), lists and the like their JSON text.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float | str):
+        return value
+    return json.dumps(value)
+
+
+def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, HParamValue]:
+    """Leaves of a nested dict under dotted keys, instantiate plumbing left out."""
+    flat: dict[str, HParamValue] = {}
+    for key, value in node.items():
+        if key in INSTANTIATE_KEYS:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = hparam_value(value)
+    return flat
+
+
+def run_hparams(
+    cfg: DictConfig, choices: Mapping[str, Any] | None = None
+) -> dict[str, HParamValue]:
+    """The resolved config flattened, sorted by name, plus each config group option it was
+    composed from (Hydra's ``runtime.choices``) that its ``<group>.name`` does not already
+    say (``loss: bce_logits``, not ``updater: optim``). Hydra's own groups (``hydra/...``) and
+    the schemas each option pulls in (``schema/updater@updater``) are left out: they follow
+    from the options."""
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(container, dict)
+    hparams = flatten(container)
+    for group, choice in (choices or {}).items():
+        if group.startswith(("hydra/", "schema")):
+            continue
+        if hparams.get(f"{group}.name") != hparam_value(choice):
+            hparams[group] = hparam_value(choice)
+    return dict(sorted(hparams.items()))
+
+
+SCALAR_TAGS = {
+    "train/loss": "train_loss",
+    "train/acc": "train_acc",
+    "val/loss": "val_loss",
+    "val/acc": "val_acc",
+}
+
+# The HParams tab's result columns: scalar tags written once, at the end of a run, from the
+# keys of metrics.json. The same in every run, so every row fills every column.
+HPARAM_METRIC_TAGS = {
+    "hparams/best_val_loss": "best_val_loss",
+    "hparams/best_val_acc": "best_val_acc",
+    "hparams/final_val_loss": "final_val_loss",
+    "hparams/final_val_acc": "final_val_acc",
+    "hparams/best_epoch": "best_epoch",
+}
+
+
+class TensorBoardLogger:
+    """Scalars ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` at steps 1..epochs,
+    the run's hparams and result metrics, the config as text, and pictures.
+
+    Everything goes into one event file directly in the job's output dir, so TensorBoard's
+    run list names the run by that dir and the HParams row of a run links to its curves.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
+        for tag, attr in SCALAR_TAGS.items():
+            self.writer.add_scalar(tag, getattr(metrics, attr), metrics.epoch)
+        for name, value in metrics.extra.items():
+            self.writer.add_scalar(f"val/{name}", value, metrics.epoch)
+
+    def log_config(self, yaml_text: str) -> None:
+        """The resolved config under the Text tab's ``config`` tag, as a YAML code block."""
+        self.writer.add_text("config", f"```yaml\n{yaml_text}```")
+
+    def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
+        """Register the run with the HParams plugin before training, so that a run that never
+        ends still has its row.
+
+        ``SummaryWriter.add_hparams`` would write into a new subdirectory, a second run with
+        no curves; the session-start summary of ``torch.utils.tensorboard.summary.hparams``
+        goes into this run's own file instead, as in PyTorch Lightning's TensorBoardLogger.
+
+        Its experiment summary is left out on purpose. With one, TensorBoard takes the
+        columns from whichever run it reads first, blind to hparams the other runs have (an
+        ``updater=manual,optim`` sweep) and with every ``differs`` false, so the default
+        columns are the first five by name. Without one, it builds the experiment from all
+        runs: the union of their hparams, the swept ones first, and every scalar tag of the
+        runs as a metric (the HPARAM_METRIC_TAGS, and the curves' last values).
+        """
+        _, session_start, _ = hparams_summaries(dict(hparams), {})
+        self.writer.file_writer.add_summary(session_start)
+
+    def end_session(self, results: Mapping[str, Any], step: int) -> None:
+        """The HParams metric columns from ``results`` (the contents of metrics.json) at
+        ``step``, then the end of the session: success if its status is ``completed``."""
+        for tag, key in HPARAM_METRIC_TAGS.items():
+            if results.get(key) is not None:
+                self.writer.add_scalar(tag, results[key], step)
+        self.writer.file_writer.add_summary(session_end(results.get("status") == Status.COMPLETED))
+
+    def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
+        """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
+        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        self.writer.file_writer.add_summary(summary, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def session_end(success: bool) -> Any:
+    """The HParams session-end summary, with the run's real status: the one that
+    ``torch.utils.tensorboard.summary.hparams`` returns always says success."""
+    status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
+    summary_metadata = metadata.create_summary_metadata(
+        plugin_data_pb2.HParamsPluginData(session_end_info=end)
+    )
+    return Summary(
+        value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=summary_metadata)]
+    )
+
+
+class ConsoleLogger:
+    """``epoch  3/12  train_loss 0.4821  ...  val_acc 0.7856  population_acc 0.7830  *best``"""
+
+    def __init__(self, epochs: int) -> None:
+        self.width = len(str(epochs))
+        self.epochs = epochs
+
+    def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
+        extra = "".join(f"  {name} {value:.4f}" for name, value in metrics.extra.items())
+        log.info(
+            "epoch %*d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f%s%s",
+            self.width,
+            metrics.epoch,
+            self.epochs,
+            metrics.train_loss,
+            metrics.train_acc,
+            metrics.val_loss,
+            metrics.val_acc,
+            extra,
+            "  *best" if is_best else "",
+        )

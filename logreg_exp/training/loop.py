@@ -1,0 +1,242 @@
+"""The training loop: epochs of a train phase and a validation phase, keeping the best model.
+
+It reads as the exercise's steps 6-9 and knows nothing of Hydra, files or TensorBoard: the
+caller passes ``on_epoch`` to see each epoch's metrics. Each minibatch's loss and scores stay
+on the device and are reduced and read once per epoch (``EpochTally``), so no minibatch waits
+for the host and a step pays nothing for the metrics; a non-finite loss is found then too,
+and stops the run with the exact step it appeared at.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from logreg_exp.results import Monitor, Status
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class Updater(Protocol):
+    """What the training loop needs from an updater: torch.optim.Optimizer's two calls."""
+
+    def zero_grad(self) -> None: ...
+
+    def step(self) -> None: ...
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch's numbers; losses are averages over samples, accuracies at threshold 0.5.
+
+    ``extra`` holds the validation-time evaluators' values (e.g. ``population_acc``).
+    """
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    train_s: float
+    val_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    """How training ended, the best epoch by the monitored metric with a copy of its
+    parameters (empty if no epoch finished), and every finished epoch's metrics.
+
+    ``status`` is completed, diverged (``stopped_at`` = (epoch, global step) of the first
+    non-finite training loss) or interrupted (``stopped_at`` = (epoch, None)).
+    """
+
+    monitor: Monitor
+    status: Status = Status.COMPLETED
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[EpochMetrics] = field(default_factory=list)
+    stopped_at: tuple[int, int | None] | None = None
+
+    @property
+    def best(self) -> EpochMetrics | None:
+        return self.history[self.best_epoch - 1] if self.best_epoch else None
+
+    def stop(self, status: Status, epoch: int, step: int | None = None) -> FitResult:
+        """End training early with ``status`` in ``epoch`` (at global ``step``)."""
+        self.status, self.stopped_at = status, (epoch, step)
+        return self
+
+    @property
+    def best_value(self) -> float | None:
+        return getattr(self.best, self.monitor.value) if self.best else None
+
+
+@dataclass
+class TrainPhase:
+    """A train phase's mean loss and accuracy, and the first minibatch (0-based) whose loss
+    was not finite, if any; ``stopped`` if a stop request cut it short."""
+
+    loss: float
+    acc: float
+    n_batches: int
+    first_nonfinite_batch: int | None
+    stopped: bool = False
+
+
+def never() -> bool:
+    return False
+
+
+class EpochTally:
+    """Each minibatch's mean loss, scores and labels, kept on the device and reduced once.
+
+    ``add`` is a list append per minibatch, so a step pays no arithmetic for the metrics; at
+    the end of the epoch one vectorised pass weights each minibatch's mean loss by its size,
+    counts the correct predictions (score > 0, i.e. probability > 0.5), and reads both to
+    the host in one transfer. It holds one epoch's scores and labels: 8 bytes a sample.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.scores: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> None:
+        self.losses.append(loss.detach())
+        self.scores.append(scores.detach())
+        self.labels.append(labels)
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def summary(self) -> tuple[float, float, int | None]:
+        """Mean loss over samples, accuracy, and the index of the first minibatch whose loss
+        was not finite (None if all were)."""
+        scores, labels = torch.cat(self.scores), torch.cat(self.labels)
+        sizes = torch.tensor([len(s) for s in self.scores], dtype=torch.float64)
+        losses = torch.stack(self.losses).to(torch.float64)
+        loss_sum = losses @ sizes.to(losses.device)
+        correct = ((scores > 0) == (labels > 0.5)).sum()
+        bad = ~torch.isfinite(losses)
+        first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)
+        loss_sum, correct, first = torch.stack(
+            [loss_sum, correct.to(torch.float64), first_bad.to(torch.float64)]
+        ).tolist()
+        n = len(labels)
+        return loss_sum / n, correct / n, (int(first) if first >= 0 else None)
+
+    def mean_loss_and_accuracy(self) -> tuple[float, float]:
+        loss, acc, _ = self.summary()
+        return loss, acc
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    updater: Updater,
+    loader: Batches,
+    device: torch.device,
+    stop_requested: Callable[[], bool] = never,
+) -> TrainPhase:
+    """Step 7: one pass over the training minibatches (until a stop is requested)."""
+    model.train()
+    tally = EpochTally()
+    for x, y in loader:
+        if stop_requested():
+            return TrainPhase(math.nan, math.nan, len(tally), None, stopped=True)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        updater.zero_grad()
+        scores = model(x)
+        loss = loss_fn(scores, y)
+        loss.backward()
+        updater.step()
+        tally.add(loss, scores, y)
+    loss, acc, first_bad = tally.summary()
+    return TrainPhase(loss, acc, len(tally), first_bad)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    loader: Batches,
+    device: torch.device,
+    stop_requested: Callable[[], bool] = never,
+) -> tuple[float, float]:
+    """Step 8: loss averaged over all validation samples, and accuracy at threshold 0.5
+    (NaN for both if a stop request cut it short)."""
+    model.eval()
+    tally = EpochTally()
+    for x, y in loader:
+        if stop_requested():
+            return math.nan, math.nan
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        scores = model(x)
+        tally.add(loss_fn(scores, y), scores, y)
+    return tally.mean_loss_and_accuracy()
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    updater: Updater,
+    train_loader: Batches,
+    val_loader: Batches,
+    *,
+    epochs: int,
+    device: torch.device,
+    monitor: Monitor = Monitor.val_loss,
+    evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
+    on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
+    stop_requested: Callable[[], bool] = never,
+) -> FitResult:
+    """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
+
+    The best state is a detached copy taken when ``monitor`` improves, so later epochs,
+    which update the parameters in place, cannot overwrite it. A non-finite training loss
+    ends training after that epoch's train phase (status diverged); ``stop_requested()``
+    turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
+    interrupted. Either way the result holds every finished epoch, and only those.
+    """
+    result = FitResult(Monitor(monitor))
+    best_value: float | None = None
+    global_step = 0
+    epoch = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            phase = train_one_epoch(model, loss_fn, updater, train_loader, device, stop_requested)
+            t1 = time.perf_counter()
+            if phase.stopped:
+                return result.stop(Status.INTERRUPTED, epoch)
+            if phase.first_nonfinite_batch is not None or not math.isfinite(phase.loss):
+                bad = phase.first_nonfinite_batch or 0
+                return result.stop(Status.DIVERGED, epoch, global_step + bad + 1)
+            global_step += phase.n_batches
+            val_loss, val_acc = evaluate(model, loss_fn, val_loader, device, stop_requested)
+            if stop_requested():
+                return result.stop(Status.INTERRUPTED, epoch)
+            extra = {name: fn(model) for name, fn in (evaluators or {}).items()}
+            t2 = time.perf_counter()
+            metrics = EpochMetrics(
+                epoch, phase.loss, phase.acc, val_loss, val_acc, t1 - t0, t2 - t1, extra
+            )
+            result.history.append(metrics)
+
+            value = getattr(metrics, result.monitor.value)
+            improved = result.monitor.improves(value, best_value)
+            if improved:
+                best_value, result.best_epoch = value, epoch
+                result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if on_epoch is not None:
+                on_epoch(metrics, improved)
+    except KeyboardInterrupt:  # a second Ctrl-C, which does not wait for the minibatch
+        return result.stop(Status.INTERRUPTED, epoch)
+    return result

@@ -1,0 +1,110 @@
+"""The two ways to apply gradients: a torch.optim optimizer, or a hand-written SGD step.
+
+Both expose ``zero_grad()`` and ``step()`` (the loop's ``Updater``), so the training loop calls
+them the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from hydra.utils import get_class, instantiate
+
+from logreg_exp.errors import ConfigError
+from logreg_exp.training.loop import Updater
+
+SHARED_KNOBS = ("lr", "momentum", "weight_decay")
+
+
+class ManualSGD:
+    """SGD written out by hand, with the semantics of ``torch.optim.SGD`` (dampening 0).
+
+    For each parameter p with gradient g, under ``torch.no_grad()``:
+    g = g + weight_decay * p; with momentum, buf = g on the first step and
+    buf = momentum * buf + g afterwards, g = buf; then p = p - lr * g.
+    The arithmetic is torch's own, in the same order, so results match bit for bit.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        self.params = list(params)
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        """Drop the gradients (as torch's ``set_to_none=True``), so backward writes fresh ones."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if self.weight_decay != 0:
+                grad = grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.momentum_buffers[i]
+                if buf is None:
+                    buf = torch.clone(grad).detach()
+                    self.momentum_buffers[i] = buf
+                else:
+                    buf.mul_(self.momentum).add_(grad)
+                grad = buf
+            p.add_(grad, alpha=-self.lr)
+
+
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], updater_cfg: Any
+) -> torch.optim.Optimizer:
+    """Instantiate ``updater.optimizer`` (a ``_partial_`` ``_target_`` config) on ``params``.
+
+    ``updater.lr``, ``updater.momentum`` and ``updater.weight_decay`` are passed to the
+    optimizer's constructor where it takes them, so ``_target_=torch.optim.Adam`` works as is;
+    a non-zero value that the optimizer cannot take is an error rather than silently ignored.
+    """
+    target = updater_cfg.optimizer["_target_"]
+    optimizer_cls = get_class(target)
+    accepted = inspect.signature(optimizer_cls).parameters
+    kwargs: dict[str, float] = {}
+    for key in SHARED_KNOBS:
+        if key in updater_cfg.optimizer:
+            raise ConfigError(
+                f"updater.optimizer.{key} is set; set updater.{key} instead "
+                f"(it is passed to {target})"
+            )
+        value = float(getattr(updater_cfg, key))
+        if key in accepted:
+            kwargs[key] = value
+        elif value != 0:
+            raise ConfigError(
+                f"updater.{key}={value} is not a parameter of {target}; "
+                f"set updater.{key}=0 or choose an optimizer that takes {key}"
+            )
+    factory = instantiate(updater_cfg.optimizer, _partial_=True)
+    return factory(params=params, **kwargs)
+
+
+def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Updater:
+    """The updater that ``updater.name`` names: ``optim`` or ``manual``."""
+    if updater_cfg.name == "optim":
+        return build_optimizer(params, updater_cfg)
+    if updater_cfg.name == "manual":
+        return ManualSGD(
+            params,
+            lr=float(updater_cfg.lr),
+            momentum=float(updater_cfg.momentum),
+            weight_decay=float(updater_cfg.weight_decay),
+        )
+    raise ConfigError(f"updater.name={updater_cfg.name!r} is not known; allowed: optim, manual")

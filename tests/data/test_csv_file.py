@@ -1,0 +1,61 @@
+"""CSV datasets: what a good file gives, and the one-line error for each kind of bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from logreg_exp.data.csv_file import read_csv_dataset
+from logreg_exp.errors import ConfigError
+
+
+def write(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_reads_features_and_maps_two_labels_in_sorted_order(tmp_path):
+    path = write(tmp_path, "a,b,label\n1,2,yes\n3,4.5,no\n-1,0,yes\n")
+    data = read_csv_dataset(path, "label")
+    np.testing.assert_array_equal(data.x, [[1, 2], [3, 4.5], [-1, 0]])
+    np.testing.assert_array_equal(data.y, [1, 0, 1])  # 'no' -> 0, 'yes' -> 1
+    assert data.class_names == ["no", "yes"] and data.feature_names == ["a", "b"]
+
+
+def test_numeric_labels_sort_as_numbers_and_features_can_be_chosen(tmp_path):
+    path = write(tmp_path, "y;a;b;c\n10;1;2;3\n2;4;5;6\n")
+    data = read_csv_dataset(path, "y", features=["c", "a"], delimiter=";")
+    np.testing.assert_array_equal(data.x, [[3, 1], [6, 4]])
+    np.testing.assert_array_equal(data.y, [1, 0])  # 2 -> 0, 10 -> 1 (not "10" < "2")
+    assert data.class_names == ["2", "10"]
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        ("", {}, r"data.csv is empty: expected a header line"),
+        ("a,label\n", {}, r"data.csv has a header but no data rows"),
+        ("a,b\n1,2\n", {}, r"dataset.target='label' is not a column of .*data.csv; columns: a, b"),
+        ("a,label\n1,0\nx1,1\n", {}, r"data.csv line 3, column 'a': 'x1' is not a number"),
+        ("a,label\n1,0\n,1\n", {}, r"data.csv line 3, column 'a': missing value"),
+        ("a,label\n1,0\nNaN,1\n", {}, r"data.csv line 3, column 'a': missing value"),
+        ("a,label\n1,0\ninf,1\n", {}, r"data.csv line 3, column 'a': 'inf' is not a finite number"),
+        ("a,label\n1,0\n2,\n", {}, r"data.csv line 3, column 'label': missing label"),
+        ("a,label\n1,0\n2,0\n", {}, r"has 1 distinct value \('0'\); it must have exactly two"),
+        ("a,label\n1,a\n2,b\n3,c\n", {}, r"has 3 distinct values \('a', 'b', 'c'\)"),
+        ("a,label\n1,0\n2,1,5\n", {}, r"data.csv line 3: 3 fields, but the header has 2"),
+        ("a,label\n1,0\n", {"features": ["a", "z"]}, r"dataset.features: 'z' not a column"),
+        ("label\n1\n0\n", {}, r"has no feature columns besides the target 'label'"),
+    ],
+)
+def test_bad_files_give_one_line_naming_file_line_and_column(tmp_path, text, args, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        read_csv_dataset(path, "label", **args)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"dataset.path='.*nope.csv': no such file"):
+        read_csv_dataset(tmp_path / "nope.csv", "label")

@@ -1,0 +1,77 @@
+"""Helpers every test module shares: compose the real config, build and fit in-process, run
+the real CLI, read what a run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from logreg_exp.cli import compose
+from logreg_exp.results import Monitor
+from logreg_exp.training.build import build_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The exercise's data, key by key: the default dataset and experiment=exercise's.
+EXERCISE_DATASET = {
+    "name": "gaussian2d",
+    "n_samples": 5000,
+    "n_features": 2,
+    "label_flip": 0.1,
+    "val_fraction": 0.5,
+    "stratify": False,
+    "standardize": False,
+    "max_samples": None,
+}
+
+
+def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
+    """The config ``python -m logreg_exp OVERRIDES`` would run with (see ``cli.compose``)."""
+    return compose(*overrides, with_hydra=with_hydra)
+
+
+def build(*overrides: str):
+    """The config and the pipeline ``python -m logreg_exp OVERRIDES`` would build, on CPU."""
+    cfg = compose_config(*overrides)
+    return cfg, build_pipeline(cfg, torch.device("cpu"))
+
+
+def fit_built(cfg, exp, **fit_kwargs):
+    """``Pipeline.fit`` on a built pipeline, as a job calls it."""
+    return exp.fit(cfg.epochs, Monitor(cfg.monitor), **fit_kwargs)
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m logreg_exp ARGS`` in a subprocess, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "logreg_exp", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
+
+
+def without_timings(metrics: dict) -> dict:
+    """metrics.json without its timings, which differ from run to run."""
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}
+
+
+def read_metrics_json(job_dir: Path) -> dict:
+    return json.loads((Path(job_dir) / "metrics.json").read_text())
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag in the run dir's event files, as (step, value) pairs."""
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

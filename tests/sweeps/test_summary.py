@@ -1,0 +1,236 @@
+"""The sweep summary from job dirs alone: sorting, robustness to jobs that did not complete,
+and ``python -m logreg_exp.sweeps.summary`` on an earlier sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logreg_exp.results import Monitor
+from logreg_exp.sweeps.summary import (
+    PLAN_FILE,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    collect_jobs,
+    sort_jobs,
+    write_summary,
+)
+
+
+def completed(best_loss: float, best_acc: float, monitor: str = "val_loss") -> dict:
+    return {
+        "status": "completed", "monitor": monitor, "best_epoch": 3,
+        "best_val_loss": best_loss, "best_val_acc": best_acc,
+        "final_val_loss": best_loss + 0.01, "final_val_acc": best_acc - 0.01,
+        "epochs_run": 4, "wall_s": 1.25,
+    }  # fmt: skip
+
+
+def make_job(sweep: Path, num: int, overrides: list[str], metrics: dict | str | None) -> Path:
+    """A job dir as Hydra and a run leave it; ``metrics`` None: no metrics.json, str: raw."""
+    job = sweep / f"{num}_{','.join(overrides)}"
+    (job / ".hydra").mkdir(parents=True)
+    task = "".join(f"\n      - {o}" for o in overrides) or " []"
+    (job / ".hydra" / "hydra.yaml").write_text(
+        f"hydra:\n  job:\n    name: logreg_exp\n    num: {num}\n  overrides:\n    task:{task}\n"
+    )
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides) or "[]")
+    if metrics is not None:
+        text = metrics if isinstance(metrics, str) else json.dumps(metrics)
+        (job / "metrics.json").write_text(text)
+    return job
+
+
+@pytest.fixture
+def mixed_sweep(tmp_path) -> Path:
+    """Seven planned jobs: three completed, one diverged, one failed before its metrics,
+    one whose metrics.json is cut short, and one that never started."""
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["updater.lr=0.001"], completed(0.60, 0.70))
+    make_job(sweep, 1, ["updater.lr=0.01"], completed(0.50, 0.78))
+    make_job(sweep, 2, ["updater.lr=0.1"], completed(0.55, 0.79))
+    make_job(sweep, 3, ["updater.lr=10"], {"status": "diverged", "best_val_loss": float("nan")})
+    make_job(sweep, 4, ["updater.lr=100"], None)
+    make_job(sweep, 5, ["updater.lr=1000"], '{"status": "compl')
+    plan = [[f"updater.lr={lr}"] for lr in ("0.001", "0.01", "0.1", "10", "100", "1000", "1e4")]
+    (sweep / PLAN_FILE).write_text(json.dumps({"jobs": plan}))
+    return sweep
+
+
+def test_completed_jobs_come_first_best_first_then_the_rest_by_job_number(mixed_sweep):
+    jobs = sort_jobs(collect_jobs(mixed_sweep), Monitor.val_loss)
+    assert [(j.num, j.status) for j in jobs] == [
+        (1, "completed"),
+        (2, "completed"),
+        (0, "completed"),
+        (3, "diverged"),
+        (4, "no metrics.json"),
+        (5, "unreadable metrics.json"),
+        (6, "not started"),
+    ]
+    assert jobs[-1].overrides == ["updater.lr=1e4"] and jobs[-1].dir is None
+
+
+def test_higher_is_better_for_val_acc(mixed_sweep):
+    jobs = sort_jobs(collect_jobs(mixed_sweep), Monitor.val_acc)
+    assert [j.num for j in jobs][:3] == [2, 1, 0]
+
+
+def test_a_completed_job_without_the_monitored_value_goes_after_those_with_one(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], {"status": "completed"})
+    make_job(tmp_path, 1, ["seed=1"], completed(0.9, 0.5))
+    make_job(tmp_path, 2, ["seed=2"], "[1, 2]")  # JSON, but not an object
+    make_job(tmp_path, 3, ["seed=3"], {"best_val_loss": 0.1})  # no status
+    jobs = sort_jobs(collect_jobs(tmp_path), Monitor.val_loss)
+    assert [(j.num, j.status) for j in jobs] == [
+        (1, "completed"),
+        (0, "completed"),
+        (2, "unreadable metrics.json"),
+        (3, "unknown"),
+    ]
+
+
+def test_files_hold_one_row_per_job_with_the_values_of_metrics_json(mixed_sweep):
+    text = write_summary(mixed_sweep)
+    rows = list(csv.DictReader((mixed_sweep / SUMMARY_CSV).open()))
+    assert [r["job"] for r in rows] == ["1", "2", "0", "3", "4", "5", "6"]
+    best = rows[0]
+    expected = completed(0.50, 0.78)
+    for key in ("best_epoch", "best_val_loss", "best_val_acc", "final_val_loss", "wall_s"):
+        assert float(best[key]) == expected[key], key
+    assert best["overrides"] == "updater.lr=0.01" and best["dir"] == "1_updater.lr=0.01"
+    assert rows[4]["status"] == "no metrics.json" and rows[4]["best_val_loss"] == ""
+    assert rows[6]["dir"] == ""
+
+    assert (mixed_sweep / SUMMARY_MD).read_text() == text
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 7 and len({len(line) for line in table}) == 1  # lined up
+    assert "sorted by best val_loss (lower is better)" in text
+    assert "Best: job 1, best val_loss 0.5000 at epoch 3" in text
+    assert "\n- overrides: updater.lr=0.01\n" in text
+
+
+def test_jobs_that_monitored_different_metrics_are_pointed_out(tmp_path):
+    make_job(tmp_path, 0, ["monitor=val_loss"], completed(0.5, 0.7))
+    make_job(tmp_path, 1, ["monitor=val_acc"], completed(0.6, 0.8, monitor="val_acc"))
+    text = write_summary(tmp_path)
+    assert "(the jobs picked their best epochs by val_acc or val_loss)" in text
+
+
+def test_a_sweep_with_no_completed_job_says_so(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], {"status": "failed"})
+    assert write_summary(tmp_path).endswith("No job completed.\n")
+
+
+def test_an_empty_dir_has_no_summary_and_nothing_is_written(tmp_path):
+    assert write_summary(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def summary_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logreg_exp.summary", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
+    proc = summary_cli("sweep", cwd=mixed_sweep.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Sweep sweep: 7 jobs, 3 completed;")
+    assert "\n- run dir: sweep/1_updater.lr=0.01\n" in proc.stdout
+    assert proc.stdout.endswith("wrote sweep/summary.csv and summary.md\n")
+    assert (mixed_sweep / SUMMARY_MD).read_text() in proc.stdout
+
+
+@pytest.mark.slow
+def test_cli_monitor_option_changes_the_order(mixed_sweep):
+    proc = summary_cli(str(mixed_sweep), "--monitor", "val_acc", cwd=mixed_sweep)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((mixed_sweep / SUMMARY_CSV).open()))
+    assert [r["job"] for r in rows][:3] == ["2", "1", "0"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", ["empty", "missing"])
+def test_cli_says_in_one_line_when_there_is_no_sweep(tmp_path, make):
+    target = tmp_path / "sweep"
+    if make == "empty":
+        target.mkdir()
+    proc = summary_cli(str(target), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error: {target}: ")
+    assert not any(tmp_path.glob("**/summary.*"))
+
+
+def test_a_job_whose_hydra_files_are_cut_short_still_gets_a_row(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    broken = make_job(tmp_path, 1, ["seed=1"], None)
+    (broken / ".hydra" / "hydra.yaml").write_text("hydra:\n  job: [num")
+    (broken / ".hydra" / "overrides.yaml").unlink()
+    jobs = sort_jobs(collect_jobs(tmp_path), Monitor.val_loss)
+    assert [(j.num, j.overrides, j.status) for j in jobs] == [
+        (0, ["seed=0"], "completed"),
+        (None, [], "no metrics.json"),
+    ]
+    rows = [line for line in write_summary(tmp_path).splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and rows[2].startswith("|     | no metrics.json |")  # header, 2 jobs
+
+
+def test_a_search_adds_its_best_parameters_to_the_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["batch_size=8", "updater.lr=0.01"], completed(0.5, 0.78, "val_acc"))
+    make_job(sweep, 1, ["batch_size=16", "updater.lr=0.1"], completed(0.49, 0.79, "val_acc"))
+    (sweep / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  batch_size: 16\n  updater.lr: 0.1\nbest_value: 0.79\n"
+    )
+    text = write_summary(sweep)
+    assert text.endswith(
+        "Search (optuna, optimization_results.yaml): best value 0.7900\n"
+        "- best parameters: batch_size=16 updater.lr=0.1\n"
+    )
+    assert (sweep / SUMMARY_MD).read_text() == text
+
+
+@pytest.mark.parametrize("content", ["- not\n- a mapping\n", "name: optuna\nbest_params: 3\n", ":"])
+def test_an_odd_search_file_leaves_the_summary_as_it_was(tmp_path, content):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["seed=0"], completed(0.5, 0.78))
+    plain = write_summary(sweep)
+    (sweep / "optimization_results.yaml").write_text(content)
+    assert write_summary(sweep) == plain
+
+
+def test_the_spread_over_completed_jobs_is_reported(mixed_sweep):
+    text = write_summary(mixed_sweep)
+    # completed: best_val_acc 0.70, 0.78, 0.79; best_val_loss 0.60, 0.50, 0.55
+    assert "\nOver the 3 completed jobs:\n" in text
+    assert "- best_val_acc: mean 0.7567, min 0.7000, max 0.7900\n" in text
+    assert "- best_val_loss: mean 0.5500, min 0.5000, max 0.6000\n" in text
+
+
+def test_no_spread_for_a_single_completed_job(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    assert "completed jobs:" not in write_summary(tmp_path)
+
+
+def test_a_job_dir_without_a_readable_metrics_json_fails_the_sweep(tmp_path, caplog):
+    from logreg_exp.sweeps.callback import exit_on_failed_jobs
+
+    make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
+    make_job(tmp_path, 1, ["seed=1"], {"status": "diverged"})
+    exit_on_failed_jobs(collect_jobs(tmp_path))  # diverged ends as asked: no failure
+    make_job(tmp_path, 2, ["seed=2"], None)  # killed before it could write its result
+    make_job(tmp_path, 3, ["seed=3"], '{"status": "compl')
+    with pytest.raises(SystemExit) as stop:
+        exit_on_failed_jobs(collect_jobs(tmp_path))
+    assert stop.value.code == 1
+    assert "2 of 4 jobs failed: 2_seed=2, 3_seed=3" in caplog.text

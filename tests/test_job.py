@@ -1,0 +1,68 @@
+"""The task function and the runner, in-process, with a real Hydra config and run dir."""
+
+import json
+import sys
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import open_dict
+
+from logreg_exp.cli import RunFailed, main
+from logreg_exp.job import run_job
+from logreg_exp.results import Monitor, Status
+from tests.helpers import compose_config
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
+def test_run_returns_the_best_monitored_value(tmp_path, monitor):
+    outcome = run_job(
+        compose_config("epochs=2", "dataset.n_samples=1000", f"monitor={monitor}"), tmp_path
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["monitor"] == monitor and outcome.status is Status.COMPLETED
+    assert outcome.value == metrics[f"best_{monitor}"]
+
+
+def task(tmp_path, *overrides, mode=RunMode.RUN):
+    """Call the Hydra task function as Hydra would, with its output dir in ``tmp_path``."""
+    cfg = compose_config(*overrides, with_hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.mode = mode
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return main.__wrapped__(cfg)
+
+
+def test_task_function_returns_the_value_for_sweepers(tmp_path):
+    value = task(tmp_path, "epochs=2", "monitor=val_acc")
+    assert value == json.loads((tmp_path / "metrics.json").read_text())["best_val_acc"]
+
+
+def test_bad_value_fails_a_single_run_before_writing_anything(tmp_path):
+    with pytest.raises(RunFailed, match=r"^error: batch_size must be a positive integer, got 0$"):
+        task(tmp_path, "batch_size=0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_value_fails_only_its_job_in_a_sweep(tmp_path):
+    value = task(tmp_path, "batch_size=0", "monitor=val_acc", mode=RunMode.MULTIRUN)
+    assert value == Monitor.val_acc.worst == -1.0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["error"] == "batch_size must be a positive integer, got 0"
+
+
+def test_diverged_job_returns_a_finite_value_that_ranks_last(tmp_path):
+    value = task(
+        tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3", mode=RunMode.MULTIRUN
+    )
+    assert value == Monitor.val_loss.worst == sys.float_info.max
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_diverged_single_run_is_an_error(tmp_path):
+    with pytest.raises(RunFailed, match=r"training diverged: non-finite loss at epoch 1, step"):
+        task(tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3")

@@ -1,0 +1,66 @@
+"""metrics.json: written atomically (a failed write leaves the old file whole), read back
+whatever state a job left it in, and the vocabulary of how a job ends."""
+
+import json
+import sys
+
+import pytest
+
+import logreg_exp.files
+from logreg_exp.results import JobResult, Monitor, Status, read_metrics, write_metrics
+
+
+def test_a_crash_mid_write_keeps_the_previous_metrics(tmp_path, monkeypatch):
+    write_metrics(tmp_path, {"status": "completed"})
+
+    def crash(src, dst):
+        raise OSError("power cut before rename")
+
+    monkeypatch.setattr(logreg_exp.files.os, "replace", crash)
+    with pytest.raises(OSError):
+        write_metrics(tmp_path, {"status": "failed"})
+    monkeypatch.undo()
+    assert read_metrics(tmp_path).metrics == {"status": "completed"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    path = write_metrics(tmp_path, {"a": 1})
+    assert path.stat().st_mode & 0o644 == 0o644
+    assert json.loads(path.read_text()) == {"a": 1}
+
+
+def test_the_monitor_knows_its_direction():
+    loss, acc = Monitor.val_loss, Monitor.val_acc
+    assert loss.improves(0.4, None)
+    assert loss.improves(0.4, 0.5) and not loss.improves(0.5, 0.5)
+    assert acc.improves(0.8, 0.7) and not acc.improves(0.7, 0.7)
+    assert loss.worst == sys.float_info.max and acc.worst == -1.0
+    assert sorted([0.3, 0.1], key=loss.sort_key) == [0.1, 0.3]
+    assert sorted([0.3, 0.1], key=acc.sort_key) == [0.3, 0.1]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "failure"),
+    [
+        (None, "no metrics.json", True),
+        ('{"status": "compl', "unreadable metrics.json", True),
+        ("[1, 2]", "unreadable metrics.json", True),
+        ('{"best_val_loss": 0.5}', "unknown", True),
+        ('{"status": "failed"}', "failed", True),
+        ('{"status": "completed"}', "completed", False),
+        ('{"status": "diverged"}', "diverged", False),
+        ('{"status": "interrupted"}', "interrupted", False),
+    ],
+)
+def test_whatever_a_job_left_reads_as_a_status(tmp_path, content, status, failure):
+    if content is not None:
+        (tmp_path / "metrics.json").write_text(content)
+    result = read_metrics(tmp_path)
+    assert result.status == status and result.counts_as_failure is failure
+    assert result.completed is (status == Status.COMPLETED)
+
+
+def test_numbers_are_finite_or_none():
+    result = JobResult("completed", {"a": 0.5, "b": float("nan"), "c": True, "d": "x", "e": 3})
+    assert [result.number(k) for k in "abcdef"] == [0.5, None, None, None, 3, None]

@@ -1,0 +1,44 @@
+"""Where the data live (on the device once when they fit, else on the host batch by batch),
+and torch's CPU threads."""
+
+import pytest
+import torch
+
+from logreg_exp.training.devices import data_device, set_torch_threads, torch_default_threads
+
+GIB = 2**30
+
+
+@pytest.fixture
+def free_gpu_memory(monkeypatch):
+    """Pretend a GPU with 4 GiB free: only the placement decision is tested, no GPU needed."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * GIB, 8 * GIB))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+
+
+def test_cpu_data_stay_on_the_cpu():
+    assert data_device(torch.device("cpu"), True, 10 * GIB) == torch.device("cpu")
+    assert data_device(torch.device("cpu"), False, 1) == torch.device("cpu")
+
+
+def test_gpu_data_move_once_when_they_fit(free_gpu_memory):
+    cuda = torch.device("cuda")
+    assert data_device(cuda, True, 1 * GIB) == cuda
+    assert data_device(cuda, True, 3 * GIB) == torch.device("cpu")  # over half the free memory
+    assert data_device(cuda, False, 1) == torch.device("cpu")  # data_on_device=false
+
+
+def test_data_on_device_is_in_the_config(config):
+    assert config().device.data_on_device is True
+    assert config("device=cuda", "device.data_on_device=false").device.data_on_device is False
+
+
+def test_set_torch_threads_prefers_the_key_then_the_launcher_then_torch():
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(1, 2) == 1 == torch.get_num_threads()
+        assert set_torch_threads(None, 1) == 1
+        # a later job that asks for the default gets torch's own, not the job before it's
+        assert set_torch_threads(None, None) == torch_default_threads()
+    finally:
+        torch.set_num_threads(before)
