@@ -29,6 +29,8 @@ from logreg_exp.config import (
     LossConfig,
     ManualUpdaterConfig,
     OptimUpdaterConfig,
+    UpdaterConfig,
+    reference,
 )
 from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError
@@ -78,6 +80,17 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+def config_reference() -> str:
+    """The README's table of every key's allowed values, from the schemas."""
+    return reference(
+        [
+            ("", JobConfig, "every run"),
+            ("updater.", UpdaterConfig, "both updaters"),
+            *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
+        ]
+    )
 
 
 def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:

@@ -187,14 +187,18 @@ def validated(cfg: DictConfig) -> JobConfig:
     return settings
 
 
-def reference(schemas: dict[str, type]) -> list[tuple[str, str, str]]:
-    """(key, default, allowed) for every constrained field of ``schemas`` (prefix -> schema):
-    the README's table of values, generated."""
-    rows = []
-    for prefix, schema in schemas.items():
+def reference(schemas: list[tuple[str, type, str]]) -> str:
+    """A markdown table of every constrained field of ``schemas`` ((key prefix, schema, where
+    it applies) each): key, default and allowed values, generated for the README. A key that
+    several schemas declare alike is one row."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for prefix, schema, where in schemas:
         for f in dataclasses.fields(schema):
             if "allowed" in f.metadata:
                 rule: Allowed = f.metadata["allowed"]
                 default = "null" if f.default is None else str(f.default)
-                rows.append((f"{prefix}{f.name}", default, rule.doc or rule.describe(None)))
-    return rows
+                key = (f"`{prefix}{f.name}`", f"`{default}`", rule.doc or rule.describe(None))
+                rows.setdefault(key, []).append(where)
+    lines = ["| key | default | allowed | for |", "| --- | --- | --- | --- |"]
+    lines += [f"| {k} | {d} | {a} | {', '.join(w)} |" for (k, d, a), w in rows.items()]
+    return "\n".join(lines) + "\n"

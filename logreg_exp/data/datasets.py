@@ -44,7 +44,7 @@ class Gaussian2dConfig(DatasetConfig):
                 "large enough for 2 points in each split at "
                 f"val_fraction={root.dataset.val_fraction}"
             ),
-            doc="large enough for 2 points of each split",
+            doc="large enough for 2 points in each split",
         ),
     )
     n_features: int = allowed(2, Allowed(lambda v, _: v >= 2, "an integer >= 2"))
