@@ -42,6 +42,7 @@ from logreg_exp.sweeps.launchers import (
     hidden_gpu_warning,
     jobs_at_once,
     missing_plugin,
+    register_own_plugins,
 )
 
 log = logging.getLogger("logreg_exp")
@@ -173,6 +174,7 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
+    register_own_plugins()
     try:
         main()
     except KeyboardInterrupt:

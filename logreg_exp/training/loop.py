@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -135,6 +135,18 @@ class EpochTally:
     def mean_loss_and_accuracy(self) -> tuple[float, float]:
         loss, acc, _ = self.summary()
         return loss, acc
+
+
+def improvements(history: Sequence[EpochMetrics], monitor: Monitor) -> list[bool]:
+    """For each epoch of ``history``, whether it improved on the epochs before it: the
+    ``is_best`` that ``fit`` passes to ``on_epoch``."""
+    best: float | None = None
+    flags = []
+    for metrics in history:
+        value = getattr(metrics, monitor.value)
+        flags.append(monitor.improves(value, best))
+        best = value if flags[-1] else best
+    return flags
 
 
 def train_one_epoch(

@@ -41,6 +41,18 @@ class ManualSGD:
         self.weight_decay = weight_decay
         self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
 
+    @property
+    def defaults(self) -> dict[str, float | bool]:
+        """Its hyperparameters as ``torch.optim.SGD.defaults`` names them."""
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dampening": 0.0,
+            "weight_decay": self.weight_decay,
+            "nesterov": False,
+            "maximize": False,
+        }
+
     def zero_grad(self) -> None:
         """Drop the gradients (as torch's ``set_to_none=True``), so backward writes fresh ones."""
         for p in self.params:

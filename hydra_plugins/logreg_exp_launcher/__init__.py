@@ -1,0 +1,1 @@
+"""logreg_exp's Hydra plugins: the vectorized launcher."""
