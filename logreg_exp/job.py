@@ -22,7 +22,7 @@ from logreg_exp.config import validated
 from logreg_exp.files import display_path
 from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
-from logreg_exp.tracking.plots import log_decision_boundary
+from logreg_exp.tracking.plots import BoundaryPainter, log_decision_boundary, painter_for
 from logreg_exp.training.build import Pipeline, build_pipeline
 from logreg_exp.training.checkpoints import save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
@@ -104,6 +104,7 @@ def run_job_group(
             evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
         )  # fmt: skip
     trained_s = time.perf_counter() - start
+    painter = painter_for(pipeline) if any(r.status is Status.COMPLETED for r in results) else None
     outcomes = []
     for member, job_settings, result in zip(members, settings, results, strict=True):
         with logging_only_to(member.log_file, member.log_format):
@@ -114,10 +115,10 @@ def run_job_group(
                     result.history, improvements(result.history, result.monitor), strict=True
                 ):
                     report.log_epoch(metrics, is_best)
-                outcomes.append(report.finish(result, pipeline, trained_s))
+                outcomes.append(report.finish(result, pipeline, trained_s, painter))
             finally:
                 report.close()
-    progress.done(outcomes)
+    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
 
 
@@ -152,12 +153,14 @@ class GroupProgress:
             f"  {diverged} diverged" if diverged else "",
         )  # fmt: skip
 
-    def done(self, outcomes: Sequence[Outcome]) -> None:
+    def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:
         counts = Counter(o.status.value for o in outcomes)
         log.info(
-            "group of %d jobs done: %s",
+            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s",
             self.size,
             ", ".join(f"{n} {status}" for status, n in counts.items()),
+            trained_s,
+            written_s,
         )
 
 
@@ -224,9 +227,16 @@ class JobReport:
         if self.tensorboard is not None:
             self.tensorboard.log_epoch(metrics, is_best)
 
-    def finish(self, result: FitResult, pipeline: Pipeline, wall_s: float) -> Outcome:
+    def finish(
+        self,
+        result: FitResult,
+        pipeline: Pipeline,
+        wall_s: float,
+        painter: BoundaryPainter | None = None,
+    ) -> Outcome:
         """Write what the job leaves behind; ``pipeline`` gives the validation points and a
-        model to draw the best state with. ``wall_s``: the job's time until now."""
+        model to draw the best state with (with ``painter`` where jobs share one).
+        ``wall_s``: the job's time until now."""
         start = time.perf_counter()
         monitor = result.monitor
         if result.best_epoch:
@@ -240,7 +250,7 @@ class JobReport:
         if self.tensorboard is not None:
             self.tensorboard.end_session(metrics, step=len(result.history))
         if result.status is Status.COMPLETED:
-            log_decision_boundary(pipeline, result, self.job_dir, self.tensorboard)
+            log_decision_boundary(pipeline, result, self.job_dir, self.tensorboard, painter)
         self.close()
         return outcome(result, self.settings, self.job_dir, self.tensorboard is not None)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,21 +121,37 @@ def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, 
 
 
 class ConfigDeriver:
-    """Each job's config as Hydra's ``load_sweep_config`` composes it, composing only the
-    first job of each set of override keys and deriving the others from it."""
+    """Hydra's ``load_sweep_config``, composing only the first job of each set of override
+    keys and deriving the others from it, with Hydra's own function for applying overrides.
 
-    def __init__(self, hydra_context: HydraContext, master: DictConfig) -> None:
-        self.loader = hydra_context.config_loader
-        self.master = master
+    It stands in for the config loader's method, so the sweeper's check of the batch (Hydra's
+    sweepers compose every job once before they launch it) and the launch both use it.
+    """
+
+    def __init__(self, compose: Any) -> None:
+        self.compose = compose  # the config loader's own load_sweep_config
         self.parser = OverridesParser.create()
         self.templates: dict[tuple[str, ...], DictConfig] = {}
+        self.checked: dict[tuple[str, ...], DictConfig] = {}
 
-    def __call__(self, overrides: Sequence[str]) -> DictConfig:
-        parsed = self.parser.parse_overrides(list(overrides))
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job's config. The sweeper asks for every job of a batch to check it, then the
+        launch asks again: the first answer is kept and handed out once more."""
+        cfg = self.derive(master_config, sweep_overrides)
+        self.checked[tuple(sweep_overrides)] = copy.deepcopy(cfg)
+        return cfg
+
+    def for_launch(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job's config for its launch: the one made for the sweeper's check, if any."""
+        checked = self.checked.pop(tuple(sweep_overrides), None)
+        return checked if checked is not None else self.derive(master_config, sweep_overrides)
+
+    def derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        parsed = self.parser.parse_overrides(list(sweep_overrides))
         signature = self.signature(parsed)
         template = self.templates.get(signature) if signature else None
         if template is None:
-            cfg = self.loader.load_sweep_config(self.master, list(overrides))
+            cfg = self.compose(master_config, list(sweep_overrides))
             if signature and self.derivable(cfg, parsed):
                 self.templates[signature] = copy.deepcopy(cfg)
             return cfg
@@ -149,7 +166,7 @@ class ConfigDeriver:
                 item_sep=dirname.item_sep,
                 exclude_keys=list(dirname.exclude_keys),
             )
-        OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
     @staticmethod
@@ -191,6 +208,10 @@ class VectorizedSweep:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        loader = hydra_context.config_loader
+        if not isinstance(loader.load_sweep_config, ConfigDeriver):
+            loader.load_sweep_config = ConfigDeriver(loader.load_sweep_config)  # type: ignore[method-assign]
+        self.configs: ConfigDeriver = loader.load_sweep_config
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -200,10 +221,9 @@ class VectorizedSweep:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        derive = ConfigDeriver(self.hydra_context, self.config)
         configs = []
         for i, overrides in enumerate(job_overrides):
-            cfg = derive(overrides)
+            cfg = self.configs.for_launch(self.config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
             configs.append(cfg)
@@ -229,6 +249,7 @@ class VectorizedSweep:
         returns: list[JobReturn | None] = [None] * len(configs)
         members: dict[int, Any] = {}
         in_group = {i for g in groups for i in g.jobs}
+        start = time.perf_counter()
         for i, cfg in enumerate(configs):
             task = self.task_function if i not in in_group else self.prepare(members, i)
             returns[i] = run_job(
@@ -239,6 +260,11 @@ class VectorizedSweep:
                 job_subdir_key="hydra.sweep.subdir",
             )
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if groups:
+            log.info(
+                "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
+                len(in_group), time.perf_counter() - start,
+            )  # fmt: skip
         self.train_groups(groups, members, returns)
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
@@ -312,12 +338,8 @@ class VectorizedSweep:
 
 def task_container(cfg: DictConfig) -> dict[str, Any]:
     """A job's own config (no hydra node), resolved, as plain data, for grouping."""
-    with open_dict(cfg):
-        task = {k: v for k, v in cfg.items() if k != "hydra"}
-    HydraConfig.instance().set_config(cfg)  # ${hydra:...} interpolations resolve against it
-    container = OmegaConf.to_container(
-        OmegaConf.create(task), resolve=True, enum_to_str=True, throw_on_missing=False
-    )
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    container = OmegaConf.to_container(task, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
     return container
 

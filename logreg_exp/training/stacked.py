@@ -29,7 +29,9 @@ Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, 
 
 
 class StackedLogisticRegression(nn.Module):
-    """K copies of a ``LogisticRegression``, column k being model k: scores of shape (B, K)."""
+    """K copies of a ``LogisticRegression``, column k of the weights being model k. Scores
+    come as (K, B), model by model, so that each model's loss is a contiguous row: the
+    per-model reductions then stay small loops rather than strided ones."""
 
     def __init__(self, template: LogisticRegression, k: int) -> None:
         super().__init__()
@@ -42,7 +44,7 @@ class StackedLogisticRegression(nn.Module):
         return self.w.shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.w + self.bias
+        return torch.addmm(self.bias.unsqueeze(1), self.w.t(), x.t())
 
     def column_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's state dict, as ``LogisticRegression.state_dict()`` has it."""
@@ -56,15 +58,15 @@ class StackedLogisticRegression(nn.Module):
 
 
 class ColumnLosses(nn.Module):
-    """Each column's mean loss over the minibatch, shape (K,), from a loss module built with
-    ``reduction="none"`` (the same loss the single model uses, per sample)."""
+    """Each model's mean loss over the minibatch, shape (K,), from scores (K, B) and a loss
+    module built with ``reduction="none"`` (the single model's loss, per sample)."""
 
     def __init__(self, per_sample: nn.Module) -> None:
         super().__init__()
         self.per_sample = per_sample
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(scores, target.unsqueeze(1).expand_as(scores)).mean(0)
+        return self.per_sample(scores, target.expand_as(scores).contiguous()).mean(1)
 
 
 def columns(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -104,18 +106,20 @@ class StackedSGD(StackedUpdater):
         self.momentum, self.dampening = hyper["momentum"], hyper["dampening"]
         self.nesterov, self.maximize = bool(flags["nesterov"]), bool(flags["maximize"])
         self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
+        self.without_momentum = self.momentum == 0
+        self.any_momentum = not bool(self.without_momentum.all())
 
     def update(self, i: int, p: torch.Tensor, grad: torch.Tensor) -> None:
         grad = -grad if self.maximize else grad
         grad = grad + self.weight_decay * p
-        if bool((self.momentum != 0).any()):
+        if self.any_momentum:
             buf = self.buffers[i]
             if buf is None:
                 buf = self.buffers[i] = grad.clone()
             else:
                 buf.mul_(self.momentum).add_((1 - self.dampening) * grad)
             step = grad + self.momentum * buf if self.nesterov else buf
-            grad = torch.where(self.momentum != 0, step, grad)
+            grad = torch.where(self.without_momentum, grad, step)
         p.sub_(self.lr * grad)
 
 
@@ -165,6 +169,8 @@ class StackedRMSprop(StackedUpdater):
         self.hyper = hyper
         self.centered, self.maximize = bool(flags["centered"]), bool(flags["maximize"])
         self.state = [[torch.zeros_like(p) for _ in range(3)] for p in self.params]
+        self.with_momentum = hyper["momentum"] > 0
+        self.any_momentum = bool(self.with_momentum.any())
 
     def update(self, i: int, p: torch.Tensor, grad: torch.Tensor) -> None:
         h = self.hyper
@@ -180,9 +186,9 @@ class StackedRMSprop(StackedUpdater):
             avg = square_avg.sqrt()
         avg = avg + h["eps"]
         scaled = grad / avg
-        if bool((momentum > 0).any()):
+        if self.any_momentum:
             buf.mul_(momentum).add_(scaled)
-            scaled = torch.where(momentum > 0, buf, scaled)
+            scaled = torch.where(self.with_momentum, buf, scaled)
         p.sub_(lr * scaled)
 
 
@@ -267,8 +273,8 @@ def stacked_updater(
 
 
 class StackedTally:
-    """``EpochTally`` for K columns: each minibatch's K mean losses, the (B, K) scores and the
-    labels, kept on the device and reduced once an epoch per column."""
+    """``EpochTally`` for K models: each minibatch's K mean losses, the (K, B) scores and the
+    labels, kept on the device and reduced once an epoch per model."""
 
     def __init__(self) -> None:
         self.losses: list[torch.Tensor] = []
@@ -285,11 +291,11 @@ class StackedTally:
 
     def summary(self) -> tuple[list[float], list[float], list[int | None]]:
         """Per column: mean loss over samples, accuracy, first non-finite minibatch."""
-        scores, labels = torch.cat(self.scores), torch.cat(self.labels)
-        sizes = torch.tensor([len(s) for s in self.scores], dtype=torch.float64)
+        scores, labels = torch.cat(self.scores, dim=1), torch.cat(self.labels)
+        sizes = torch.tensor([len(y) for y in self.labels], dtype=torch.float64)
         losses = torch.stack(self.losses).to(torch.float64)  # (batches, K)
         loss_sum = sizes.to(losses.device) @ losses
-        correct = ((scores > 0) == (labels > 0.5).unsqueeze(1)).sum(0)
+        correct = ((scores > 0) == (labels > 0.5)).sum(1)
         bad = ~torch.isfinite(losses)
         first_bad = torch.where(bad.any(0), bad.to(torch.uint8).argmax(0), -1)
         loss_sum, correct, first_bad = (
