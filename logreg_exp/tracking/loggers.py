@@ -22,6 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from logreg_exp.results import Status
+from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
 log = logging.getLogger(__name__)
@@ -146,11 +147,9 @@ class TensorBoardLogger:
                 self.writer.add_scalar(tag, results[key], step)
         self.writer.file_writer.add_summary(session_end(results.get("status") == Status.COMPLETED))
 
-    def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
+    def log_picture(self, tag: str, picture: Picture, step: int) -> None:
         """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
-        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
-        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
-        self.writer.file_writer.add_summary(summary, step)
+        self.writer.file_writer.add_summary(image_summary(tag, picture), step)
 
     def close(self) -> None:
         self.writer.close()

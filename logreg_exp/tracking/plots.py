@@ -2,15 +2,12 @@
 
 Matplotlib is an optional extra (``pip install 'logreg-exp[plots]'``), imported only when a
 picture is drawn (the entrypoint's start-up imports it early when one may be); without it a
-run logs one line and has no picture. It is used through ``Figure`` and the Agg canvas
-directly, not pyplot: no global figure state, no GUI backend.
+run logs one line and has no picture. Figures are made and rendered by ``tracking.images``.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import torch
 
 from logreg_exp.files import write_bytes
 from logreg_exp.sweeps.launchers import is_installed
+from logreg_exp.tracking.images import Picture, new_figure, render_png
 from logreg_exp.tracking.loggers import TensorBoardLogger
 from logreg_exp.training.build import Pipeline
 from logreg_exp.training.loop import FitResult
@@ -29,15 +27,6 @@ log = logging.getLogger(__name__)
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 GRID_POINTS = 200  # per axis; the probability surface is smooth, so this is plenty
 MARGIN = 0.05  # share of the data's span added on each side of the plotted range
-
-
-@dataclass
-class Picture:
-    """An RGBA PNG and its size in pixels."""
-
-    png: bytes
-    width: int
-    height: int
 
 
 @dataclass
@@ -66,14 +55,10 @@ def grid_over(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def draw_decision_boundary(boundary: DecisionBoundary) -> Picture:
     """The probability as a filled contour, the points coloured by label, and the 0.5 line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     g0, g1, proba = boundary.grid0, boundary.grid1, boundary.proba
     # a fixed layout: the constraint solver would cost a third of the drawing time
-    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    fig = new_figure(6.4, 4.8)
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     filled = ax.contourf(g0, g1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.5)
     fig.colorbar(filled, ax=ax, label="p(y = 1 | x)")
@@ -89,11 +74,7 @@ def draw_decision_boundary(boundary: DecisionBoundary) -> Picture:
     ax.legend(loc="upper right", fontsize="small", markerscale=3)
     ax.set(xlabel="x[0]", ylabel="x[1]", title=boundary.title)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    png = buffer.getvalue()
-    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, whatever the rcParams
-    return Picture(png, width, height)
+    return render_png(fig)
 
 
 def probability_on_grid(
@@ -136,6 +117,4 @@ def log_decision_boundary(
     picture = draw_decision_boundary(boundary)
     write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
     if tensorboard is not None:
-        tensorboard.log_png(
-            "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
-        )
+        tensorboard.log_picture("decision_boundary", picture, result.best_epoch)
