@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,14 @@ def run_job(
     job_dir: Path,
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
+    swept: Sequence[str] | None = None,
 ) -> Outcome:
     """Train as ``cfg`` says; write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
     between minibatches, with what was reached written (status interrupted).
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
-    (None: torch's own); ``choices`` are the config group options it was composed from, for
-    the HParams tab."""
+    (None: torch's own); ``choices`` are the config group options it was composed from, and
+    ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
     start = time.perf_counter()
     job_dir = Path(job_dir)
     settings = validated(cfg)
@@ -63,7 +64,7 @@ def run_job(
     tensorboard = TensorBoardLogger(job_dir) if settings.tensorboard else None
     if tensorboard is not None:
         tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-        tensorboard.start_session(run_hparams(cfg, choices))
+        tensorboard.start_session(run_hparams(cfg, choices, swept))
 
     def on_epoch(metrics: EpochMetrics, is_best: bool) -> None:
         console.log_epoch(metrics, is_best)

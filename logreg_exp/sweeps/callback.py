@@ -25,13 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write
 from logreg_exp.sweeps.summary import (
-    PLAN_FILE,
     SUMMARY_CSV,
     SUMMARY_MD,
     Job,
     collect_jobs,
     write_summary,
 )
+from logreg_exp.sweeps.swept import PLAN_FILE, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:
     """``job 3/9 (#2): updater.lr=0.01 batch_size=8``: the place in the sweep, counted from 1,
-    then Hydra's job number (the prefix of the job's dir), then its overrides."""
+    then Hydra's job number (the job dir's prefix, zero-padded there), then its overrides."""
     place = f"job {num + 1}/{total}" if total is not None else "job"
     return f"{place} (#{num}): {' '.join(overrides) or '(no overrides)'}"
 
@@ -88,11 +88,8 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        try:
-            plan = json.loads((Path(config.hydra.sweep.dir) / PLAN_FILE).read_text())
-            total: int | None = len(plan["jobs"])
-        except (OSError, ValueError, KeyError, TypeError):
-            total = None
+        plan = read_plan(Path(config.hydra.sweep.dir))
+        total = len(plan) if plan is not None else None
         overrides = list(config.hydra.overrides.task)
         log.info(job_line(config.hydra.job.num, total, overrides))
 

@@ -4,7 +4,7 @@ Built only from files in the sweep dir (each job's ``.hydra/hydra.yaml`` for its
 ``.hydra/overrides.yaml`` and ``metrics.json``, and the sweep's plan where there is one), so
 it works whatever launcher ran the jobs, and again later:
 
-    python -m logreg_exp.sweeps.summary SWEEP_DIR [--monitor val_loss|val_acc]
+    python -m logreg_exp.summary SWEEP_DIR [--monitor val_loss|val_acc]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import statistics
 import sys
@@ -26,10 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.sweeps.swept import read_plan
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
 SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 
 # (metrics.json key, markdown header, format) for the numeric columns
@@ -88,18 +87,23 @@ def read_job(job_dir: Path) -> Job:
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
     """Every job dir below ``sweep_dir`` (a dir holding ``.hydra/hydra.yaml``), and each job
-    of the sweep's plan that has no dir, as ``not started``."""
+    of the sweep's plan that has no dir, as ``not started``; in job order (by number, not
+    as text: 2 before 10), jobs without a readable number last."""
     sweep_dir = Path(sweep_dir)
     jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
-    try:
-        planned = json.loads((sweep_dir / PLAN_FILE).read_text())["jobs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        planned = []
     seen = {job.num for job in jobs}
     jobs += [
-        Job(num, list(overrides), None) for num, overrides in enumerate(planned) if num not in seen
+        Job(num, overrides, None)
+        for num, overrides in enumerate(read_plan(sweep_dir) or [])
+        if num not in seen
     ]
-    return jobs
+    return sorted(jobs, key=job_order)
+
+
+def job_order(job: Job) -> tuple[float, str]:
+    """Sorts by job number, then by dir (jobs without a number last)."""
+    num = job.num if isinstance(job.num, int) else math.inf
+    return (num, str(job.dir or ""))
 
 
 MONITORS = {m.value: m for m in Monitor}
@@ -265,7 +269,7 @@ def write_summary(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m logreg_exp.sweeps.summary",
+        prog="python -m logreg_exp.summary",
         description="Write summary.csv and summary.md for a finished (or interrupted) sweep.",
     )
     parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
