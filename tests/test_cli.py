@@ -127,6 +127,9 @@ def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
         "0002_batch_size=32,epochs=3,updater.lr=0.1",
         "0003_batch_size=8,epochs=3,updater.lr=0.1",
     ]
+    picture = "sweep picture: heat map of best val_loss over updater.lr x batch_size, 4 jobs;"
+    assert picture in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
     event_files = set()
     for job in jobs:
         found = scalars(sweep / job)

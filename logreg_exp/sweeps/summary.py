@@ -1,20 +1,17 @@
-"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``.
+"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``,
+and the picture ``sweep.png`` (``sweeps.plots``).
 
 Built only from files in the sweep dir (each job's ``.hydra/hydra.yaml`` for its number,
 ``.hydra/overrides.yaml`` and ``metrics.json``, and the sweep's plan where there is one), so
-it works whatever launcher ran the jobs, and again later:
-
-    python -m logreg_exp.summary SWEEP_DIR [--monitor val_loss|val_acc]
+it works whatever launcher ran the jobs, and again later (``python -m logreg_exp.summary``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -265,32 +262,3 @@ def write_summary(
     atomic_write(sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode()))
     atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode()))
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m logreg_exp.summary",
-        description="Write summary.csv and summary.md for a finished (or interrupted) sweep.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
-    parser.add_argument(
-        "--monitor",
-        type=Monitor,
-        choices=list(Monitor),
-        metavar="{" + ",".join(MONITORS) + "}",
-        help="metric to sort by (default: the one the jobs monitored)",
-    )
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir}: no such directory", file=sys.stderr)
-        return 1
-    text = write_summary(args.sweep_dir, args.monitor)
-    if text is None:
-        print(
-            f"error: {args.sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)",
-            file=sys.stderr,
-        )
-        return 1
-    print(text, end="")
-    print(f"wrote {display_path(args.sweep_dir / SUMMARY_CSV)} and {SUMMARY_MD}")
-    return 0

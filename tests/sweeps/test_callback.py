@@ -1,5 +1,5 @@
-"""Sweeps end to end: a real 2x2 multirun, its progress lines, summary, and a real
-TensorBoard server queried over HTTP as its dashboard does."""
+"""Sweeps end to end: a real 2x2 multirun, its progress lines, summary and picture, and a
+real TensorBoard server queried over HTTP as its dashboard does."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from logreg_exp.sweeps.callback import BASIC_SWEEPER, job_line, planned_jobs
+from logreg_exp.sweeps.plots import SWEEP_PNG
 from logreg_exp.sweeps.summary import SUMMARY_CSV, SUMMARY_MD
 from logreg_exp.sweeps.swept import PLAN_FILE
 from tests.helpers import run_cli
@@ -134,18 +135,34 @@ def test_summary_has_a_row_per_job_with_the_values_of_its_metrics_json(sweep):
 
 
 @pytest.mark.slow
+def test_the_sweep_ends_with_its_picture_in_the_sweep_dir_and_in_tensorboard(sweep):
+    proc, sweep_dir = sweep
+    assert (
+        "] sweep picture: best val_loss against updater.lr, 2 panels by updater, 4 jobs; "
+        "in sweep.png and TensorBoard (image 'sweep')\n"
+    ) in proc.stdout + proc.stderr
+    assert "(in summary.md, summary.csv and sweep.png of the sweep dir)" in proc.stdout
+    assert (sweep_dir / SWEEP_PNG).read_bytes().startswith(b"\x89PNG")
+    (events,) = sweep_dir.glob("events.out.tfevents.*")  # the sweep's own run: the picture
+    assert events.name.endswith(".picture")
+
+
+@pytest.mark.slow
 def test_summary_cli_rebuilds_the_same_files_from_the_sweep_dir(sweep):
     _, sweep_dir = sweep
-    names = (SUMMARY_CSV, SUMMARY_MD)
+    names = (SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG)
     before = {name: (sweep_dir / name).read_bytes() for name in names}
     for name in names:
         (sweep_dir / name).unlink()
+    for events in sweep_dir.glob("events.out.tfevents.*"):
+        events.unlink()
     proc = subprocess.run(
         [sys.executable, "-m", "logreg_exp.summary", "sweep"],
         cwd=sweep_dir.parent, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert {name: (sweep_dir / name).read_bytes() for name in names} == before
+    assert len(list(sweep_dir.glob("events.out.tfevents.*.picture"))) == 1
 
 
 class TensorBoardServer:
@@ -235,7 +252,7 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
         return groups if all(len(g.get("metricValues", [])) == 10 for g in groups) else []
 
     groups = tensorboard.wait_for(groups_with_metrics, lambda g: len(g) == 4)
-    assert sorted(tensorboard.get("/data/runs")) == JOBS
+    assert sorted(tensorboard.get("/data/runs")) == [".", *JOBS]  # "." is the sweep's own
     assert [g["name"] for g in groups] == JOBS  # one row per job, named by its run, in order
 
     for group in groups:
@@ -267,7 +284,14 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
     tags = tensorboard.get("/data/plugin/scalars/tags")
     for job in JOBS:
         assert set(tags[job]) == {*SCALAR_TAGS, *RESULT_TAGS}
+    assert "." not in tags
     images = tensorboard.get("/data/plugin/images/tags")
-    assert {job: list(images[job]) for job in JOBS} == {job: ["decision_boundary"] for job in JOBS}
+    assert {run: list(tags) for run, tags in images.items()} == {
+        ".": ["sweep"],  # the sweep's picture, at the top of the sweep dir
+        **{job: ["decision_boundary"] for job in JOBS},
+    }
+    (image,) = tensorboard.get("/data/plugin/images/images?run=.&tag=sweep&sample=0")
+    png = tensorboard.get_bytes(f"/data/plugin/images/individualImage?{image['query']}")
+    assert png == (sweep_dir / SWEEP_PNG).read_bytes()
     text = tensorboard.get("/data/plugin/text/tags")
     assert all(text[job] == ["config/text_summary"] for job in JOBS)

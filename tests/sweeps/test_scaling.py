@@ -68,6 +68,8 @@ def test_joblib_runs_jobs_in_parallel_workers_with_their_share_of_the_cores(tmp_
     metrics = [assert_complete_job(j, 2) for j in jobs]
     assert [threads_logged(j) for j in jobs] == [max(1, usable_cores() // 2)] * 2
     assert_summary_lists(sweep, metrics, "val_loss")
+    assert "sweep picture: best val_loss against seed, 2 jobs;" in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").is_file()
 
     # a job in a worker gives what it gives alone
     proc = run_cli("seed=1", "epochs=2", "hydra.run.dir=alone", cwd=tmp_path)
@@ -142,9 +144,11 @@ def test_optuna_search_records_the_best_trial(tmp_path):
     assert f"best value {best['best_value']:.4f}" in summary
     assert summary in proc.stdout
 
-    # each trial's HParams are what the search varies
+    # each trial's HParams are what the search varies; the picture, the trials over both
     for job in job_dirs(sweep):
         assert set(session_hparams(job)) == {"updater.lr", "batch_size"}
+    assert "updater.lr x batch_size, 3 jobs; in sweep.png" in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").is_file()
 
 
 def session_hparams(run_dir: Path) -> dict:

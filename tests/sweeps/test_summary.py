@@ -131,8 +131,13 @@ def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Sweep sweep: 7 jobs, 3 completed;")
     assert "\n- run dir: sweep/0001_updater.lr=0.01\n" in proc.stdout
-    assert proc.stdout.endswith("wrote sweep/summary.csv and summary.md\n")
     assert (mixed_sweep / SUMMARY_MD).read_text() in proc.stdout
+    assert proc.stdout.endswith(
+        "\nwrote sweep/summary.csv and summary.md\n"
+        "sweep picture: best val_loss against updater.lr (log axis), 7 jobs; in sweep.png\n"
+    )  # no job wrote TensorBoard events, so the picture is not in TensorBoard either
+    assert (mixed_sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert not list(mixed_sweep.glob("events.out.tfevents.*"))
 
 
 @pytest.mark.slow
