@@ -243,9 +243,7 @@ def draw(plan: Layout) -> Picture:
     else:
         for ax, panel in zip(shown, plan.panels, strict=True):
             draw_curve(ax, panel, plan)
-        values = [v for p in plan.points for v in (p.best, p.final) if v is not None]
-        if min(values) > 0 and max(values) / min(values) > 10:
-            shown[0].set_yscale("log")  # shared by every panel
+        scale_to_best_values(shown[0], [p.best for p in plan.points if p.best is not None])
 
     for index, (ax, panel) in enumerate(zip(shown, plan.panels, strict=True)):
         if panel.title:
@@ -257,6 +255,20 @@ def draw(plan: Layout) -> Picture:
     legend(fig, shown)
     fig.suptitle(title_of(plan), fontsize="medium")
     return render_png(fig)
+
+
+def scale_to_best_values(ax: Any, bests: Sequence[float]) -> None:
+    """The value axis (shared by every panel) spans the best values, with room for the best
+    job's label: a final value far worse (an lr so large that training ended far from its
+    best epoch) runs off the worse edge rather than flattening the curve that picks the lr.
+    A log scale where the best values span more than a decade."""
+    low, high = min(bests), max(bests)
+    if low > 0 and high / low > 10:
+        ax.set_yscale("log")
+        ax.set_ylim(low / (high / low) ** 0.15, high * (high / low) ** 0.15)
+        return
+    pad = 0.15 * (high - low) if high > low else max(0.05 * abs(high), 0.01)
+    ax.set_ylim(low - pad, high + pad)
 
 
 def legend(fig: Any, axs: Sequence[Any]) -> None:
@@ -354,7 +366,6 @@ def draw_curve(ax: Any, panel: Panel, plan: Layout) -> None:
             textcoords="offset points", ha="center", color=BEST_COLOUR, fontsize="small",
         )  # fmt: skip
     set_ticks(ax, plan.axes[0], "x")
-    ax.margins(y=0.12)  # room for the best job's label
     ax.grid(alpha=0.3)
 
 
