@@ -234,3 +234,19 @@ def test_a_job_whose_overrides_cannot_be_read_is_left_off_the_picture(tmp_path):
     (job / ".hydra" / "hydra.yaml").write_text("hydra: [")
     plan = plan_of(sweep)
     assert [p.job.num for p in plan.points] == [0, 1]
+
+
+def test_a_picture_that_cannot_be_written_is_one_error_line_and_the_summary_stays(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("logreg_exp.sweeps.callback.draw_sweep", full_disk)
+    sweep = lr_sweep(tmp_path, [0.7, 0.6])
+    SweepCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": sweep}}}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "error: sweep picture not drawn: [Errno 28] No space left on device"
+    ]
+    assert "Best: job 1, best val_loss 0.6000" in capsys.readouterr().out
+    assert (sweep / "summary.md").is_file() and not (sweep / SWEEP_PNG).exists()
