@@ -44,6 +44,7 @@ from logreg_exp.sweeps.launchers import (
     missing_plugin,
     register_own_plugins,
 )
+from logreg_exp.sweeps.swept import keys_the_sweep_varies
 
 log = logging.getLogger("logreg_exp")
 
@@ -51,6 +52,12 @@ log = logging.getLogger("logreg_exp")
 def path_safe(text: str) -> str:
     """A directory-name-safe form of ``text``: path separators become ``_``."""
     return text.replace("/", "_").replace("\\", "_")
+
+
+def zero_pad(number: int, width: int) -> str:
+    """``number`` with leading zeros to ``width`` digits (``0007``), so that names holding it
+    sort in numeric order as text; a longer number is written whole."""
+    return f"{int(number):0{int(width)}d}"
 
 
 def register_configs() -> None:
@@ -64,6 +71,7 @@ def register_configs() -> None:
     """
     resolvers = {
         "path_safe": path_safe,
+        "zero_pad": zero_pad,
         "gpus_for_device": gpus_for_device,
         "jobs_at_once": jobs_at_once,
     }
@@ -120,8 +128,11 @@ def main(cfg: DictConfig) -> float:
 
     warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
     threads = default_threads(hydra_cfg.launcher)
+    swept = None
+    if in_sweep:  # the HParams of a sweep's job: what the sweep varies
+        swept = keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper)
     try:
-        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
+        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
     except Exception as err:
         outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
     return end_as(outcome, in_sweep)

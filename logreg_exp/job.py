@@ -44,19 +44,20 @@ def run_job(
     job_dir: Path,
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
+    swept: Sequence[str] | None = None,
 ) -> Outcome:
     """Train as ``cfg`` says; write TensorBoard events, ``metrics.json`` and ``best.pt`` into
     ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
     between minibatches, with what was reached written (status interrupted).
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
-    (None: torch's own); ``choices`` are the config group options it was composed from, for
-    the HParams tab."""
+    (None: torch's own); ``choices`` are the config group options it was composed from, and
+    ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
     start = time.perf_counter()
     settings = validated(cfg)
     device, threads = place(settings, default_threads)
     pipeline = build_pipeline(settings, device)
     log_what_trains(pipeline, settings, device, threads)
-    report = JobReport(cfg, settings, Path(job_dir), choices)
+    report = JobReport(cfg, settings, Path(job_dir), choices, swept)
     try:
         with GracefulInterrupt() as interrupt:
             result = pipeline.fit(
@@ -70,12 +71,13 @@ def run_job(
 
 @dataclass
 class GroupMember:
-    """A job of a group trained as one: its config, dir, config group choices, and the log
-    file (and its line format) that its lines go to."""
+    """A job of a group trained as one: its config, dir, config group choices, the keys its
+    sweep varies, and the log file (and its line format) that its lines go to."""
 
     cfg: DictConfig
     job_dir: Path
     choices: Mapping[str, Any]
+    swept: Sequence[str] | None
     log_file: Path
     log_format: str
 
@@ -109,7 +111,9 @@ def run_job_group(
     for member, job_settings, result in zip(members, settings, results, strict=True):
         with logging_only_to(member.log_file, member.log_format):
             log_what_trains(pipeline, job_settings, device, threads)
-            report = JobReport(member.cfg, job_settings, member.job_dir, member.choices)
+            report = JobReport(
+                member.cfg, job_settings, member.job_dir, member.choices, member.swept
+            )
             try:
                 for metrics, is_best in zip(
                     result.history, improvements(result.history, result.monitor), strict=True
@@ -214,13 +218,14 @@ class JobReport:
         settings: Any,
         job_dir: Path,
         choices: Mapping[str, Any] | None = None,
+        swept: Sequence[str] | None = None,
     ) -> None:
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
         self.tensorboard = TensorBoardLogger(job_dir) if settings.tensorboard else None
         if self.tensorboard is not None:
             self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-            self.tensorboard.start_session(run_hparams(cfg, choices))
+            self.tensorboard.start_session(run_hparams(cfg, choices, swept))
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         self.console.log_epoch(metrics, is_best)

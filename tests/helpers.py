@@ -75,3 +75,31 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def completed_metrics(best_loss: float, best_acc: float, monitor: str = "val_loss") -> dict:
+    """A completed job's metrics.json, its final values a little worse than its best."""
+    return {
+        "status": "completed", "monitor": monitor, "best_epoch": 3,
+        "best_val_loss": best_loss, "best_val_acc": best_acc,
+        "final_val_loss": best_loss + 0.01, "final_val_acc": best_acc - 0.01,
+        "epochs_run": 4, "wall_s": 1.25,
+    }  # fmt: skip
+
+
+def make_job(
+    sweep: Path, num: int, overrides: list[str], metrics: dict | str | None, name: str | None = None
+) -> Path:
+    """A job dir as Hydra and a run leave it, named as conf/config.yaml names it (``name``:
+    another name); ``metrics`` None: no metrics.json, str: its raw text."""
+    job = sweep / (name or f"{num:04d}_{','.join(sorted(overrides))}")
+    (job / ".hydra").mkdir(parents=True)
+    task = "".join(f"\n      - {o}" for o in overrides) or " []"
+    (job / ".hydra" / "hydra.yaml").write_text(
+        f"hydra:\n  job:\n    name: logreg_exp\n    num: {num}\n  overrides:\n    task:{task}\n"
+    )
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides) or "[]")
+    if metrics is not None:
+        text = metrics if isinstance(metrics, str) else json.dumps(metrics)
+        (job / "metrics.json").write_text(text)
+    return job

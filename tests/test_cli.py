@@ -122,11 +122,14 @@ def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == [
-        "0_batch_size=32,epochs=3,updater.lr=0.01",
-        "1_batch_size=8,epochs=3,updater.lr=0.01",
-        "2_batch_size=32,epochs=3,updater.lr=0.1",
-        "3_batch_size=8,epochs=3,updater.lr=0.1",
+        "0000_batch_size=32,epochs=3,updater.lr=0.01",
+        "0001_batch_size=8,epochs=3,updater.lr=0.01",
+        "0002_batch_size=32,epochs=3,updater.lr=0.1",
+        "0003_batch_size=8,epochs=3,updater.lr=0.1",
     ]
+    picture = "sweep picture: heat map of best val_loss over updater.lr x batch_size, 4 jobs;"
+    assert picture in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
     event_files = set()
     for job in jobs:
         found = scalars(sweep / job)
@@ -149,5 +152,5 @@ def test_default_sweep_dir_is_under_outputs(tmp_path):
     proc = run_cli("-m", "epochs=1", "seed=0,1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.parent.name for p in (tmp_path / "outputs").glob("multirun/*/*/*/metrics.json"))
-    assert jobs == ["0_epochs=1,seed=0", "1_epochs=1,seed=1"]
+    assert jobs == ["0000_epochs=1,seed=0", "0001_epochs=1,seed=1"]
     assert not (tmp_path / "multirun").exists()

@@ -3,6 +3,7 @@ before anything is built, with key, value and what is allowed."""
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from logreg_exp.config import validated
@@ -21,6 +22,25 @@ def test_defaults_reproduce_the_exercise():
     assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
     assert dict(cfg.dataset) == EXERCISE_DATASET
     assert cfg.threads is None and cfg.tensorboard is True
+
+
+def test_a_sweep_job_dir_is_named_by_its_zero_padded_number_and_its_overrides():
+    """The one place that names job dirs (a launcher that names them itself reads it too):
+    names sort in job order as text, and a path in a value does not nest directories."""
+    cfg = compose_config(with_hydra=True)
+    OmegaConf.update(cfg, "hydra.job.override_dirname", "dataset.path=data/x.csv,seed=1")
+    names = []
+    for num in (0, 7, 10, 123, 12345):
+        OmegaConf.update(cfg, "hydra.job.num", num)
+        names.append(cfg.hydra.sweep.subdir)
+    assert names == [
+        "0000_dataset.path=data_x.csv,seed=1",
+        "0007_dataset.path=data_x.csv,seed=1",
+        "0010_dataset.path=data_x.csv,seed=1",
+        "0123_dataset.path=data_x.csv,seed=1",
+        "12345_dataset.path=data_x.csv,seed=1",
+    ]
+    assert sorted(names[:4]) == names[:4]
 
 
 @pytest.mark.parametrize(

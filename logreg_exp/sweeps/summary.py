@@ -1,21 +1,17 @@
-"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``.
+"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``,
+and the picture ``sweep.png`` (``sweeps.plots``).
 
 Built only from files in the sweep dir (each job's ``.hydra/hydra.yaml`` for its number,
 ``.hydra/overrides.yaml`` and ``metrics.json``, and the sweep's plan where there is one), so
-it works whatever launcher ran the jobs, and again later:
-
-    python -m logreg_exp.sweeps.summary SWEEP_DIR [--monitor val_loss|val_acc]
+it works whatever launcher ran the jobs, and again later (``python -m logreg_exp.summary``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 import math
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +22,10 @@ import yaml
 
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.sweeps.swept import read_plan
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
 SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 
 # (metrics.json key, markdown header, format) for the numeric columns
@@ -99,18 +95,23 @@ def read_job(job_dir: Path) -> Job:
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
     """Every job dir below ``sweep_dir`` (a dir holding ``.hydra/hydra.yaml``), and each job
-    of the sweep's plan that has no dir, as ``not started``."""
+    of the sweep's plan that has no dir, as ``not started``; in job order (by number, not
+    as text: 2 before 10), jobs without a readable number last."""
     sweep_dir = Path(sweep_dir)
     jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
-    try:
-        planned = json.loads((sweep_dir / PLAN_FILE).read_text())["jobs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        planned = []
     seen = {job.num for job in jobs}
     jobs += [
-        Job(num, list(overrides), None) for num, overrides in enumerate(planned) if num not in seen
+        Job(num, overrides, None)
+        for num, overrides in enumerate(read_plan(sweep_dir) or [])
+        if num not in seen
     ]
-    return jobs
+    return sorted(jobs, key=job_order)
+
+
+def job_order(job: Job) -> tuple[float, str]:
+    """Sorts by job number, then by dir (jobs without a number last)."""
+    num = job.num if isinstance(job.num, int) else math.inf
+    return (num, str(job.dir or ""))
 
 
 MONITORS = {m.value: m for m in Monitor}
@@ -272,32 +273,3 @@ def write_summary(
     atomic_write(sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode()))
     atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode()))
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m logreg_exp.sweeps.summary",
-        description="Write summary.csv and summary.md for a finished (or interrupted) sweep.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
-    parser.add_argument(
-        "--monitor",
-        type=Monitor,
-        choices=list(Monitor),
-        metavar="{" + ",".join(MONITORS) + "}",
-        help="metric to sort by (default: the one the jobs monitored)",
-    )
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir}: no such directory", file=sys.stderr)
-        return 1
-    text = write_summary(args.sweep_dir, args.monitor)
-    if text is None:
-        print(
-            f"error: {args.sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)",
-            file=sys.stderr,
-        )
-        return 1
-    print(text, end="")
-    print(f"wrote {display_path(args.sweep_dir / SUMMARY_CSV)} and {SUMMARY_MD}")
-    return 0

@@ -42,6 +42,7 @@ from logreg_exp.errors import ConfigError
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import default_threads
+from logreg_exp.sweeps.swept import keys_the_sweep_varies
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,7 @@ class VectorizedSweep:
                 task_cfg,
                 job_dir,
                 dict(hydra_cfg.runtime.choices),
+                keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper),
                 Path(file_handler.get("filename", job_dir / f"{hydra_cfg.job.name}.log")),
                 hydra_cfg.job_logging.formatters[formatter].format,
             )

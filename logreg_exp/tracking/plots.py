@@ -3,14 +3,13 @@
 Matplotlib is an optional extra (``pip install 'logreg-exp[plots]'``), imported only when a
 picture is drawn (the entrypoint's start-up imports it early when one may be); without it a
 run logs one line and has no picture. It is used through ``Figure`` and the Agg canvas
-directly, not pyplot: no global figure state, no GUI backend.
+directly, not pyplot: no global figure state, no GUI backend (see ``tracking.images``).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from logreg_exp.files import write_bytes
 from logreg_exp.sweeps.launchers import is_installed
+from logreg_exp.tracking.images import Picture, picture_of
 from logreg_exp.tracking.loggers import TensorBoardLogger
 from logreg_exp.training.build import Pipeline
 from logreg_exp.training.loop import FitResult
@@ -30,15 +30,6 @@ log = logging.getLogger(__name__)
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 GRID_POINTS = 200  # per axis; the probability surface is smooth, so this is plenty
 MARGIN = 0.05  # share of the data's span added on each side of the plotted range
-
-
-@dataclass
-class Picture:
-    """A PNG and its size in pixels."""
-
-    png: bytes
-    width: int
-    height: int
 
 
 LEVELS = 11  # band edges of the filled probability: 0, 0.1, ..., 1
@@ -197,13 +188,12 @@ class Layer:
 
 
 def encode_png(rgb: np.ndarray) -> Picture:
+    """An (H, W, 3) image as a PNG, with Pillow (which matplotlib brings)."""
     from PIL import Image
 
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(out, format="png")
-    png = out.getvalue()
-    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
-    return Picture(png, width, height)
+    return picture_of(out.getvalue())
 
 
 def log_decision_boundary(
@@ -233,9 +223,7 @@ def log_decision_boundary(
     picture = painter.paint(proba_at, title)
     write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
     if tensorboard is not None:
-        tensorboard.log_png(
-            "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
-        )
+        tensorboard.log_picture("decision_boundary", picture, result.best_epoch)
 
 
 def painter_for(pipeline: Pipeline) -> BoundaryPainter | None:

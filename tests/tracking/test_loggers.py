@@ -156,3 +156,19 @@ def test_group_choices_are_added_where_the_group_name_does_not_say_them():
     assert "device" not in found and found["device.name"] == "auto"
     assert "updater.optimizer._target_" not in found  # the manual updater has no optimizer
     assert not any(key.startswith(("hydra", "schema")) for key in found)
+
+
+def test_a_sweeps_job_records_only_the_hparams_the_sweep_varies():
+    cfg = compose_config("updater=manual", "updater.lr=0.1", "loss=bce", "epochs=2")
+    choices = {"updater": "manual", "loss": "bce", "dataset": "gaussian2d"}
+    assert run_hparams(cfg, choices, ["updater.lr", "epochs"]) == {"epochs": 2, "updater.lr": 0.1}
+    # a swept config group is its choice, named as every run names it
+    assert run_hparams(cfg, choices, ["updater", "loss"]) == {
+        "loss": "bce",
+        "updater.name": "manual",
+    }
+    # nothing swept that is an hparam: the whole config, as for a single run
+    everything = run_hparams(cfg, choices)
+    assert run_hparams(cfg, choices, ["hydra/launcher"]) == everything
+    assert run_hparams(cfg, choices, []) == everything
+    assert len(everything) > 20
