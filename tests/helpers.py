@@ -25,6 +25,7 @@ EXERCISE_DATASET = {
     "n_features": 2,
     "label_flip": 0.1,
     "val_fraction": 0.5,
+    "test_fraction": 0.0,
     "stratify": False,
     "standardize": False,
     "max_samples": None,
