@@ -150,8 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = open_run(args.run_dir)
         splits = None if args.split is None else list(dict.fromkeys(args.split))
         evaluation = evaluate_run(run, splits)
+        print(report(run, evaluation), flush=True)  # the numbers, even if the dir is read-only
         path = write_evaluation(out or run.dir / EVALUATION_FILE, evaluation)
-        print(report(run, evaluation))
         print(f"\nwrote {display_path(path)}")
         return 0
 

@@ -128,3 +128,13 @@ def test_evaluate_bad_input_is_one_line_and_exit_1(cli_csv_run, tmp_path):
     assert_one_line_error(
         evaluate_cli(tmp_path / "other", "--split", "test", cwd=tmp_path), "has no test split"
     )
+
+
+def test_the_numbers_are_printed_even_where_they_cannot_be_written(csv_run, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()  # a directory where the file should go
+    assert main([str(csv_run[0]), "--split", "val", "--out", str(tmp_path / "taken")]) == 1
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[3].startswith("val ")
+    assert (
+        printed.err.startswith("error: [Errno 21] Is a directory") and printed.err.count("\n") == 1
+    )
