@@ -55,6 +55,10 @@ def test_the_best_model_meets_the_test_split_once_with_the_dataset_evaluators():
     assert set(test) == {"loss", "acc"} and len(y) == 113
     assert test["acc"] == (exp.model.predict(x) == y).double().mean().item()  # the best model
     assert test["loss"] == pytest.approx(exp.loss_fn(exp.model(x), y).item(), rel=1e-5)
+    cfg, exp = build("dataset.n_samples=200", "dataset.test_fraction=0.2", "epochs=1")
+    assert len(exp.test_set) == 40 and set(exp.test(fit_built(cfg, exp).best_state)) == {
+        "loss", "acc", "population_acc",
+    }  # fmt: skip
     cfg, exp = build("dataset.n_samples=200", "epochs=1")
     assert exp.test_set is None and exp.test_loader is None
     test = exp.test(fit_built(cfg, exp).best_state)
