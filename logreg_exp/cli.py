@@ -24,11 +24,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import (
+    UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
     LossConfig,
-    ManualUpdaterConfig,
-    OptimUpdaterConfig,
     UpdaterConfig,
     reference,
 )
@@ -82,8 +81,8 @@ def register_configs() -> None:
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)
-    cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
-    cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
+    for name, schema in UPDATER_SCHEMAS.items():
+        cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
 

@@ -67,6 +67,14 @@ def largest_float(root: Any) -> float:
 POSITIVE_INT = Allowed(lambda v, _: v > 0, "a positive integer")
 POSITIVE_INT_OR_NULL = Allowed(lambda v, _: v is None or v >= 1, "a positive integer or null")
 FRACTION = Allowed(lambda v, _: 0 < v < 1, "in the open interval (0, 1)")
+TEST_FRACTION = Allowed(
+    lambda v, root: 0 <= v < 1 - root.dataset.val_fraction,
+    lambda root: (
+        f"in [0, {1 - root.dataset.val_fraction:g}) (at dataset.val_fraction="
+        f"{root.dataset.val_fraction:g}; some points must be left for training)"
+    ),
+    doc="in [0, 1 - val_fraction): some points must be left for training",
+)
 LEARNING_RATE = Allowed(
     lambda v, root: 0 < v <= largest_float(root),
     lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
@@ -81,11 +89,14 @@ NON_NEGATIVE = Allowed(
 
 @dataclass
 class DatasetConfig:
-    """Keys every dataset has: the held-out share, its split, and feature scaling. Each
+    """Keys every dataset has: the held-out shares, their split, and feature scaling. Each
     dataset's own schema (in ``datasets.py``) adds its keys."""
 
     name: str = MISSING
     val_fraction: float = allowed(0.5, FRACTION)
+    # the share held out for the test split, which the best model meets once, at the end;
+    # both fractions are shares of all the points
+    test_fraction: float = allowed(0.2, TEST_FRACTION)
     stratify: bool = True
     standardize: bool = True
     # a random subset of at most this many samples (debug=fast)
@@ -115,6 +126,12 @@ class OptimUpdaterConfig(UpdaterConfig):
 @dataclass
 class ManualUpdaterConfig(UpdaterConfig):
     name: str = "manual"
+
+
+UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
+    "optim": OptimUpdaterConfig,
+    "manual": ManualUpdaterConfig,
+}
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""One job: config -> pipeline -> training -> TensorBoard, console, metrics.json, best.pt and the
-picture, in the job's output dir; or a group of jobs trained as one stacked model, each job
-left with the same files. The entrypoint and the launcher pass the config, the dir and what
-they read from Hydra."""
+"""One job: config -> pipeline -> training -> the best model on the test split, once ->
+TensorBoard, console, metrics.json, best.pt, preprocessing.json and the picture, in the job's
+output dir; or a group of jobs trained as one stacked model, each job left with the same
+files. The entrypoint and the launcher pass the config, the dir and what they read from
+Hydra."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
+from logreg_exp.data.preprocessing import Preprocessing, save_preprocessing
 from logreg_exp.files import display_path
 from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
@@ -46,9 +48,10 @@ def run_job(
     choices: Mapping[str, Any] | None = None,
     swept: Sequence[str] | None = None,
 ) -> Outcome:
-    """Train as ``cfg`` says; write TensorBoard events, ``metrics.json`` and ``best.pt`` into
-    ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
-    between minibatches, with what was reached written (status interrupted).
+    """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
+    once on the test split; write TensorBoard events and the files of ``write_run_files``
+    into ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends
+    it between minibatches, with what was reached written (status interrupted).
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, and
     ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
@@ -193,10 +196,13 @@ def place(settings: Any, default_threads: int | None) -> tuple[torch.device, int
 
 
 def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, threads: int) -> None:
+    test_samples = f" / {pipeline.n_test} test" if pipeline.n_test else ""
     log.info(
-        "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
+        "%d train / %d val%s samples, %d features, device %s, %d torch thread%s, updater %s "
+        "(lr %g)",
         pipeline.n_train,
         pipeline.n_val,
+        test_samples,
         pipeline.model.n_features,
         describe(device),
         threads,
@@ -243,28 +249,46 @@ class JobReport:
         model to draw the best state with (with ``painter`` where jobs share one).
         ``wall_s``: the job's time until now."""
         start = time.perf_counter()
-        monitor = result.monitor
-        if result.best_epoch:
-            save_checkpoint(
-                self.job_dir, result.best_state, result.best_epoch, monitor.value,
-                result.best_value,
-            )  # fmt: skip
+        test = None
+        if result.status is Status.COMPLETED:
+            test = pipeline.test(result.best_state)
         wall_s += time.perf_counter() - start
-        metrics = fit_metrics(result, wall_s, pipeline.n_train)
-        write_metrics(self.job_dir, metrics)
+        metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
+        write_run_files(self.job_dir, result, pipeline.preprocessing, metrics)
         if self.tensorboard is not None:
             self.tensorboard.end_session(metrics, step=len(result.history))
         if result.status is Status.COMPLETED:
             log_decision_boundary(pipeline, result, self.job_dir, self.tensorboard, painter)
         self.close()
-        return outcome(result, self.settings, self.job_dir, self.tensorboard is not None)
+        has_events = self.tensorboard is not None
+        return outcome(result, self.settings, self.job_dir, has_events, metrics)
 
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
 
-def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -> Outcome:
+def write_run_files(
+    job_dir: Path, result: FitResult, preprocessing: Preprocessing, metrics: dict[str, Any]
+) -> None:
+    """A trained job's files: ``preprocessing.json`` and ``best.pt`` (where an epoch
+    finished), then ``metrics.json``, last, so that a run whose metrics.json says completed
+    has the other two from the same run, whatever stopped an earlier run in the same dir."""
+    if result.best_epoch:
+        save_preprocessing(job_dir, preprocessing)
+        save_checkpoint(
+            job_dir, result.best_state, result.best_epoch, result.monitor.value, result.best_value
+        )
+    write_metrics(job_dir, metrics)
+
+
+def outcome(
+    result: FitResult,
+    settings: Any,
+    job_dir: Path,
+    has_events: bool,
+    metrics: Mapping[str, Any] | None = None,
+) -> Outcome:
     """How the job ended, told in the log: its best epoch, or why it stopped."""
     monitor = result.monitor
     if result.status is Status.INTERRUPTED:
@@ -287,12 +311,17 @@ def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -
         return Outcome(Status.DIVERGED, monitor.worst, message)
 
     best = result.best
+    metrics = metrics or {}
+    test = ""
+    if metrics.get("test_loss") is not None:
+        test = f"  test_loss {metrics['test_loss']:.4f}  test_acc {metrics['test_acc']:.4f}"
     log.info(
-        "best epoch %d by %s: val_loss %.4f  val_acc %.4f; run dir %s",
+        "best epoch %d by %s: val_loss %.4f  val_acc %.4f%s; run dir %s",
         result.best_epoch,
         monitor.value,
         best.val_loss,
         best.val_acc,
+        test,
         display_path(job_dir),
     )
     if has_events:

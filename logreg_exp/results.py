@@ -1,4 +1,5 @@
-"""How a job ends, and the file that says so: the one module that writes and reads metrics.json.
+"""How a job ends, and the files that hold its numbers: the one module that writes and reads
+metrics.json, and writes a finished run's evaluation.json.
 
 The runner, the failure path of the entrypoint, the sweep's exit status and the summary all
 go through here, so a job's status means the same everywhere. It imports neither torch nor
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from logreg_exp.training.loop import FitResult
 
 METRICS_FILE = "metrics.json"
+EVALUATION_FILE = "evaluation.json"
 
 
 class Status(str, Enum):
@@ -76,9 +79,16 @@ class Outcome:
     message: str | None = None
 
 
-def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
+def fit_metrics(
+    result: FitResult,
+    wall_s: float,
+    n_train: int,
+    test: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a job that trained; best and final values are
-    null if no epoch finished."""
+    null if no epoch finished. ``test`` is what ``Pipeline.test`` measured of the best
+    model at the end (``loss``, ``acc`` and the dataset's evaluators): ``test_loss`` and
+    ``test_acc`` are null without a test split, or when the job did not complete (None)."""
     best, final = result.best, (result.history[-1] if result.history else None)
     train_s = sum(m.train_s for m in result.history)
     val_s = sum(m.val_s for m in result.history)
@@ -93,6 +103,10 @@ def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any
         metrics[f"{prefix}_val_acc"] = epoch.val_acc if epoch else None
         for name, value in (epoch.extra if epoch else {}).items():
             metrics[f"{prefix}_val_{name}"] = value
+    test = dict(test or {})
+    metrics["test_loss"], metrics["test_acc"] = test.pop("loss", None), test.pop("acc", None)
+    for name, value in test.items():
+        metrics[f"test_{name}"] = value
     metrics.update(
         epochs_run=len(result.history),
         train_s=train_s,
@@ -114,8 +128,17 @@ def failure_metrics(monitor: Monitor, reason: str, wall_s: float) -> dict[str, A
 
 
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
-    path = Path(job_dir) / METRICS_FILE
-    text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
+    return write_json(Path(job_dir) / METRICS_FILE, metrics)
+
+
+def write_evaluation(path: Path, evaluation: dict[str, Any]) -> Path:
+    """``evaluation.json`` (by default in the run dir): what ``python -m logreg_exp.evaluate``
+    measured of a finished run's best model on its splits."""
+    return write_json(Path(path), evaluation)
+
+
+def write_json(path: Path, content: dict[str, Any]) -> Path:
+    text = json.dumps(content, indent=2, sort_keys=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
     return path
 

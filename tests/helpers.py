@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from logreg_exp.cli import compose
@@ -25,6 +26,7 @@ EXERCISE_DATASET = {
     "n_features": 2,
     "label_flip": 0.1,
     "val_fraction": 0.5,
+    "test_fraction": 0.0,
     "stratify": False,
     "standardize": False,
     "max_samples": None,
@@ -47,15 +49,25 @@ def fit_built(cfg, exp, **fit_kwargs):
     return exp.fit(cfg.epochs, Monitor(cfg.monitor), **fit_kwargs)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m logreg_exp ARGS`` in a subprocess, as a user would run it."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, module: str = "logreg_exp"
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` in a subprocess, as a user would run it (``module``:
+    ``logreg_exp``, ``logreg_exp.evaluate``, ...)."""
     return subprocess.run(
-        [sys.executable, "-m", "logreg_exp", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """A command that failed as a user's mistake should: exit 1, one line on stderr."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
@@ -103,3 +115,33 @@ def make_job(
         text = metrics if isinstance(metrics, str) else json.dumps(metrics)
         (job / "metrics.json").write_text(text)
     return job
+
+
+def write_csv(path: Path, n: int = 200, seed: int = 0, separation: float = 3.0) -> Path:
+    """Two classes labelled 'neg' and 'pos', ``separation`` apart on each of 3 features, in a
+    shuffled order."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3)) + separation * y[:, None]
+    lines = ["f1,f2,f3,kind"] + [
+        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
+        for (a, b, c), t in zip(x, y, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finished_run(run_dir: Path, *overrides: str, launched_in: Path | None = None) -> Path:
+    """``run_dir`` as ``python -m logreg_exp OVERRIDES`` leaves it, made in-process: the job's
+    files, and the ``.hydra/`` files that evaluate and predict read (the config, and the
+    directory it was launched in, ``launched_in``, default the current one)."""
+    from logreg_exp.job import run_job
+
+    cfg = compose_config(*overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_job(cfg, run_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    cwd = str(launched_in or Path.cwd())
+    OmegaConf.save({"hydra": {"runtime": {"cwd": cwd}}}, run_dir / ".hydra" / "hydra.yaml")
+    return run_dir

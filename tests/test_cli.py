@@ -16,12 +16,13 @@ pytestmark = pytest.mark.slow
 TAGS = ["train/acc", "train/loss", "val/acc", "val/loss", "val/population_acc"]
 HPARAM_TAGS = [
     "hparams/best_epoch", "hparams/best_val_acc", "hparams/best_val_loss",
-    "hparams/final_val_acc", "hparams/final_val_loss",
+    "hparams/final_val_acc", "hparams/final_val_loss", "hparams/test_population_acc",
 ]  # fmt: skip
 METRIC_KEYS = {
     "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
-    "best_val_population_acc", "final_val_population_acc",
+    "best_val_population_acc", "final_val_population_acc", "test_loss", "test_acc",
+    "test_population_acc",
 }  # fmt: skip
 
 
@@ -38,7 +39,10 @@ def default_run(tmp_path_factory):
 def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
     _, run_dir = default_run
     names = {p.name for p in run_dir.iterdir()}
-    assert {".hydra", "metrics.json", "best.pt", "logreg_exp.log", "decision_boundary.png"} <= names
+    assert {
+        ".hydra", "metrics.json", "best.pt", "preprocessing.json", "logreg_exp.log",
+        "decision_boundary.png",
+    } <= names  # fmt: skip
     assert "__main__.log" not in names
     assert any(n.startswith("events.out.tfevents.") for n in names)
     assert {p.name for p in (run_dir / ".hydra").iterdir()} == {
@@ -70,6 +74,9 @@ def test_default_run_metrics_file_and_result(default_run):
     assert metrics["best_val_loss"] <= metrics["final_val_loss"]
     assert metrics["train_s"] > 0 and metrics["wall_s"] >= metrics["train_s"] + metrics["val_s"]
     assert metrics["train_samples_per_s"] == pytest.approx(2500 * 12 / metrics["train_s"])
+    # no test split for the exercise: its honest number is the best model's population one
+    assert metrics["test_loss"] is None and metrics["test_acc"] is None
+    assert metrics["test_population_acc"] == metrics["best_val_population_acc"]
 
 
 def test_best_checkpoint_reloads_and_reproduces_the_best_accuracy(default_run):

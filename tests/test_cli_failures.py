@@ -12,11 +12,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from tests.helpers import run_cli, scalars, without_timings
+from tests.helpers import run_cli, scalars, without_timings, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -122,18 +121,6 @@ def test_ctrl_c_stops_soon_and_leaves_a_consistent_run(tmp_path):
     assert ckpt["epoch"] == metrics["best_epoch"]
     found = scalars(tmp_path / "run")
     assert len(found["val/acc"]) == metrics["epochs_run"]
-
-
-def write_csv(path, n=200, seed=0):
-    """Two well-separated classes labelled 'neg' and 'pos', in a shuffled order."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.normal(size=(n, 3)) + 3 * y[:, None]
-    lines = ["f1,f2,f3,kind"] + [
-        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
-        for (a, b, c), t in zip(x, y, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_csv_with_too_few_rows_names_the_file(tmp_path):

@@ -94,6 +94,17 @@ def test_unknown_group_option_is_rejected():
         ("dataset.val_fraction=0", "dataset.val_fraction must be in the open interval (0, 1)"),
         ("dataset.val_fraction=1", "dataset.val_fraction must be in the open interval (0, 1)"),
         ("dataset.n_samples=3", "dataset.n_samples must be large enough for 2 points in each"),
+        ("dataset.test_fraction=-0.1", "dataset.test_fraction must be in [0, 0.5) (at dataset."),
+        (
+            "dataset.test_fraction=0.5",
+            "dataset.test_fraction must be in [0, 0.5) (at dataset.val_fraction=0.5; some "
+            "points must be left for training), got 0.5",
+        ),
+        (
+            "dataset.test_fraction=0.0001",
+            "dataset.n_samples must be large enough for 2 points in each split at "
+            "val_fraction=0.5, test_fraction=0.0001, got 5000",
+        ),
         ("dataset.n_features=1", "dataset.n_features must be an integer >= 2, got 1"),
         ("threads=0", "threads must be a positive integer or null, got 0"),
         ("dataset.max_samples=3", "dataset.max_samples must be an integer >= 4 or null, got 3"),
@@ -119,3 +130,10 @@ def test_csv_needs_path_and_target(missing):
 def test_defaults_are_valid():
     for dataset in ("gaussian2d", "breast_cancer"):
         validated(compose_config(f"dataset={dataset}"))
+
+
+def test_a_test_split_is_held_out_by_default_where_no_exact_number_exists():
+    assert compose_config().dataset.test_fraction == 0  # gaussian2d: the population accuracy
+    for dataset in ("breast_cancer", "csv"):
+        assert compose_config(f"dataset={dataset}").dataset.test_fraction == 0.2
+    assert compose_config("experiment=breast_cancer").dataset.test_fraction == 0.2

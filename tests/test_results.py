@@ -64,3 +64,19 @@ def test_whatever_a_job_left_reads_as_a_status(tmp_path, content, status, failur
 def test_numbers_are_finite_or_none():
     result = JobResult("completed", {"a": 0.5, "b": float("nan"), "c": True, "d": "x", "e": 3})
     assert [result.number(k) for k in "abcdef"] == [0.5, None, None, None, 3, None]
+
+
+def test_metrics_hold_the_best_models_test_numbers_or_nulls():
+    from logreg_exp.results import fit_metrics
+    from logreg_exp.training.loop import EpochMetrics, FitResult
+
+    result = FitResult(Monitor.val_loss, best_epoch=1)
+    result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5, {"population_acc": 0.79}))
+    test = {"loss": 0.55, "acc": 0.75, "population_acc": 0.79}
+    metrics = fit_metrics(result, 2.0, 100, test)
+    assert (metrics["test_loss"], metrics["test_acc"]) == (0.55, 0.75)
+    assert metrics["test_population_acc"] == 0.79
+    assert list(metrics).index("test_loss") == list(metrics).index("final_val_population_acc") + 1
+    untested = fit_metrics(result, 2.0, 100)  # a run that did not complete
+    assert untested["test_loss"] is None and untested["test_acc"] is None
+    assert "test_population_acc" not in untested

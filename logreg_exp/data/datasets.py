@@ -16,7 +16,15 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from logreg_exp.config import FRACTION, Allowed, DatasetConfig, allowed, between, required
+from logreg_exp.config import (
+    FRACTION,
+    TEST_FRACTION,
+    Allowed,
+    DatasetConfig,
+    allowed,
+    between,
+    required,
+)
 from logreg_exp.data.csv_file import LabeledArrays, read_csv_dataset
 from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
 from logreg_exp.errors import ConfigError
@@ -27,10 +35,24 @@ log = logging.getLogger(__name__)
 Evaluator = Callable[[Any], float]
 
 
-def enough_to_split(n_samples: int, val_fraction: float) -> bool:
+def enough_to_split(n_samples: int, val_fraction: float, test_fraction: float = 0.0) -> bool:
     """Each split needs a point of each class; fewer than 2 points cannot hold both."""
     n_val = round(val_fraction * n_samples)
-    return n_samples >= 4 and n_val >= 2 and n_samples - n_val >= 2
+    n_test = round(test_fraction * n_samples)
+    return (
+        n_samples >= 4
+        and n_val >= 2
+        and (test_fraction == 0 or n_test >= 2)
+        and n_samples - n_val - n_test >= 2
+    )
+
+
+def fractions(dataset: Any) -> str:
+    """The held-out shares of ``dataset`` (its config), as a message names them."""
+    text = f"val_fraction={dataset.val_fraction}"
+    if dataset.test_fraction:
+        text += f", test_fraction={dataset.test_fraction}"
+    return text
 
 
 @dataclass
@@ -39,16 +61,17 @@ class Gaussian2dConfig(DatasetConfig):
     n_samples: int = allowed(
         5000,
         Allowed(
-            lambda v, root: enough_to_split(v, root.dataset.val_fraction),
-            lambda root: (
-                "large enough for 2 points in each split at "
-                f"val_fraction={root.dataset.val_fraction}"
+            lambda v, root: enough_to_split(
+                v, root.dataset.val_fraction, root.dataset.test_fraction
             ),
+            lambda root: f"large enough for 2 points in each split at {fractions(root.dataset)}",
             doc="large enough for 2 points in each split",
         ),
     )
     n_features: int = allowed(2, Allowed(lambda v, _: v >= 2, "an integer >= 2"))
     label_flip: float = allowed(0.1, between(0.0, 0.5, "in [0, 0.5)"))
+    # none held out: the exact population accuracy is the honest number here
+    test_fraction: float = allowed(0.0, TEST_FRACTION)
     stratify: bool = False
     standardize: bool = False
 
@@ -95,8 +118,8 @@ class Dataset:
 
     def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
         """Numbers to compute from the model after each validation phase, beside the
-        validation metrics; ``scaler`` is the Standardizer the features went through, or
-        None."""
+        validation metrics, and once for the best model at the end (``test_<name>`` in
+        metrics.json); ``scaler`` is the Standardizer the features went through, or None."""
         return {}
 
 

@@ -35,9 +35,15 @@ METRIC_COLUMNS = (
     ("best_val_acc", "best val_acc", "{:.4f}"),
     ("final_val_loss", "final val_loss", "{:.4f}"),
     ("final_val_acc", "final val_acc", "{:.4f}"),
+    ("test_loss", "test loss", "{:.4f}"),
+    ("test_acc", "test acc", "{:.4f}"),
+    ("test_population_acc", "test population_acc", "{:.4f}"),
     ("epochs_run", "epochs", "{}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
+# Columns that a dataset may not have (no test split, no population): summary.md leaves
+# them out where no job has a value; summary.csv always has every column.
+OPTIONAL_COLUMNS = frozenset({"test_loss", "test_acc", "test_population_acc"})
 CSV_COLUMNS = ("job", "status", *(key for key, _, _ in METRIC_COLUMNS), "overrides", "dir")
 
 
@@ -169,25 +175,30 @@ def cell(value: Any, fmt: str) -> str:
 
 def to_markdown(jobs: Sequence[Job]) -> str:
     """A markdown table, padded so that it lines up in a terminal too; numbers right-aligned."""
-    header = ["job", "status", *(title for _, title, _ in METRIC_COLUMNS), "overrides"]
-    right = [False, False, *(True for _ in METRIC_COLUMNS), False]
+    columns = [
+        (key, title, fmt)
+        for key, title, fmt in METRIC_COLUMNS
+        if key not in OPTIONAL_COLUMNS or any(job.metrics.get(key) is not None for job in jobs)
+    ]
+    header = ["job", "status", *(title for _, title, _ in columns), "overrides"]
+    right = [False, False, *(True for _ in columns), False]
     rows = [
         [
             "" if job.num is None else str(job.num),
             job.status,
-            *(cell(job.metrics.get(key), fmt) for key, _, fmt in METRIC_COLUMNS),
+            *(cell(job.metrics.get(key), fmt) for key, _, fmt in columns),
             " ".join(job.overrides).replace("|", "\\|"),
         ]
         for job in jobs
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    columns = list(zip(widths, right, strict=True))
+    layout = list(zip(widths, right, strict=True))
 
     def line(values: Sequence[str]) -> str:
-        cells = (v.rjust(w) if r else v.ljust(w) for v, (w, r) in zip(values, columns, strict=True))
+        cells = (v.rjust(w) if r else v.ljust(w) for v, (w, r) in zip(values, layout, strict=True))
         return "| " + " | ".join(cells) + " |"
 
-    rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in columns) + "|"
+    rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in layout) + "|"
     return "\n".join([line(header), rule, *(line(row) for row in rows)]) + "\n"
 
 
@@ -221,12 +232,23 @@ def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-SPREAD_KEYS = ("best_val_acc", "best_val_loss")
+# The numbers a sweep over seeds is run for, the validation number beside the held-out one
+SPREAD_KEYS = (
+    "best_val_acc",
+    "test_acc",
+    "test_population_acc",
+    "best_val_loss",
+    "test_loss",
+)
+# How far the best epoch's validation accuracy, picked on the validation set, sits above an
+# honest number for the same model: the test split's accuracy, or the population's
+GAPS = (("best_val_acc", "test_acc"), ("best_val_acc", "test_population_acc"))
 
 
 def spread_lines(jobs: Sequence[Job]) -> list[str]:
-    """Mean, min and max of the best validation metrics over the completed jobs: what a sweep
-    over seeds is run for (nothing for fewer than two completed jobs)."""
+    """Mean, min and max over the completed jobs of the best validation metrics and the best
+    model's test metrics, and of the gap between the two accuracies, job by job: what a
+    sweep over seeds is run for (nothing for fewer than two completed jobs)."""
     done = [job for job in jobs if job.result.completed]
     if len(done) < 2:
         return []
@@ -234,11 +256,19 @@ def spread_lines(jobs: Sequence[Job]) -> list[str]:
     for key in SPREAD_KEYS:
         values = [v for v in (job.value(key) for job in done) if v is not None]
         if values:
-            lines.append(
-                f"- {key}: mean {statistics.fmean(values):.4f}, "
-                f"min {min(values):.4f}, max {max(values):.4f}"
-            )
+            lines.append(f"- {key}: {spread(values, '.4f')}")
+    for val_key, test_key in GAPS:
+        pairs = [(job.value(val_key), job.value(test_key)) for job in done]
+        gaps = [v - t for v, t in pairs if v is not None and t is not None]
+        if gaps:
+            lines.append(f"- {val_key} - {test_key}: {spread(gaps, '+.4f')}")
     return lines
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    return (
+        f"mean {statistics.fmean(values):{fmt}}, min {min(values):{fmt}}, max {max(values):{fmt}}"
+    )
 
 
 def search_lines(sweep_dir: Path) -> list[str]:

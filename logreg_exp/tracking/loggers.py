@@ -108,13 +108,18 @@ SCALAR_TAGS = {
 }
 
 # The HParams tab's result columns: scalar tags written once, at the end of a run, from the
-# keys of metrics.json. The same in every run, so every row fills every column.
+# keys of metrics.json, each where the run has a value: the first five in every run that
+# finished an epoch; the test split's where it has one (test_loss, test_acc), and the exact
+# population accuracy of the best model for gaussian2d, in a run that completed.
 HPARAM_METRIC_TAGS = {
     "hparams/best_val_loss": "best_val_loss",
     "hparams/best_val_acc": "best_val_acc",
     "hparams/final_val_loss": "final_val_loss",
     "hparams/final_val_acc": "final_val_acc",
     "hparams/best_epoch": "best_epoch",
+    "hparams/test_loss": "test_loss",
+    "hparams/test_acc": "test_acc",
+    "hparams/test_population_acc": "test_population_acc",
 }
 
 

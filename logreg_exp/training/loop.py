@@ -195,6 +195,19 @@ def evaluate(
     return tally.mean_loss_and_accuracy()
 
 
+@torch.no_grad()
+def predict_scores(
+    model: nn.Module, loader: Batches, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every sample's score (logit) and label, in the loader's order, on the CPU."""
+    model.eval()
+    scores, labels = [], []
+    for x, y in loader:
+        scores.append(model(x.to(device, non_blocking=True)))
+        labels.append(y)
+    return torch.cat(scores).cpu(), torch.cat(labels).cpu()
+
+
 def fit(
     model: nn.Module,
     loss_fn: nn.Module,

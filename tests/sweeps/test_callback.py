@@ -34,6 +34,7 @@ RESULT_TAGS = {
     "hparams/final_val_loss": "final_val_loss",
     "hparams/final_val_acc": "final_val_acc",
     "hparams/best_epoch": "best_epoch",
+    "hparams/test_population_acc": "test_population_acc",  # gaussian2d's honest number
 }
 
 
@@ -249,7 +250,7 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
     def groups_with_metrics():
         found = tensorboard.post("/data/plugin/hparams/session_groups", SESSION_GROUPS_REQUEST)
         groups = found.get("sessionGroups", [])
-        return groups if all(len(g.get("metricValues", [])) == 10 for g in groups) else []
+        return groups if all(len(g.get("metricValues", [])) == 11 for g in groups) else []
 
     groups = tensorboard.wait_for(groups_with_metrics, lambda g: len(g) == 4)
     assert sorted(tensorboard.get("/data/runs")) == [".", *JOBS]  # "." is the sweep's own

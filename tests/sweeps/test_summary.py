@@ -225,3 +225,30 @@ def test_a_job_dir_without_a_readable_metrics_json_fails_the_sweep(tmp_path, cap
         exit_on_failed_jobs(collect_jobs(tmp_path))
     assert stop.value.code == 1
     assert "2 of 4 jobs failed: 0002_seed=2, 0003_seed=3" in caplog.text
+
+
+def test_test_numbers_get_columns_and_spread_lines_beside_the_validation_ones(tmp_path):
+    for seed, (val_acc, test_acc) in enumerate([(0.98, 0.95), (0.97, 0.96), (0.99, 0.94)]):
+        metrics = {**completed(0.1 * (seed + 1), val_acc), "test_loss": 0.2, "test_acc": test_acc}
+        make_job(tmp_path, seed, [f"seed={seed}"], metrics)
+    text = write_summary(tmp_path)
+    header = text.splitlines()[2]
+    assert "| final val_acc | test loss | test acc | epochs |" in header
+    assert "test population_acc" not in header  # no job has one
+    assert "- best_val_acc: mean 0.9800, min 0.9700, max 0.9900\n" in text
+    assert "- test_acc: mean 0.9500, min 0.9400, max 0.9600\n" in text
+    assert "- test_loss: mean 0.2000, min 0.2000, max 0.2000\n" in text
+    # job by job: 0.98 - 0.95, 0.97 - 0.96, 0.99 - 0.94
+    assert "- best_val_acc - test_acc: mean +0.0300, min +0.0100, max +0.0500\n" in text
+    with (tmp_path / SUMMARY_CSV).open() as f:
+        row = next(csv.DictReader(f))
+    assert (row["test_acc"], row["test_loss"], row["test_population_acc"]) == ("0.95", "0.2", "")
+
+
+def test_the_population_accuracy_is_the_test_number_of_gaussian2d(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], {**completed(0.5, 0.79), "test_population_acc": 0.785})
+    make_job(tmp_path, 1, ["seed=1"], {**completed(0.5, 0.78), "test_population_acc": 0.775})
+    text = write_summary(tmp_path)
+    assert "| test population_acc |" in text and "test acc" not in text
+    assert "- test_population_acc: mean 0.7800, min 0.7750, max 0.7850\n" in text
+    assert "- best_val_acc - test_population_acc: mean +0.0050, min +0.0050" in text

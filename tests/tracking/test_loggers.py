@@ -20,7 +20,8 @@ from tests.helpers import compose_config, scalars
 
 RESULTS = {
     "status": "completed", "best_epoch": 2, "best_val_loss": 0.5, "best_val_acc": 0.75,
-    "final_val_loss": 0.625, "final_val_acc": 0.5,
+    "final_val_loss": 0.625, "final_val_acc": 0.5, "test_loss": 0.55, "test_acc": 0.7,
+    "test_population_acc": 0.72,
 }  # fmt: skip
 
 
@@ -124,6 +125,7 @@ def test_run_hparams_of_the_default_config():
         "dataset.name": "gaussian2d",
         "dataset.standardize": "false",
         "dataset.stratify": "false",
+        "dataset.test_fraction": 0.0,
         "dataset.val_fraction": 0.5,
         "device.data_on_device": "true",
         "device.name": "cpu",
