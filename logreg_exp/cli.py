@@ -31,8 +31,16 @@ from logreg_exp.config import (
     OptimUpdaterConfig,
 )
 from logreg_exp.data.datasets import DATASETS
-from logreg_exp.errors import ConfigError
-from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
+from logreg_exp.errors import ConfigError, OutputError, os_reason
+from logreg_exp.files import display_path
+from logreg_exp.results import (
+    METRICS_FILE,
+    Monitor,
+    Outcome,
+    Status,
+    failure_metrics,
+    write_metrics,
+)
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import (
     default_threads,
@@ -41,6 +49,7 @@ from logreg_exp.sweeps.launchers import (
     jobs_at_once,
     missing_plugin,
 )
+from logreg_exp.training.interrupts import ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
 
@@ -110,6 +119,8 @@ def main(cfg: DictConfig) -> float:
         outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
     except Exception as err:
         outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
+    if not in_sweep:  # its files say how it ended: a Ctrl-C from now on cannot change that
+        ignore_interrupts()
     return end_as(outcome, in_sweep)
 
 
@@ -118,21 +129,31 @@ def failed(
 ) -> Outcome:
     """A run that raised. A single run ends here: one line for a user's mistake, else the
     traceback. A sweep's job records the failure in its metrics.json, and the sweep goes on
-    (``HYDRA_FULL_ERROR=1`` stops it with the traceback)."""
+    (``HYDRA_FULL_ERROR=1`` stops it with the traceback). A file that could not be written
+    is recorded in a single run too: its run had started writing."""
     user_error = isinstance(err, ConfigError)
+    reason = str(err) if user_error else f"{type(err).__name__}: {err}"
+    monitor = Monitor(cfg.monitor)
+    if in_sweep or isinstance(err, OutputError):
+        record_failure(job_dir, failure_metrics(monitor, reason, wall_s))
     if not in_sweep and user_error:
         raise RunFailed(f"error: {err}") from None
     if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise err
     if user_error:
-        reason = str(err)
         log.error("error: %s", reason)
     else:
-        reason = f"{type(err).__name__}: {err}"
         log.error("job failed", exc_info=err)
-    monitor = Monitor(cfg.monitor)
-    write_metrics(job_dir, failure_metrics(monitor, reason, wall_s))
     return Outcome(Status.FAILED, monitor.worst, reason)
+
+
+def record_failure(job_dir: Path, metrics: dict) -> None:
+    """Write a failed job's metrics.json if the disk lets it; say so in the log if not."""
+    try:
+        write_metrics(job_dir, metrics)
+    except OSError as err:
+        path = display_path(job_dir / METRICS_FILE)
+        log.warning("%s not written either: %s", path, os_reason(err))
 
 
 def end_as(outcome: Outcome, in_sweep: bool) -> float:

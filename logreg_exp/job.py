@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
+from logreg_exp.errors import writing
 from logreg_exp.files import display_path
-from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
+from logreg_exp.results import (
+    METRICS_FILE,
+    Monitor,
+    Outcome,
+    Status,
+    fit_metrics,
+    write_metrics,
+)
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
-from logreg_exp.tracking.plots import log_decision_boundary
+from logreg_exp.tracking.plots import DECISION_BOUNDARY_FILE, log_decision_boundary
 from logreg_exp.training.build import build_pipeline
-from logreg_exp.training.checkpoints import save_checkpoint
+from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import EpochMetrics, FitResult
@@ -33,9 +42,11 @@ def run_job(
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Train as ``cfg`` says; write TensorBoard events, ``metrics.json`` and ``best.pt`` into
-    ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
-    between minibatches, with what was reached written (status interrupted).
+    """Train as ``cfg`` says; write TensorBoard events, ``best.pt``, the picture and, last,
+    ``metrics.json`` into ``job_dir``. Bad config raises ConfigError before anything is
+    written; a file that cannot be written raises OutputError naming it. Ctrl-C ends
+    training between minibatches, with what was reached written (status interrupted); the
+    final writes are part of the run, so a Ctrl-C during them lets them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, for
     the HParams tab."""
@@ -60,35 +71,69 @@ def run_job(
     )
 
     console = ConsoleLogger(settings.epochs)
-    tensorboard = TensorBoardLogger(job_dir) if settings.tensorboard else None
-    if tensorboard is not None:
-        tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-        tensorboard.start_session(run_hparams(cfg, choices))
+    tensorboard: TensorBoardLogger | None = None
+    events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
 
     def on_epoch(metrics: EpochMetrics, is_best: bool) -> None:
         console.log_epoch(metrics, is_best)
         if tensorboard is not None:
-            tensorboard.log_epoch(metrics, is_best)
+            with writing(events):
+                tensorboard.log_epoch(metrics, is_best)
 
     try:
         with GracefulInterrupt() as interrupt:
+            if settings.tensorboard:
+                with writing(events):
+                    tensorboard = TensorBoardLogger(job_dir)
+                events = display_path(tensorboard.path)
+                with writing(events):
+                    tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+                    tensorboard.start_session(run_hparams(cfg, choices))
             result = pipeline.fit(
                 settings.epochs, monitor, on_epoch=on_epoch, stop_requested=interrupt
             )
-        if result.best_epoch:
-            save_checkpoint(
-                job_dir, result.best_state, result.best_epoch, monitor.value, result.best_value
-            )
-        metrics = fit_metrics(result, time.perf_counter() - start, pipeline.n_train)
-        write_metrics(job_dir, metrics)
-        if tensorboard is not None:
-            tensorboard.end_session(metrics, step=len(result.history))
-        if result.status is Status.COMPLETED:
-            log_decision_boundary(pipeline, result, job_dir, tensorboard)
+            late = interrupt.requested and result.status is not Status.INTERRUPTED
+            metrics = fit_metrics(result, time.perf_counter() - start, pipeline.n_train)
+            write_results(result, metrics, pipeline, job_dir, tensorboard, events)
+            tensorboard = None
     finally:
-        if tensorboard is not None:
+        if tensorboard is not None:  # an error or a second Ctrl-C came first
+            with suppress(OSError):
+                tensorboard.close()
+    if late:
+        log.warning("Ctrl-C came after the last epoch; the run's files were all written")
+    return outcome(result, settings, job_dir, settings.tensorboard)
+
+
+def write_results(
+    result: FitResult,
+    metrics: dict[str, Any],
+    pipeline: Any,
+    job_dir: Path,
+    tensorboard: TensorBoardLogger | None,
+    events: str | Path,
+) -> None:
+    """``best.pt``, the picture, the end of the TensorBoard session, and ``metrics.json``
+    last: it says how the run ended only once every other file is written, so a run that
+    could not write them all never claims success."""
+    if result.best_epoch:
+        path = job_dir / CHECKPOINT_FILE
+        with writing(display_path(path)):
+            save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
+    if result.status is Status.COMPLETED:
+        with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
+            log_decision_boundary(pipeline, result, job_dir, tensorboard)
+    if tensorboard is not None:
+        with writing(events):
+            tensorboard.end_session(metrics, step=len(result.history))
             tensorboard.close()
-    return outcome(result, settings, job_dir, tensorboard is not None)
+    with writing(display_path(job_dir / METRICS_FILE)):
+        write_metrics(job_dir, metrics)
+
+
+def best_of(result: FitResult) -> tuple[str, float]:
+    assert result.best_value is not None
+    return result.monitor.value, result.best_value
 
 
 def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -> Outcome:
@@ -106,10 +151,11 @@ def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -
         knobs = f"updater.lr={settings.updater.lr:g}"
         if settings.updater.weight_decay:
             knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
-        message = (
-            f"training diverged: non-finite loss at epoch {epoch}, step {step} with {knobs}; "
-            "try a smaller updater.lr"
-        )
+        if result.non_finite == "train_loss":
+            where = f"non-finite loss at epoch {epoch}, step {step}"
+        else:  # the parameters overflowed in the epoch's last step
+            where = f"non-finite {result.non_finite} at epoch {epoch}, after step {step}"
+        message = f"training diverged: {where} with {knobs}; try a smaller updater.lr"
         log.error("%s (run dir %s)", message, display_path(job_dir))
         return Outcome(Status.DIVERGED, monitor.worst, message)
 

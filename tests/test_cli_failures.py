@@ -93,6 +93,34 @@ def test_divergence_stops_the_run_and_keeps_what_was_logged(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
+def strict_json(text):
+    """JSON as strict readers (JavaScript's JSON.parse) take it: no NaN, no Infinity."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_model_that_overflows_in_an_epochs_last_step_diverges(tmp_path):
+    # one minibatch an epoch: epoch 1 ends with huge finite weights, epoch 2's one step sends
+    # them to inf after its loss was taken, so only its validation loss is not finite
+    proc = run_cli(
+        "dataset.n_samples=40", "batch_size=64", "updater.lr=1", "updater.weight_decay=1e30",
+        "epochs=2", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    message = "error: training diverged: non-finite val_loss at epoch 2, after step 2"
+    assert_user_error(proc, message)
+    assert "Warning" not in proc.stderr
+    metrics = strict_json((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["diverged_on"] == "val_loss"
+    assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
+    assert all(v is not None for k, v in metrics.items() if k.startswith(("best_", "final_")))
+    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert [step for step, _ in scalars(tmp_path / "run")["val/loss"]] == [1]
+
+
 def test_ctrl_c_stops_soon_and_leaves_a_consistent_run(tmp_path):
     # as a terminal sends it: SIGINT to the whole process group
     proc = subprocess.Popen(
@@ -122,6 +150,71 @@ def test_ctrl_c_stops_soon_and_leaves_a_consistent_run(tmp_path):
     assert ckpt["epoch"] == metrics["best_epoch"]
     found = scalars(tmp_path / "run")
     assert len(found["val/acc"]) == metrics["epochs_run"]
+
+
+def test_ctrl_c_as_the_last_epoch_ends_leaves_files_and_exit_status_that_agree(tmp_path):
+    # the SIGINT lands in the final writes (best.pt, the picture, TensorBoard, metrics.json)
+    # or after them: training is over, so the run completes, and says so in both
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logreg_exp", "epochs=2", "hydra.run.dir=run"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if re.search(r"epoch 2/2", line):
+                time.sleep(0.1)  # into the writes, where the picture takes longest
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr
+    status = json.loads((tmp_path / "run" / "metrics.json").read_text())["status"]
+    assert (proc.returncode, status) == (0, "completed"), stderr
+
+
+def run_on_a_small_disk(tmp_path, size, *args):
+    """``python -m logreg_exp ARGS`` with hydra.run.dir on a tmpfs of ``size`` (a private
+    mount, gone when the command ends; the run dir is copied out to ``tmp_path/copy``)."""
+    script = (
+        f'mount -t tmpfs -o size={size} none disk && "$0" -m logreg_exp "$@"; rc=$?; '
+        "cp -r disk/run copy; exit $rc"
+    )
+    (tmp_path / "disk").mkdir()
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script,
+         sys.executable, *args, "hydra.run.dir=disk/run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def can_mount_tmpfs(tmp_path):
+    probe = "mount -t tmpfs -o size=64k none ."
+    cmd = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe]
+    try:
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+# full in training (the log file and the event file) / at the end (the picture)
+@pytest.mark.parametrize(("size", "epochs"), [("24k", 30), ("64k", 2)])
+def test_a_full_disk_is_one_line_naming_the_file_and_never_a_completed_run(tmp_path, size, epochs):
+    if not can_mount_tmpfs(tmp_path):
+        pytest.skip("needs unshare and a tmpfs mount in a user namespace")
+    proc = run_on_a_small_disk(tmp_path, size, f"epochs={epochs}", "dataset.n_samples=400")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert re.fullmatch(r"error: cannot write disk/run/\S+: No space left on device", errors[0])
+    metrics_file = tmp_path / "copy" / "metrics.json"
+    if metrics_file.exists():  # if there was room for it: the failure, with the same line
+        metrics = json.loads(metrics_file.read_text())
+        assert metrics["status"] == "failed" and f"error: {metrics['error']}" == errors[0]
 
 
 def write_csv(path, n=200, seed=0):

@@ -1,6 +1,8 @@
 """The task function and the runner, in-process, with a real Hydra config and run dir."""
 
 import json
+import os
+import signal
 import sys
 
 import pytest
@@ -8,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
+from logreg_exp import job
 from logreg_exp.cli import RunFailed, main
 from logreg_exp.job import run_job
 from logreg_exp.results import Monitor, Status
@@ -33,7 +36,11 @@ def task(tmp_path, *overrides, mode=RunMode.RUN):
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-    return main.__wrapped__(cfg)
+    handler = signal.getsignal(signal.SIGINT)  # a single run ignores Ctrl-C once it has ended
+    try:
+        return main.__wrapped__(cfg)
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def test_task_function_returns_the_value_for_sweepers(tmp_path):
@@ -66,3 +73,30 @@ def test_diverged_job_returns_a_finite_value_that_ranks_last(tmp_path):
 def test_diverged_single_run_is_an_error(tmp_path):
     with pytest.raises(RunFailed, match=r"training diverged: non-finite loss at epoch 1, step"):
         task(tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3")
+
+
+def interrupting(times, draw):
+    """``draw``, after ``times`` Ctrl-Cs sent to this process: as if they came during the
+    final writes."""
+
+    def draw_after_ctrl_c(*args, **kwargs):
+        for _ in range(times):
+            os.kill(os.getpid(), signal.SIGINT)
+        return draw(*args, **kwargs)
+
+    return draw_after_ctrl_c
+
+
+def test_ctrl_c_during_the_final_writes_lets_them_finish(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "log_decision_boundary", interrupting(1, job.log_decision_boundary))
+    outcome = run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
+    assert outcome.status is Status.COMPLETED
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
+    assert (tmp_path / "decision_boundary.png").exists()
+
+
+def test_a_second_ctrl_c_during_the_final_writes_leaves_no_claim_of_success(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "log_decision_boundary", interrupting(2, job.log_decision_boundary))
+    with pytest.raises(KeyboardInterrupt):
+        run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()

@@ -2,6 +2,7 @@
 whatever state a job left it in, and the vocabulary of how a job ends."""
 
 import json
+import math
 import sys
 
 import pytest
@@ -64,3 +65,15 @@ def test_whatever_a_job_left_reads_as_a_status(tmp_path, content, status, failur
 def test_numbers_are_finite_or_none():
     result = JobResult("completed", {"a": 0.5, "b": float("nan"), "c": True, "d": "x", "e": 3})
     assert [result.number(k) for k in "abcdef"] == [0.5, None, None, None, 3, None]
+
+
+def test_metrics_json_is_strict_json_with_non_finite_numbers_nulled(tmp_path):
+    path = write_metrics(tmp_path, {"status": "diverged", "a": float("nan"), "b": -math.inf})
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads(path.read_text(), parse_constant=refuse)
+    assert metrics == {
+        "status": "diverged", "a": None, "b": None, "non_finite": {"a": "nan", "b": "-inf"},
+    }  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,7 +109,10 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: Path) -> None:
+        quiet_event_writer_errors()
+        before = set(event_files(log_dir))
         self.writer = SummaryWriter(log_dir=str(log_dir))
+        (self.path,) = set(event_files(log_dir)) - before  # the file this run writes
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():
@@ -154,6 +158,27 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def event_files(log_dir: Path) -> list[Path]:
+    return list(Path(log_dir).glob("events.out.tfevents.*"))
+
+
+def quiet_event_writer_errors() -> None:
+    """Leave out the traceback of an OSError (a full disk) in TensorBoard's writer thread:
+    the writer raises it again in the main thread at its next call, where the run reports
+    it in one line naming the event file."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_event_writer", False):
+        return
+
+    def hook(args: Any) -> None:
+        in_writer = type(args.thread).__module__.startswith("tensorboard.")
+        if not (in_writer and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    hook.quiets_event_writer = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def session_end(success: bool) -> Any:
