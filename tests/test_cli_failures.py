@@ -39,12 +39,44 @@ def assert_user_error(proc, message):
         (["dataset=csv", "dataset.path=nope.csv", "dataset.target=y"], "nope.csv': no such file"),
         (["dataset=csv"], "error: dataset.path is required for dataset=csv"),
         (["dataset.n_samples=6"], "error: dataset.n_samples=6: too few samples to split; the"),
+        (["seed=-1"], "error: seed must be an integer from 0 to 2**63 - 1, got -1"),
+        (["batch_size=9223372036854775808"], "error: batch_size must fit in 64 bits"),
+        (
+            ["updater.optimizer._target_=torch.optim.Adamm"],
+            "error: updater.optimizer._target_=torch.optim.Adamm is not allowed; allowed: "
+            "torch.optim.ASGD, torch.optim.Adadelta,",
+        ),
+        (
+            ["loss._target_=torch.nn.BCELoss"],
+            "error: loss._target_=torch.nn.BCELoss is not allowed (it expects probabilities",
+        ),
+        (
+            ["allow_targets=[torch.optim.LBFGS]", "updater.optimizer._target_=torch.optim.LBFGS"],
+            "error: updater.optimizer._target_=torch.optim.LBFGS: its step() needs a closure",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_without_traceback(tmp_path, args, message):
     proc = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)
     assert_user_error(proc, message)
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_config_cannot_call_what_the_project_does_not_allow(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("keep me\n")
+    proc = run_cli(
+        "+updater.optimizer.foo._target_=builtins.open", f"+updater.optimizer.foo.file={victim}",
+        "+updater.optimizer.foo.mode=w", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert_user_error(
+        proc,
+        "error: updater.optimizer.foo._target_: a _target_ is not allowed here; this project "
+        "instantiates loss._target_ and updater.optimizer._target_ only",
+    )
+    assert victim.read_text() == "keep me\n"
+    proc = run_cli("loss._target_=sys.exit", "hydra.run.dir=run2", cwd=tmp_path)
+    assert_user_error(proc, "error: loss._target_=sys.exit is not allowed; allowed: torch.nn.")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -20,11 +21,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from logreg_exp.config import DType
 from logreg_exp.data.datasets import dataset_for, limit_samples, load_dataset
 from logreg_exp.data.loaders import Standardizer, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.loop import FitResult, fit
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater
+from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
 
 
 @dataclass
@@ -83,6 +85,17 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
+def build_loss(loss_cfg: Any) -> nn.Module:
+    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built."""
+    setting = f"loss._target_={loss_cfg._target_}"
+    locate(loss_cfg._target_, setting)  # a missing class named in one line
+    try:
+        return instantiate(loss_cfg)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
+
+
 def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     """Build the exercise's steps 1-5 from the composed config."""
     data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
@@ -117,7 +130,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     val_loader = make_loader(val_set, cfg.val_batch_size, False, pin_memory=pin)
 
     model = LogisticRegression(n_features, generator=init_gen, dtype=dtype).to(device)
-    loss_fn = instantiate(cfg.loss)
+    loss_fn = build_loss(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
     evaluators = dataset.evaluators(scaler)
     return Pipeline(
