@@ -267,6 +267,44 @@ def test_csv_with_too_few_rows_names_the_file(tmp_path):
     assert_user_error(proc, "error: tiny.csv: too few samples to split; the")
 
 
+HUGE = "a,b,label\n" + "".join(f"{(-1) ** i * 1e200},{i},{i % 2}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"f1,kind\n1,pos\n\xff2,neg\n", [], "error: d.csv line 3, byte 1: b'\\xff' is not UTF-8"),
+        (None, [], "error: dataset.path='d.csv' is a directory, not a CSV file"),
+        ("f1,kind\n", ["dataset.delimiter=ab"], "error: dataset.delimiter must be one character"),
+        (
+            "f1,kind\n1,pos\n1e39,neg\n", [],
+            "error: d.csv line 3, column 'f1': '1e39' does not fit in float32",
+        ),
+        (
+            HUGE.replace("label", "kind"), ["dtype=float64"],
+            "error: d.csv: column 'a' cannot be standardized: its values (up to 1e+200 in "
+            "magnitude) overflow float64",
+        ),
+        (
+            "f1,f1,kind\n1,2,pos\n", [],
+            "error: d.csv line 1: the column name 'f1' appears twice (columns 1 and 2)",
+        ),
+    ],
+)  # fmt: skip
+def test_csv_that_cannot_be_read_or_used_is_one_line(tmp_path, content, args, message):
+    path = tmp_path / "d.csv"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    proc = run_cli(
+        "experiment=csv", "dataset.path=d.csv", "dataset.target=kind", *args, cwd=tmp_path
+    )
+    assert_user_error(proc, message)
+
+
 def test_csv_dataset_trains_and_is_deterministic(tmp_path):
     write_csv(tmp_path / "data.csv")
     args = ["experiment=csv", "dataset.path=data.csv", "dataset.target=kind", "epochs=4"]

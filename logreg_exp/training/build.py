@@ -104,7 +104,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     dataset = dataset_for(cfg.dataset)
     data = load_dataset(dataset, data_rng, np.dtype(DType(cfg.dtype).value))
     data = limit_samples(data, cfg.dataset.max_samples, data_rng)
-    n_features = data.x.shape[1]
+    n_features, feature_names = data.x.shape[1], data.feature_names
     # The split is one shuffled copy; dropping ``data`` frees the unsplit arrays, so the data
     # exist at most twice at once (``python -m benchmarks.bench`` measures the peak).
     (x_train, y_train), (x_val, y_val) = split_train_val(
@@ -118,7 +118,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     del data
     scaler = None
     if cfg.dataset.standardize:
-        scaler = Standardizer.fit(x_train)
+        scaler = Standardizer.fit(x_train, feature_names, dataset.describe())
         scaler.transform_(x_train)
         scaler.transform_(x_val)
     nbytes = sum(a.nbytes for a in (x_train, y_train, x_val, y_val))
