@@ -40,6 +40,10 @@ def assert_user_error(proc, message):
         (["dataset=csv"], "error: dataset.path is required for dataset=csv"),
         (["dataset.n_samples=6"], "error: dataset.n_samples=6: too few samples to split; the"),
         (["seed=-1"], "error: seed must be an integer from 0 to 2**63 - 1, got -1"),
+        (
+            ["dataset.n_samples=100000000000", "dataset.n_features=100"],
+            "error: dataset.n_samples=100000000000: this run needs about 73.5 TiB of memory",
+        ),
         (["batch_size=9223372036854775808"], "error: batch_size must fit in 64 bits"),
         (
             ["updater.optimizer._target_=torch.optim.Adamm"],

@@ -97,6 +97,14 @@ class Dataset:
         the memory check before loading counts."""
         raise NotImplementedError
 
+    def load_dtype(self, dtype: np.dtype) -> np.dtype:
+        """The dtype ``load`` gives its features in, for a run of ``dtype``."""
+        return np.dtype(np.float64)
+
+    def load_overhead(self, n_features: int) -> int:
+        """Bytes a sample needs while loading, beyond its features and label."""
+        return 0
+
     def describe(self) -> str:
         """What an error about the data names."""
         return f"dataset={self.name}"
@@ -124,6 +132,12 @@ class Gaussian2d(Dataset):
 
     def shape(self) -> tuple[int, int]:
         return int(self.cfg.n_samples), int(self.cfg.n_features)
+
+    def load_dtype(self, dtype: np.dtype) -> np.dtype:
+        return dtype
+
+    def load_overhead(self, n_features: int) -> int:
+        return 32  # float64 draws of the first two coordinates and their rotated copies
 
     def describe(self) -> str:
         return f"dataset.n_samples={self.cfg.n_samples}"
@@ -194,6 +208,9 @@ class CsvFile(Dataset):
         path = Path(self.cfg.path)
         columns = self.n_features() or len(read_header(path, self.cfg.delimiter)) - 1
         return max(count_lines(path) - 1, 0), columns
+
+    def load_overhead(self, n_features: int) -> int:
+        return 8 * n_features + 64  # the parsed blocks, joined; each label as a str
 
     def describe(self) -> str:
         return str(self.cfg.path)

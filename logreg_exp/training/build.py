@@ -25,6 +25,7 @@ from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.loop import FitResult, fit
+from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
 from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
 
@@ -102,6 +103,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     dtype = torch_dtype(cfg)
 
     dataset = dataset_for(cfg.dataset)
+    check_memory(cfg, dataset)
     data = load_dataset(dataset, data_rng, np.dtype(DType(cfg.dtype).value))
     data = limit_samples(data, cfg.dataset.max_samples, data_rng)
     n_features, feature_names = data.x.shape[1], data.feature_names
