@@ -9,19 +9,24 @@ that job alone.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import hydra
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.config import (
     DeviceConfig,
@@ -29,10 +34,18 @@ from logreg_exp.config import (
     LossConfig,
     ManualUpdaterConfig,
     OptimUpdaterConfig,
+    validated,
 )
 from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
+from logreg_exp.output_dirs import (
+    DirLock,
+    OutputDirInUse,
+    claim_job_dir,
+    claim_run_dir,
+    claim_sweep_dir,
+)
 from logreg_exp.results import (
     METRICS_FILE,
     Monitor,
@@ -52,6 +65,7 @@ from logreg_exp.sweeps.launchers import (
 from logreg_exp.training.interrupts import ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
+T = TypeVar("T")
 
 
 def path_safe(text: str) -> str:
@@ -116,7 +130,13 @@ def main(cfg: DictConfig) -> float:
     warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
     threads = default_threads(hydra_cfg.launcher)
     try:
-        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
+        # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
+        lock = claim_job_dir(job_dir, cfg, bool(cfg.overwrite)) if in_sweep else None
+        try:
+            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
+        finally:
+            if lock is not None:
+                lock.release()
     except Exception as err:
         outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
     if not in_sweep:  # its files say how it ended: a Ctrl-C from now on cannot change that
@@ -134,7 +154,7 @@ def failed(
     user_error = isinstance(err, ConfigError)
     reason = str(err) if user_error else f"{type(err).__name__}: {err}"
     monitor = Monitor(cfg.monitor)
-    if in_sweep or isinstance(err, OutputError):
+    if (in_sweep or isinstance(err, OutputError)) and not isinstance(err, OutputDirInUse):
         record_failure(job_dir, failure_metrics(monitor, reason, wall_s))
     if not in_sweep and user_error:
         raise RunFailed(f"error: {err}") from None
@@ -166,6 +186,66 @@ def end_as(outcome: Outcome, in_sweep: bool) -> float:
     if outcome.status is Status.DIVERGED and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value
+
+
+class OutputDirGuard(Callback):
+    """Claims a single run's dir and a sweep's dir (``output_dirs``) before Hydra writes into
+    it: Hydra writes ``.hydra/`` before the task function runs, too late to keep the files
+    of a run already there. Holds the dir's lock until the run or sweep ends. Configured
+    first under ``hydra.callbacks`` in conf/config.yaml."""
+
+    def __init__(self) -> None:
+        self.lock: DirLock | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """With ``overwrite=true`` the config's values are checked first: a typo must not
+        cost the run that is there."""
+        HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
+        path = Path(str(config.hydra.run.dir))
+        log_file = f"{config.hydra.job.name}.log"
+        if config.overwrite:
+            one_line(lambda: validated(task_config(config)))
+        self.lock = one_line(lambda: claim_run_dir(path, config, config.overwrite, log_file))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
+        path = Path(str(config.hydra.sweep.dir))
+        log_file = f"{config.hydra.job.name}.log"
+        self.lock = one_line(lambda: claim_sweep_dir(path, config, config.overwrite, log_file))
+
+    def on_run_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def on_multirun_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def task_config(config: DictConfig) -> DictConfig:
+    """``config`` without its ``hydra`` node: what the task function gets."""
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def one_line(check: Callable[[], T]) -> T:
+    """``check()``; its ConfigError is one line on stderr and exit status 1, and so is any
+    other error, so that nothing runs in a dir that was not checked (Hydra would turn a
+    callback's exception into a warning and go on)."""
+    try:
+        return check()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+        print(f"error: cannot check the output dir: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(1)
 
 
 def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:

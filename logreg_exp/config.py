@@ -158,6 +158,8 @@ class JobConfig:
     tensorboard: bool = True
     # _target_s this config may name beyond the ones the project allows (see check_targets)
     allow_targets: list[str] = allowed(list, DOTTED_NAMES)  # noqa: RUF009 (a field())
+    # clear the output dir first when it holds another run's results (see output_dirs.py)
+    overwrite: bool = allowed(False, Allowed(lambda v, _: isinstance(v, bool), "true or false"))
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:

@@ -58,6 +58,34 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
+
+
+def can_mount_tmpfs(tmp_path: Path) -> bool:
+    """Whether this machine lets a test mount a private tmpfs (a user namespace)."""
+    probe = [*UNSHARE, "sh", "-c", "mount -t tmpfs -o size=64k none ."]
+    try:
+        return subprocess.run(probe, cwd=tmp_path, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def run_on_tmpfs(
+    tmp_path: Path, options: str, *args: str, keep: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m logreg_exp ARGS`` with a tmpfs mounted (``-o OPTIONS``: ``size=64k``,
+    ``ro``) at ``tmp_path/disk``, private to the command and gone when it ends; ``disk/KEEP``
+    is copied out to ``tmp_path/copy`` first."""
+    (tmp_path / "disk").mkdir()
+    script = f'mount -t tmpfs -o {options} none disk && "$0" -m logreg_exp "$@"; rc=$?; '
+    if keep:
+        script += f"cp -r disk/{keep} copy; "
+    return subprocess.run(
+        [*UNSHARE, "sh", "-c", script + "exit $rc", sys.executable, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import run_cli, scalars, without_timings
+from tests.helpers import can_mount_tmpfs, run_cli, run_on_tmpfs, scalars, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -103,11 +103,16 @@ def test_full_error_env_shows_the_traceback(tmp_path):
 
 def test_a_bad_value_does_not_touch_an_earlier_run_in_the_same_dir(tmp_path):
     assert run_cli("epochs=1", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
-    before = (tmp_path / "run" / "metrics.json").read_bytes()
-    checkpoint = (tmp_path / "run" / "best.pt").read_bytes()
-    assert_user_error(run_cli("epochs=0", "hydra.run.dir=run", cwd=tmp_path), "epochs must be")
-    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
-    assert (tmp_path / "run" / "best.pt").read_bytes() == checkpoint
+    before = {p: (tmp_path / "run" / p).read_bytes() for p in FILES_OF_A_RUN}
+    assert_user_error(run_cli("epochs=0", "hydra.run.dir=run", cwd=tmp_path), "holds a run of")
+    assert_user_error(
+        run_cli("epochs=0", "hydra.run.dir=run", "overwrite=true", cwd=tmp_path),
+        "error: epochs must be an integer >= 1, got 0",
+    )  # checked before the dir is cleared
+    assert {p: (tmp_path / "run" / p).read_bytes() for p in FILES_OF_A_RUN} == before
+
+
+FILES_OF_A_RUN = ("metrics.json", "best.pt", ".hydra/overrides.yaml", ".hydra/config.yaml")
 
 
 def test_divergence_stops_the_run_and_keeps_what_was_logged(tmp_path):
@@ -213,27 +218,9 @@ def test_ctrl_c_as_the_last_epoch_ends_leaves_files_and_exit_status_that_agree(t
 
 
 def run_on_a_small_disk(tmp_path, size, *args):
-    """``python -m logreg_exp ARGS`` with hydra.run.dir on a tmpfs of ``size`` (a private
-    mount, gone when the command ends; the run dir is copied out to ``tmp_path/copy``)."""
-    script = (
-        f'mount -t tmpfs -o size={size} none disk && "$0" -m logreg_exp "$@"; rc=$?; '
-        "cp -r disk/run copy; exit $rc"
-    )
-    (tmp_path / "disk").mkdir()
-    return subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script,
-         sys.executable, *args, "hydra.run.dir=disk/run"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def can_mount_tmpfs(tmp_path):
-    probe = "mount -t tmpfs -o size=64k none ."
-    cmd = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe]
-    try:
-        return subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
-    except OSError:
-        return False
+    """``python -m logreg_exp ARGS`` with hydra.run.dir on a tmpfs of ``size``; the run dir
+    is copied out to ``tmp_path/copy``."""
+    return run_on_tmpfs(tmp_path, f"size={size}", *args, "hydra.run.dir=disk/run", keep="run")
 
 
 # full in training (the log file and the event file) / at the end (the picture)
