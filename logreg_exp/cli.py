@@ -10,6 +10,7 @@ that job alone.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import sys
@@ -68,9 +69,21 @@ log = logging.getLogger("logreg_exp")
 T = TypeVar("T")
 
 
+NAME_BYTES = 150  # of a job dir's name after its number; file systems allow 255
+KEPT_BYTES = 120  # of a name too long for that, kept before its hash
+
+
 def path_safe(text: str) -> str:
-    """A directory-name-safe form of ``text``: path separators become ``_``."""
-    return text.replace("/", "_").replace("\\", "_")
+    """A directory-name-safe form of ``text`` (a job's overrides): path separators become
+    ``_``, and a name longer than NAME_BYTES in UTF-8 keeps its first KEPT_BYTES and ends in
+    ``-`` and 12 hex digits of its SHA-256, the same on every machine and in every launcher.
+    The job's full overrides are in its ``.hydra/overrides.yaml`` and the sweep summary."""
+    name = text.replace("/", "_").replace("\\", "_")
+    encoded = name.encode()
+    if len(encoded) <= NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    return encoded[:KEPT_BYTES].decode(errors="ignore") + "-" + digest
 
 
 def register_configs() -> None:

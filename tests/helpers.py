@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -84,6 +85,18 @@ def run_on_tmpfs(
         [*UNSHARE, "sh", "-c", script + "exit $rc", sys.executable, *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def write_csv(path, n=200, seed=0):
+    """Two well-separated classes labelled 'neg' and 'pos', in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3)) + 3 * y[:, None]
+    lines = ["f1,f2,f3,kind"] + [
+        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
+        for (a, b, c), t in zip(x, y, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
 
 
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}

@@ -12,11 +12,17 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from tests.helpers import can_mount_tmpfs, run_cli, run_on_tmpfs, scalars, without_timings
+from tests.helpers import (
+    can_mount_tmpfs,
+    run_cli,
+    run_on_tmpfs,
+    scalars,
+    without_timings,
+    write_csv,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -238,18 +244,6 @@ def test_a_full_disk_is_one_line_naming_the_file_and_never_a_completed_run(tmp_p
     if metrics_file.exists():  # if there was room for it: the failure, with the same line
         metrics = json.loads(metrics_file.read_text())
         assert metrics["status"] == "failed" and f"error: {metrics['error']}" == errors[0]
-
-
-def write_csv(path, n=200, seed=0):
-    """Two well-separated classes labelled 'neg' and 'pos', in a shuffled order."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.normal(size=(n, 3)) + 3 * y[:, None]
-    lines = ["f1,f2,f3,kind"] + [
-        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
-        for (a, b, c), t in zip(x, y, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_csv_with_too_few_rows_names_the_file(tmp_path):
