@@ -57,9 +57,11 @@ from logreg_exp.results import (
 )
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import (
+    JOBLIB,
     default_threads,
     gpus_for_device,
     hidden_gpu_warning,
+    is_installed,
     jobs_at_once,
     missing_plugin,
 )
@@ -111,6 +113,10 @@ def register_configs() -> None:
     cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
+    if is_installed(JOBLIB.package):
+        from logreg_exp.sweeps.joblib_launcher import register_config
+
+        register_config()  # replaces the plugin's hydra/launcher=joblib
 
 
 register_configs()
