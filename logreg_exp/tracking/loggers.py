@@ -22,6 +22,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
 from logreg_exp.training.loop import EpochMetrics
 
@@ -31,6 +32,9 @@ HParamValue = int | float | str | bool
 
 # Keys that say how hydra.utils.instantiate calls a _target_, not what the run is.
 INSTANTIATE_KEYS = frozenset({"_partial_", "_recursive_", "_convert_"})
+# Top-level keys that say how the run treats its dir and what its config may call, not what
+# the run is: no HParams column.
+NOT_HPARAMS = frozenset({*DIR_KEYS, "allow_targets"})
 
 
 def hparam_value(value: Any) -> HParamValue:
@@ -73,7 +77,7 @@ def run_hparams(
     from the options."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
-    hparams = flatten(container)
+    hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():
         if group.startswith(("hydra/", "schema")):
             continue
