@@ -9,19 +9,25 @@ that job alone.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import hydra
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.config import (
     UPDATER_SCHEMAS,
@@ -30,27 +36,59 @@ from logreg_exp.config import (
     LossConfig,
     UpdaterConfig,
     reference,
+    validated,
 )
 from logreg_exp.data.datasets import DATASETS
-from logreg_exp.errors import ConfigError
-from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
+from logreg_exp.errors import ConfigError, OutputError, os_reason
+from logreg_exp.files import display_path
+from logreg_exp.output_dirs import (
+    DirLock,
+    OutputDirInUse,
+    claim_job_dir,
+    claim_run_dir,
+    claim_sweep_dir,
+)
+from logreg_exp.results import (
+    METRICS_FILE,
+    Monitor,
+    Outcome,
+    Status,
+    failure_metrics,
+    write_metrics,
+)
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import (
+    JOBLIB,
     default_threads,
     gpus_for_device,
     hidden_gpu_warning,
+    is_installed,
     jobs_at_once,
     missing_plugin,
     register_own_plugins,
 )
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
+from logreg_exp.training.interrupts import ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
+T = TypeVar("T")
+
+
+NAME_BYTES = 150  # of a job dir's name after its number; file systems allow 255
+KEPT_BYTES = 120  # of a name too long for that, kept before its hash
 
 
 def path_safe(text: str) -> str:
-    """A directory-name-safe form of ``text``: path separators become ``_``."""
-    return text.replace("/", "_").replace("\\", "_")
+    """A directory-name-safe form of ``text`` (a job's overrides): path separators become
+    ``_``, and a name longer than NAME_BYTES in UTF-8 keeps its first KEPT_BYTES and ends in
+    ``-`` and 12 hex digits of its SHA-256, the same on every machine and in every launcher.
+    The job's full overrides are in its ``.hydra/overrides.yaml`` and the sweep summary."""
+    name = text.replace("/", "_").replace("\\", "_")
+    encoded = name.encode()
+    if len(encoded) <= NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    return encoded[:KEPT_BYTES].decode(errors="ignore") + "-" + digest
 
 
 def zero_pad(number: int, width: int) -> str:
@@ -85,6 +123,11 @@ def register_configs() -> None:
         cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
+    register_own_plugins()  # hydra/launcher=vectorized
+    if is_installed(JOBLIB.package):
+        from logreg_exp.sweeps.joblib_launcher import register_config
+
+        register_config()  # replaces the plugin's hydra/launcher=joblib
 
 
 register_configs()
@@ -131,9 +174,17 @@ def main(cfg: DictConfig) -> float:
     if in_sweep:  # the HParams of a sweep's job: what the sweep varies
         swept = keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper)
     try:
-        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
+        # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
+        lock = claim_job_dir(job_dir, cfg, bool(cfg.overwrite)) if in_sweep else None
+        try:
+            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
+        finally:
+            if lock is not None:
+                lock.release()
     except Exception as err:
         outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
+    if not in_sweep:  # its files say how it ended: a Ctrl-C from now on cannot change that
+        ignore_interrupts()
     return end_as(outcome, in_sweep)
 
 
@@ -142,21 +193,31 @@ def failed(
 ) -> Outcome:
     """A run that raised. A single run ends here: one line for a user's mistake, else the
     traceback. A sweep's job records the failure in its metrics.json, and the sweep goes on
-    (``HYDRA_FULL_ERROR=1`` stops it with the traceback)."""
+    (``HYDRA_FULL_ERROR=1`` stops it with the traceback). A file that could not be written
+    is recorded in a single run too: its run had started writing."""
     user_error = isinstance(err, ConfigError)
+    reason = str(err) if user_error else f"{type(err).__name__}: {err}"
+    monitor = Monitor(cfg.monitor)
+    if (in_sweep or isinstance(err, OutputError)) and not isinstance(err, OutputDirInUse):
+        record_failure(job_dir, failure_metrics(monitor, reason, wall_s))
     if not in_sweep and user_error:
         raise RunFailed(f"error: {err}") from None
     if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise err
     if user_error:
-        reason = str(err)
         log.error("error: %s", reason)
     else:
-        reason = f"{type(err).__name__}: {err}"
         log.error("job failed", exc_info=err)
-    monitor = Monitor(cfg.monitor)
-    write_metrics(job_dir, failure_metrics(monitor, reason, wall_s))
     return Outcome(Status.FAILED, monitor.worst, reason)
+
+
+def record_failure(job_dir: Path, metrics: dict) -> None:
+    """Write a failed job's metrics.json if the disk lets it; say so in the log if not."""
+    try:
+        write_metrics(job_dir, metrics)
+    except OSError as err:
+        path = display_path(job_dir / METRICS_FILE)
+        log.warning("%s not written either: %s", path, os_reason(err))
 
 
 def end_as(outcome: Outcome, in_sweep: bool) -> float:
@@ -169,6 +230,66 @@ def end_as(outcome: Outcome, in_sweep: bool) -> float:
     if outcome.status is Status.DIVERGED and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value
+
+
+class OutputDirGuard(Callback):
+    """Claims a single run's dir and a sweep's dir (``output_dirs``) before Hydra writes into
+    it: Hydra writes ``.hydra/`` before the task function runs, too late to keep the files
+    of a run already there. Holds the dir's lock until the run or sweep ends. Configured
+    first under ``hydra.callbacks`` in conf/config.yaml."""
+
+    def __init__(self) -> None:
+        self.lock: DirLock | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """With ``overwrite=true`` the config's values are checked first: a typo must not
+        cost the run that is there."""
+        HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
+        path = Path(str(config.hydra.run.dir))
+        log_file = f"{config.hydra.job.name}.log"
+        if config.overwrite:
+            one_line(lambda: validated(task_config(config)))
+        self.lock = one_line(lambda: claim_run_dir(path, config, config.overwrite, log_file))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
+        path = Path(str(config.hydra.sweep.dir))
+        log_file = f"{config.hydra.job.name}.log"
+        self.lock = one_line(lambda: claim_sweep_dir(path, config, config.overwrite, log_file))
+
+    def on_run_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def on_multirun_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def task_config(config: DictConfig) -> DictConfig:
+    """``config`` without its ``hydra`` node: what the task function gets."""
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def one_line(check: Callable[[], T]) -> T:
+    """``check()``; its ConfigError is one line on stderr and exit status 1, and so is any
+    other error, so that nothing runs in a dir that was not checked (Hydra would turn a
+    callback's exception into a warning and go on)."""
+    try:
+        return check()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+        print(f"error: cannot check the output dir: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(1)
 
 
 def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:
@@ -184,7 +305,6 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
-    register_own_plugins()
     try:
         main()
     except KeyboardInterrupt:

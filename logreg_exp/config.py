@@ -4,12 +4,15 @@ Hydra checks the types while it composes (the schemas sit in its ConfigStore, se
 ``cli.register_configs``); ``validated`` checks the values with one generic walk over the
 fields' ``Allowed`` rules and returns the config as these dataclasses. Each message names
 the key, what is allowed and the value: ``batch_size must be a positive integer, got 0``.
-``reference()`` lists every rule, for the README.
+``reference()`` lists every rule, for the README. ``check_targets`` says which ``_target_``s a
+config may name: a config is code (``hydra.utils.instantiate`` calls what it names), and the
+project allows only what it documents, plus what ``allow_targets`` adds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -46,7 +49,9 @@ class Allowed:
 
 
 def allowed(default: Any, rule: Allowed) -> Any:
-    """A dataclass field with a default and the values it allows."""
+    """A dataclass field with a default (``list``: an empty list) and the values it allows."""
+    if default is list:
+        return field(default_factory=list, metadata={"allowed": rule})
     return field(default=default, metadata={"allowed": rule})
 
 
@@ -65,7 +70,11 @@ def largest_float(root: Any) -> float:
 
 
 POSITIVE_INT = Allowed(lambda v, _: v > 0, "a positive integer")
-POSITIVE_INT_OR_NULL = Allowed(lambda v, _: v is None or v >= 1, "a positive integer or null")
+# torch takes a C int for its thread count
+THREADS = Allowed(
+    lambda v, _: v is None or 1 <= v < 2**31, "a positive integer below 2**31, or null"
+)
+SEED = Allowed(lambda v, _: v >= 0, "an integer from 0 to 2**63 - 1")
 FRACTION = Allowed(lambda v, _: 0 < v < 1, "in the open interval (0, 1)")
 TEST_FRACTION = Allowed(
     lambda v, root: 0 <= v < 1 - root.dataset.val_fraction,
@@ -79,6 +88,10 @@ LEARNING_RATE = Allowed(
     lambda v, root: 0 < v <= largest_float(root),
     lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
     doc="a number > 0 and <= the largest float of dtype",
+)
+DOTTED_NAMES = Allowed(
+    lambda v, _: all(re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", name) for name in v),
+    "a list of dotted names, such as [mypackage.losses.FocalLoss]",
 )
 NON_NEGATIVE = Allowed(
     lambda v, root: 0 <= v <= largest_float(root),
@@ -154,12 +167,16 @@ class JobConfig:
     batch_size: int = allowed(8, POSITIVE_INT)
     val_batch_size: int = allowed(32, POSITIVE_INT)
     epochs: int = allowed(12, Allowed(lambda v, _: v >= 1, "an integer >= 1"))
-    seed: int = 0
+    seed: int = allowed(0, SEED)
     dtype: DType = DType.float32
     monitor: Monitor = Monitor.val_loss
     # torch's CPU threads per job; null: see launchers.default_threads
-    threads: Optional[int] = allowed(None, POSITIVE_INT_OR_NULL)  # noqa: UP045
+    threads: Optional[int] = allowed(None, THREADS)  # noqa: UP045
     tensorboard: bool = True
+    # _target_s this config may name beyond the ones the project allows (see check_targets)
+    allow_targets: list[str] = allowed(list, DOTTED_NAMES)  # noqa: RUF009 (a field())
+    # clear the output dir first when it holds another run's results (see output_dirs.py)
+    overwrite: bool = allowed(False, Allowed(lambda v, _: isinstance(v, bool), "true or false"))
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:
@@ -192,16 +209,110 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(node, f"{prefix}{key}.")
 
 
+INT64 = 2**63
+
+
+def integers(node: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """Each integer field below the dataclass instance ``node``: its dotted key and value."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            yield f"{prefix}{f.name}", value
+        if dataclasses.is_dataclass(value):
+            yield from integers(value, f"{prefix}{f.name}.")
+
+
 def validated(cfg: DictConfig) -> JobConfig:
     """The composed config as ``JobConfig``; ConfigError on the first value that its
-    field does not allow."""
+    field does not allow, on an integer that 64 bits cannot hold (numpy and torch take
+    no larger), and on a ``_target_`` that the config may not name."""
     check_required(cfg)
     settings = OmegaConf.to_object(cfg)
     assert isinstance(settings, JobConfig)
+    for key, value in integers(settings):
+        if not -INT64 <= value < INT64:
+            raise ConfigError(f"{key} must fit in 64 bits (below 2**63), got {value}")
     for key, value, rule in rules(settings):
         if not rule.test(value, settings):
             raise ConfigError(f"{key} must be {rule.describe(settings)}, got {value!r}")
+    check_targets(settings)
     return settings
+
+
+OPTIMIZERS = [
+    "ASGD",
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
+    "SGD",
+]
+# What hydra.utils.instantiate may build: the key of each _target_ the project uses, and the
+# classes it allows there. The optimizers are torch.optim's but three: LBFGS (its step()
+# needs a closure), SparseAdam (sparse gradients only), Muon (2-D parameters only).
+TARGETS: dict[str, tuple[str, ...]] = {
+    "loss._target_": (
+        "torch.nn.BCEWithLogitsLoss",  # loss=bce_logits
+        "logreg_exp.training.model.SigmoidBCELoss",  # loss=bce
+    ),
+    "updater.optimizer._target_": tuple(f"torch.optim.{name}" for name in OPTIMIZERS),
+}
+
+# Why a class someone may well try is not among them.
+UNSUITABLE = {
+    "torch.nn.BCELoss": "it expects probabilities and the model gives logits; loss=bce "
+    "applies the sigmoid first",
+    "torch.nn.CrossEntropyLoss": "it expects a score per class; this model gives one logit",
+    "torch.nn.NLLLoss": "it expects log-probabilities per class; this model gives one logit",
+    "torch.optim.LBFGS": "its step() needs a closure, which this training loop does not pass",
+    "torch.optim.SparseAdam": "it takes sparse gradients only",
+    "torch.optim.Muon": "it takes 2-D parameters only, and the bias is 1-D",
+}
+
+
+def targets(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Each ``_target_`` key below ``node`` (dataclasses, dicts, lists): its dotted key and
+    value."""
+    if dataclasses.is_dataclass(node):
+        items: Any = ((f.name, getattr(node, f.name)) for f in dataclasses.fields(node))
+    elif isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return
+    for key, value in items:
+        if key == "_target_":
+            yield f"{prefix}_target_", value
+        else:
+            yield from targets(value, f"{prefix}{key}.")
+
+
+def check_targets(settings: JobConfig) -> None:
+    """ConfigError for a ``_target_`` at a key the project does not instantiate (a nested
+    one under ``updater.optimizer``), or one naming a class it does not allow there and
+    ``allow_targets`` does not list."""
+    extra = list(settings.allow_targets)
+    for key, value in targets(settings):
+        if key not in TARGETS:
+            raise ConfigError(
+                f"{key}: a _target_ is not allowed here; this project instantiates "
+                f"{' and '.join(TARGETS)} only"
+            )
+        allowed_here = TARGETS[key]
+        if value in allowed_here or value in extra:
+            continue
+        why = f" ({UNSUITABLE[value]})" if value in UNSUITABLE else ""
+        raise ConfigError(
+            f"{key}={value} is not allowed{why}; allowed: {', '.join(allowed_here)}, "
+            "or a class you list in allow_targets"
+        )
 
 
 def reference(schemas: list[tuple[str, type, str]]) -> str:
@@ -213,7 +324,10 @@ def reference(schemas: list[tuple[str, type, str]]) -> str:
         for f in dataclasses.fields(schema):
             if "allowed" in f.metadata:
                 rule: Allowed = f.metadata["allowed"]
-                default = "null" if f.default is None else str(f.default)
+                if f.default_factory is not dataclasses.MISSING:
+                    default = str(f.default_factory())
+                else:
+                    default = "null" if f.default is None else str(f.default)
                 key = (f"`{prefix}{f.name}`", f"`{default}`", rule.doc or rule.describe(None))
                 rows.setdefault(key, []).append(where)
     lines = ["| key | default | allowed | for |", "| --- | --- | --- | --- |"]

@@ -1,10 +1,13 @@
-"""The error type for a user's mistake: reported as one line, without a traceback."""
+"""The error types for a user's mistake or a problem of the machine: reported as one line,
+without a traceback."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -34,3 +37,25 @@ def run_command(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class OutputError(ConfigError):
+    """A file of the run that could not be written (a full disk, a read-only or vanished
+    dir); the message names it and gives the system's reason."""
+
+
+@contextmanager
+def writing(what: str | Path) -> Iterator[None]:
+    """Turn an OSError of the block into an OutputError naming ``what``: the file it writes
+    (not the temporary file beside it that the error may name), or the files it writes."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"cannot write {what}: {os_reason(err)}") from err
+
+
+def os_reason(err: OSError) -> str:
+    """``No space left on device``: the system's words for an OSError, without its number."""
+    if err.errno is not None:
+        return os.strerror(err.errno)
+    return str(err) or type(err).__name__

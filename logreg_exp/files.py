@@ -1,4 +1,4 @@
-"""Writing a run's files atomically, and showing their paths as a user typed them.
+"""Writing a run's files atomically, its log file, and showing their paths as a user typed them.
 
 A file is written to a temporary name beside its target and renamed over it, so a reader
 (or a crash mid-write) never sees a truncated file.
@@ -6,7 +6,9 @@ A file is written to a temporary name beside its target and renamed over it, so 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +58,25 @@ def writable(path: Path, option: str) -> Path:
     if not path.parent.is_dir():
         raise ConfigError(f"{option} {path}: no such directory {path.parent}")
     return path
+
+
+class RunLogFile(logging.FileHandler):
+    """The run's log file (``hydra.job_logging.handlers.file`` in conf/config.yaml). When a
+    record cannot be written (a full disk) it says so once on stderr and writes no more,
+    where logging's own handler prints a traceback for every record after."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if not isinstance(err, OSError):
+            super().handleError(record)
+            return
+        self.failed = True
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        path = display_path(Path(self.baseFilename))
+        sys.stderr.write(f"warning: cannot write the log file {path} ({reason}); it ends here\n")

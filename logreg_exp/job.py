@@ -10,7 +10,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,26 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
-from logreg_exp.data.preprocessing import Preprocessing, save_preprocessing
+from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
+from logreg_exp.errors import writing
 from logreg_exp.files import display_path
-from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
+from logreg_exp.results import (
+    METRICS_FILE,
+    Monitor,
+    Outcome,
+    Status,
+    fit_metrics,
+    write_metrics,
+)
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
-from logreg_exp.tracking.plots import BoundaryPainter, log_decision_boundary, painter_for
+from logreg_exp.tracking.plots import (
+    DECISION_BOUNDARY_FILE,
+    BoundaryPainter,
+    log_decision_boundary,
+    painter_for,
+)
 from logreg_exp.training.build import Pipeline, build_pipeline
-from logreg_exp.training.checkpoints import save_checkpoint
+from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
@@ -49,9 +62,11 @@ def run_job(
     swept: Sequence[str] | None = None,
 ) -> Outcome:
     """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
-    once on the test split; write TensorBoard events and the files of ``write_run_files``
-    into ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends
-    it between minibatches, with what was reached written (status interrupted).
+    once on the test split; write TensorBoard events and the files of ``write_results`` into
+    ``job_dir``, ``metrics.json`` last. Bad config raises ConfigError before anything is
+    written; a file that cannot be written raises OutputError naming it. Ctrl-C ends
+    training between minibatches, with what was reached written (status interrupted); the
+    final writes are part of the run, so a Ctrl-C during them lets them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, and
     ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
@@ -60,16 +75,22 @@ def run_job(
     device, threads = place(settings, default_threads)
     pipeline = build_pipeline(settings, device)
     log_what_trains(pipeline, settings, device, threads)
-    report = JobReport(cfg, settings, Path(job_dir), choices, swept)
+    report: JobReport | None = None
     try:
         with GracefulInterrupt() as interrupt:
+            report = JobReport(cfg, settings, Path(job_dir), choices, swept)
             result = pipeline.fit(
                 settings.epochs, Monitor(settings.monitor), on_epoch=report.log_epoch,
                 stop_requested=interrupt,
             )  # fmt: skip
-        return report.finish(result, pipeline, time.perf_counter() - start)
+            late = interrupt.requested and result.status is not Status.INTERRUPTED
+            ended = report.finish(result, pipeline, time.perf_counter() - start)
     finally:
-        report.close()
+        if report is not None:  # an error or a second Ctrl-C came first
+            report.close()
+    if late:
+        log.warning("Ctrl-C came after the last epoch; the run's files were all written")
+    return ended
 
 
 @dataclass
@@ -108,23 +129,25 @@ def run_job_group(
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
             evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
         )  # fmt: skip
-    trained_s = time.perf_counter() - start
-    painter = painter_for(pipeline) if any(r.status is Status.COMPLETED for r in results) else None
-    outcomes = []
-    for member, job_settings, result in zip(members, settings, results, strict=True):
-        with logging_only_to(member.log_file, member.log_format):
-            log_what_trains(pipeline, job_settings, device, threads)
-            report = JobReport(
-                member.cfg, job_settings, member.job_dir, member.choices, member.swept
-            )
-            try:
-                for metrics, is_best in zip(
-                    result.history, improvements(result.history, result.monitor), strict=True
-                ):
-                    report.log_epoch(metrics, is_best)
-                outcomes.append(report.finish(result, pipeline, trained_s, painter))
-            finally:
-                report.close()
+        trained_s = time.perf_counter() - start
+        completed = any(r.status is Status.COMPLETED for r in results)
+        painter = painter_for(pipeline) if completed else None
+        outcomes = []
+        for member, job_settings, result in zip(members, settings, results, strict=True):
+            with logging_only_to(member.log_file, member.log_format):
+                log_what_trains(pipeline, job_settings, device, threads)
+                report = JobReport(
+                    member.cfg, job_settings, member.job_dir, member.choices, member.swept
+                )
+                try:
+                    for metrics, is_best in zip(
+                        result.history, improvements(result.history, result.monitor),
+                        strict=True,
+                    ):  # fmt: skip
+                        report.log_epoch(metrics, is_best)
+                    outcomes.append(report.finish(result, pipeline, trained_s, painter))
+                finally:
+                    report.close()
     progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
 
@@ -216,7 +239,8 @@ class JobReport:
     """Everything a job reports, in its dir and on the console: each epoch's line and curves,
     and at the end best.pt, metrics.json, the HParams results, the picture and the last line.
     The TensorBoard file is open from the start (the config and the HParams session first),
-    so a job that never ends still has its row."""
+    so a job that never ends still has its row. A file that cannot be written is an
+    OutputError naming it."""
 
     def __init__(
         self,
@@ -228,15 +252,21 @@ class JobReport:
     ) -> None:
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
-        self.tensorboard = TensorBoardLogger(job_dir) if settings.tensorboard else None
-        if self.tensorboard is not None:
-            self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-            self.tensorboard.start_session(run_hparams(cfg, choices, swept))
+        self.tensorboard: TensorBoardLogger | None = None
+        self.events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
+        if settings.tensorboard:
+            with writing(self.events):
+                self.tensorboard = TensorBoardLogger(job_dir)
+            self.events = display_path(self.tensorboard.path)
+            with writing(self.events):
+                self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+                self.tensorboard.start_session(run_hparams(cfg, choices, swept))
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         self.console.log_epoch(metrics, is_best)
         if self.tensorboard is not None:
-            self.tensorboard.log_epoch(metrics, is_best)
+            with writing(self.events):
+                self.tensorboard.log_epoch(metrics, is_best)
 
     def finish(
         self,
@@ -245,41 +275,59 @@ class JobReport:
         wall_s: float,
         painter: BoundaryPainter | None = None,
     ) -> Outcome:
-        """Write what the job leaves behind; ``pipeline`` gives the validation points and a
-        model to draw the best state with (with ``painter`` where jobs share one).
-        ``wall_s``: the job's time until now."""
+        """Evaluate the best model on the test split and write what the job leaves behind;
+        ``pipeline`` gives the splits and a model to draw the best state with (with
+        ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
         start = time.perf_counter()
         test = None
         if result.status is Status.COMPLETED:
             test = pipeline.test(result.best_state)
         wall_s += time.perf_counter() - start
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
-        write_run_files(self.job_dir, result, pipeline.preprocessing, metrics)
-        if self.tensorboard is not None:
-            self.tensorboard.end_session(metrics, step=len(result.history))
-        if result.status is Status.COMPLETED:
-            log_decision_boundary(pipeline, result, self.job_dir, self.tensorboard, painter)
-        self.close()
         has_events = self.tensorboard is not None
+        tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
+        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, painter)
         return outcome(result, self.settings, self.job_dir, has_events, metrics)
 
     def close(self) -> None:
         if self.tensorboard is not None:
-            self.tensorboard.close()
+            with suppress(OSError):
+                self.tensorboard.close()
+            self.tensorboard = None
 
 
-def write_run_files(
-    job_dir: Path, result: FitResult, preprocessing: Preprocessing, metrics: dict[str, Any]
+def write_results(
+    result: FitResult,
+    metrics: dict[str, Any],
+    pipeline: Pipeline,
+    job_dir: Path,
+    tensorboard: TensorBoardLogger | None,
+    events: str | Path,
+    painter: BoundaryPainter | None = None,
 ) -> None:
-    """A trained job's files: ``preprocessing.json`` and ``best.pt`` (where an epoch
-    finished), then ``metrics.json``, last, so that a run whose metrics.json says completed
-    has the other two from the same run, whatever stopped an earlier run in the same dir."""
+    """``preprocessing.json`` and ``best.pt`` (where an epoch finished), the picture, the end
+    of the TensorBoard session, and ``metrics.json`` last: it says how the run ended only once
+    every other file is written, so a run that could not write them all never claims
+    success, and one that says completed has the others from the same run."""
     if result.best_epoch:
-        save_preprocessing(job_dir, preprocessing)
-        save_checkpoint(
-            job_dir, result.best_state, result.best_epoch, result.monitor.value, result.best_value
-        )
-    write_metrics(job_dir, metrics)
+        with writing(display_path(job_dir / PREPROCESSING_FILE)):
+            save_preprocessing(job_dir, pipeline.preprocessing)
+        with writing(display_path(job_dir / CHECKPOINT_FILE)):
+            save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
+    if result.status is Status.COMPLETED:
+        with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
+            log_decision_boundary(pipeline, result, job_dir, tensorboard, painter)
+    if tensorboard is not None:
+        with writing(events):
+            tensorboard.end_session(metrics, step=len(result.history))
+            tensorboard.close()
+    with writing(display_path(job_dir / METRICS_FILE)):
+        write_metrics(job_dir, metrics)
+
+
+def best_of(result: FitResult) -> tuple[str, float]:
+    assert result.best_value is not None
+    return result.monitor.value, result.best_value
 
 
 def outcome(
@@ -303,10 +351,11 @@ def outcome(
         knobs = f"updater.lr={settings.updater.lr:g}"
         if settings.updater.weight_decay:
             knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
-        message = (
-            f"training diverged: non-finite loss at epoch {epoch}, step {step} with {knobs}; "
-            "try a smaller updater.lr"
-        )
+        if result.non_finite == "train_loss":
+            where = f"non-finite loss at epoch {epoch}, step {step}"
+        else:  # the parameters overflowed in the epoch's last step
+            where = f"non-finite {result.non_finite} at epoch {epoch}, after step {step}"
+        message = f"training diverged: {where} with {knobs}; try a smaller updater.lr"
         log.error("%s (run dir %s)", message, display_path(job_dir))
         return Outcome(Status.DIVERGED, monitor.worst, message)
 

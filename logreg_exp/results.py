@@ -30,7 +30,7 @@ class Status(str, Enum):
     """How a job ended, as ``metrics.json`` spells it."""
 
     COMPLETED = "completed"
-    DIVERGED = "diverged"  # a non-finite loss; the epochs before it are kept
+    DIVERGED = "diverged"  # a non-finite loss or metric; the epochs before it are kept
     INTERRUPTED = "interrupted"  # Ctrl-C between minibatches; the epochs before it are kept
     FAILED = "failed"  # a bad value or an error: nothing trained
 
@@ -95,6 +95,7 @@ def fit_metrics(
     metrics: dict[str, Any] = {"status": result.status.value, "monitor": result.monitor.value}
     if result.status is Status.DIVERGED:
         metrics["diverged_epoch"], metrics["diverged_step"] = result.stopped_at
+        metrics["diverged_on"] = result.non_finite
     if result.status is Status.INTERRUPTED:
         metrics["interrupted_epoch"] = result.stopped_at[0]
     metrics["best_epoch"] = result.best_epoch or None
@@ -127,6 +128,26 @@ def failure_metrics(monitor: Monitor, reason: str, wall_s: float) -> dict[str, A
     }
 
 
+NON_FINITE_KEY = "non_finite"
+
+
+def finite_json(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` as strict JSON can hold it: a NaN or infinite number becomes null, and
+    ``non_finite`` says which keys were nulled and what they held (``"nan"``, ``"inf"``,
+    ``"-inf"``). Strict readers (JavaScript's ``JSON.parse``, ``jq``) reject the bare
+    ``NaN`` that Python's json module writes by default."""
+    nulled = {
+        key: str(value)
+        for key, value in metrics.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    }
+    if not nulled:
+        return metrics
+    clean = {key: (None if key in nulled else value) for key, value in metrics.items()}
+    clean[NON_FINITE_KEY] = {**clean.get(NON_FINITE_KEY, {}), **nulled}
+    return clean
+
+
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
     return write_json(Path(job_dir) / METRICS_FILE, metrics)
 
@@ -138,7 +159,8 @@ def write_evaluation(path: Path, evaluation: dict[str, Any]) -> Path:
 
 
 def write_json(path: Path, content: dict[str, Any]) -> Path:
-    text = json.dumps(content, indent=2, sort_keys=False) + "\n"
+    """Write ``content`` atomically, as strict JSON (see ``finite_json``)."""
+    text = json.dumps(finite_json(content), indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
     return path
 

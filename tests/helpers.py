@@ -70,6 +70,55 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) 
     assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
+
+
+def can_mount_tmpfs(tmp_path: Path) -> bool:
+    """Whether this machine lets a test mount a private tmpfs (a user namespace)."""
+    probe = [*UNSHARE, "sh", "-c", "mount -t tmpfs -o size=64k none ."]
+    try:
+        return subprocess.run(probe, cwd=tmp_path, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def run_on_tmpfs(
+    tmp_path: Path, options: str, *args: str, keep: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m logreg_exp ARGS`` with a tmpfs mounted (``-o OPTIONS``: ``size=64k``,
+    ``ro``) at ``tmp_path/disk``, private to the command and gone when it ends; ``disk/KEEP``
+    is copied out to ``tmp_path/copy`` first."""
+    (tmp_path / "disk").mkdir()
+    script = f'mount -t tmpfs -o {options} none disk && "$0" -m logreg_exp "$@"; rc=$?; '
+    if keep:
+        script += f"cp -r disk/{keep} copy; "
+    return subprocess.run(
+        [*UNSHARE, "sh", "-c", script + "exit $rc", sys.executable, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
 
 

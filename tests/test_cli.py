@@ -7,9 +7,11 @@ import re
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from logreg_exp.cli import path_safe
 from logreg_exp.training.model import LogisticRegression
-from tests.helpers import run_cli, scalars, without_timings
+from tests.helpers import run_cli, scalars, without_timings, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +163,33 @@ def test_default_sweep_dir_is_under_outputs(tmp_path):
     jobs = sorted(p.parent.name for p in (tmp_path / "outputs").glob("multirun/*/*/*/metrics.json"))
     assert jobs == ["0000_epochs=1,seed=0", "0001_epochs=1,seed=1"]
     assert not (tmp_path / "multirun").exists()
+
+
+def test_path_safe_flattens_paths_and_shortens_long_names_deterministically():
+    assert path_safe("dataset.path=data/a.csv,seed=1") == "dataset.path=data_a.csv,seed=1"
+    long = "dataset.path=" + "/very_long_directory_name" * 20 + "/ü.csv"
+    name = path_safe(long)
+    assert len(name.encode()) <= 150 and name == path_safe(long)
+    assert name.startswith("dataset.path=_very_long_directory_name_very")
+    assert re.fullmatch(r".*-[0-9a-f]{12}", name)
+    assert path_safe(long.replace("ü", "u")) != name
+
+
+def test_a_sweep_over_long_paths_runs_every_job_with_its_full_overrides(tmp_path):
+    folder = tmp_path.joinpath(*(["a_folder_with_a_long_name_for_the_data" * 3] * 2))
+    folder.mkdir(parents=True)
+    for name in ("one.csv", "two.csv"):
+        write_csv(folder / name)
+    paths = [str(folder / "one.csv"), str(folder / "two.csv")]
+    proc = run_cli(
+        "-m", "experiment=csv", "dataset.target=kind", "epochs=1",
+        f"dataset.path={','.join(paths)}", "hydra.sweep.dir=sweep", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    assert len(jobs) == 2
+    for job, path in zip(jobs, paths, strict=True):
+        assert len(job.parent.name.encode()) <= 255
+        assert f"dataset.path={path}" in OmegaConf.load(job.parent / ".hydra" / "overrides.yaml")
+    summary = (tmp_path / "sweep" / "summary.csv").read_text()
+    assert all(f"dataset.path={path}" in summary for path in paths)

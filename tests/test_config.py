@@ -106,7 +106,13 @@ def test_unknown_group_option_is_rejected():
             "val_fraction=0.5, test_fraction=0.0001, got 5000",
         ),
         ("dataset.n_features=1", "dataset.n_features must be an integer >= 2, got 1"),
-        ("threads=0", "threads must be a positive integer or null, got 0"),
+        ("threads=0", "threads must be a positive integer below 2**31, or null, got 0"),
+        ("threads=2147483648", "threads must be a positive integer below 2**31, or null"),
+        ("seed=-1", "seed must be an integer from 0 to 2**63 - 1, got -1"),
+        ("seed=9223372036854775808", "seed must fit in 64 bits (below 2**63)"),
+        ("epochs=9223372036854775808", "epochs must fit in 64 bits (below 2**63)"),
+        ("dataset.n_features=-9223372036854775809", "dataset.n_features must fit in 64 bits"),
+        ("allow_targets=[Loss]", "allow_targets must be a list of dotted names"),
         ("dataset.max_samples=3", "dataset.max_samples must be an integer >= 4 or null, got 3"),
     ],
 )
@@ -137,3 +143,39 @@ def test_a_test_split_is_held_out_by_default_where_no_exact_number_exists():
     for dataset in ("breast_cancer", "csv"):
         assert compose_config(f"dataset={dataset}").dataset.test_fraction == 0.2
     assert compose_config("experiment=breast_cancer").dataset.test_fraction == 0.2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["loss._target_=builtins.print"],
+            "loss._target_=builtins.print is not allowed; allowed: torch.nn.BCEWithLogitsLoss, "
+            "logreg_exp.training.model.SigmoidBCELoss, or a class you list in allow_targets",
+        ),
+        (
+            ["updater.optimizer._target_=torch.optim.SparseAdam"],
+            "updater.optimizer._target_=torch.optim.SparseAdam is not allowed (it takes sparse "
+            "gradients only); allowed: torch.optim.ASGD,",
+        ),
+        (
+            ["+updater.optimizer.foo._target_=os.system", "+updater.optimizer.foo.command=ls"],
+            "updater.optimizer.foo._target_: a _target_ is not allowed here",
+        ),
+        (
+            ["+updater.optimizer.betas._target_=builtins.tuple"],
+            "updater.optimizer.betas._target_: a _target_ is not allowed here",
+        ),
+    ],
+)
+def test_targets_outside_the_allowlist_are_named_with_the_choices(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        validated(compose_config(*overrides))
+    assert str(info.value).startswith(message)
+
+
+def test_allow_targets_extends_the_allowlist():
+    cfg = validated(
+        compose_config("allow_targets=[torch.nn.MSELoss]", "loss._target_=torch.nn.MSELoss")
+    )
+    assert cfg.loss._target_ == "torch.nn.MSELoss"

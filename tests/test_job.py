@@ -1,7 +1,10 @@
 """The task function and the runner, in-process, with a real Hydra config and run dir."""
 
 import json
+import os
+import signal
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,8 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
+from logreg_exp import job
 from logreg_exp.cli import RunFailed, main
-from logreg_exp.job import run_job, write_run_files
+from logreg_exp.job import run_job, write_results
 from logreg_exp.results import Monitor, Status
 from logreg_exp.training.loop import EpochMetrics
 from tests.helpers import compose_config
@@ -35,7 +39,11 @@ def task(tmp_path, *overrides, mode=RunMode.RUN):
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-    return main.__wrapped__(cfg)
+    handler = signal.getsignal(signal.SIGINT)  # a single run ignores Ctrl-C once it has ended
+    try:
+        return main.__wrapped__(cfg)
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def test_task_function_returns_the_value_for_sweepers(tmp_path):
@@ -92,4 +100,33 @@ def test_metrics_json_is_written_after_the_files_it_vouches_for(tmp_path, monkey
     monkeypatch.setattr(logreg_exp.job, "write_metrics", check_then_write)
     result = FitResult(Monitor.val_loss, best_epoch=1, best_state={"w": torch.zeros(2, 1)})
     result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5))
-    write_run_files(tmp_path, result, Preprocessing(["a", "b"], ["0", "1"], None), {})
+    result.stop(Status.INTERRUPTED, 2)  # no picture: only the files metrics.json vouches for
+    pipeline = SimpleNamespace(preprocessing=Preprocessing(["a", "b"], ["0", "1"], None))
+    write_results(result, {}, pipeline, tmp_path, None, "events")
+
+
+def interrupting(times, draw):
+    """``draw``, after ``times`` Ctrl-Cs sent to this process: as if they came during the
+    final writes."""
+
+    def draw_after_ctrl_c(*args, **kwargs):
+        for _ in range(times):
+            os.kill(os.getpid(), signal.SIGINT)
+        return draw(*args, **kwargs)
+
+    return draw_after_ctrl_c
+
+
+def test_ctrl_c_during_the_final_writes_lets_them_finish(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "log_decision_boundary", interrupting(1, job.log_decision_boundary))
+    outcome = run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
+    assert outcome.status is Status.COMPLETED
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
+    assert (tmp_path / "decision_boundary.png").exists()
+
+
+def test_a_second_ctrl_c_during_the_final_writes_leaves_no_claim_of_success(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "log_decision_boundary", interrupting(2, job.log_decision_boundary))
+    with pytest.raises(KeyboardInterrupt):
+        run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()

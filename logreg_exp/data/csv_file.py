@@ -1,18 +1,29 @@
-"""A user's own CSV file as features and binary labels, with errors that point at the cell."""
+"""A user's own CSV file as features and binary labels, with errors that point at the cell.
+
+Every way a file can fail to be read or parsed is a ConfigError of one line naming the file
+and, where it applies, the line (as an editor counts them) and the column. What is
+normalised rather than refused, deliberately: a UTF-8 byte-order mark before the header
+(spreadsheet exports write one); spaces around header names; numeric labels that are the
+same number spelt differently (``1`` and ``1.0`` are one class). Refused: bytes that are
+not UTF-8, duplicate or empty column names, a value too large for the run's dtype.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, os_reason
 
 MISSING_MARKERS = {"", "na", "n/a", "nan", "null", "none"}
+ROWS_PER_CHUNK = 1 << 16  # features are parsed into numpy blocks of this many rows
+ENCODING = "utf-8-sig"  # UTF-8, with the byte-order mark of spreadsheet exports dropped
 
 
 @dataclass
@@ -23,10 +34,13 @@ class LabeledArrays:
     y: np.ndarray
     feature_names: list[str]
     class_names: list[str]  # class_names[k] is the original label mapped to k
+    # other spellings of a class's label, each with the name it was read as ("1.0": "1")
+    label_spellings: dict[str, str] = field(default_factory=dict)
 
 
-def parse_number(text: str, where: str) -> float:
-    """A finite float from a cell, or a ConfigError saying which cell and why."""
+def parse_number(text: str, where: str, dtype: np.dtype | type = np.float64) -> float:
+    """A finite float from a cell that ``dtype`` can hold, or a ConfigError saying which
+    cell and why."""
     if text.strip().lower() in MISSING_MARKERS:
         raise ConfigError(f"{where}: missing value ({text!r}); fill or drop the row")
     try:
@@ -35,24 +49,138 @@ def parse_number(text: str, where: str) -> float:
         raise ConfigError(f"{where}: {text!r} is not a number") from None
     if not math.isfinite(value):
         raise ConfigError(f"{where}: {text!r} is not a finite number")
+    largest = float(np.finfo(dtype).max)
+    if abs(value) > largest:
+        raise ConfigError(
+            f"{where}: {text!r} does not fit in {np.dtype(dtype).name} (largest {largest:.4g}); "
+            "use dtype=float64, or rescale the column"
+        )
     return value
 
 
-def encode_labels(values: Sequence[str], path: Path, target: str) -> tuple[np.ndarray, list[str]]:
-    """Map exactly two distinct labels to 0 and 1 in sorted order (numeric order if numbers)."""
-    distinct = set(values)
+def label_number(label: str) -> float | None:
     try:
-        ordered = sorted(distinct, key=float)
+        value = float(label)
     except ValueError:
-        ordered = sorted(distinct)
-    if len(ordered) != 2:
-        shown = ", ".join(repr(v) for v in ordered[:5]) + (", ..." if len(ordered) > 5 else "")
+        return None
+    return value if math.isfinite(value) else None
+
+
+def encode_labels(
+    values: Sequence[str], path: Path, target: str
+) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Map exactly two classes to 0 and 1 in sorted order; labels that are all numbers sort
+    as numbers, and spellings of the same number (``1``, ``1.0``) are one class, named by
+    its shortest spelling. Returns the labels, the class names, and each other spelling
+    with the name it was read as. Nothing here depends on set order (the hash seed)."""
+    spellings = sorted(set(values))
+    numbers = {label: label_number(label) for label in spellings}
+    if all(number is not None for number in numbers.values()):
+        shortest: dict[float | None, str] = {}
+        for label in spellings:  # sorted, so among spellings of one length the first wins
+            known = shortest.get(numbers[label])
+            if known is None or len(label) < len(known):
+                shortest[numbers[label]] = label
+        classes = [shortest[v] for v in sorted(shortest, key=float)]  # type: ignore[arg-type]
+        name_of = {label: shortest[numbers[label]] for label in spellings}
+    else:
+        classes = spellings
+        name_of = {label: label for label in spellings}
+    if len(classes) != 2:
+        shown = ", ".join(repr(v) for v in classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise ConfigError(
-            f"dataset.target={target!r} in {path} has {len(ordered)} distinct "
-            f"value{'s' if len(ordered) != 1 else ''} ({shown}); it must have exactly two classes"
+            f"dataset.target={target!r} in {path} has {len(classes)} distinct "
+            f"value{'s' if len(classes) != 1 else ''} ({shown}); it must have exactly two classes"
         )
-    index = {label: k for k, label in enumerate(ordered)}
-    return np.array([index[v] for v in values], dtype=np.float64), ordered
+    index = {name: k for k, name in enumerate(classes)}
+    y = np.fromiter((index[name_of[v]] for v in values), dtype=np.float64, count=len(values))
+    merged = {label: name for label, name in name_of.items() if label != name}
+    return y, classes, merged
+
+
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """The column names of ``path``'s first line, checked (see ``read_csv_dataset``)."""
+    with open_csv(path) as f:
+        rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
+        first = next(rows, None)
+    if first is None or not any(cell.strip() for cell in first[1]):
+        raise ConfigError(f"{path} is empty: expected a header line of column names, then rows")
+    header = [name.strip() for name in first[1]]
+    for i, name in enumerate(header):
+        if not name:
+            raise ConfigError(
+                f"{path} line 1: column {i + 1} has no name (a delimiter at the end of the "
+                "line?); every column needs a name"
+            )
+        if name in header[:i]:
+            raise ConfigError(
+                f"{path} line 1: the column name {name!r} appears twice (columns "
+                f"{header.index(name) + 1} and {i + 1}); column names must be unique"
+            )
+    return header
+
+
+def count_lines(path: Path) -> int:
+    """Lines in ``path`` (a pass over its bytes): at least as many as its rows."""
+    try:
+        with path.open("rb") as f:
+            lines, last = 0, b"\n"
+            while block := f.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+    except OSError as err:
+        raise ConfigError(f"dataset.path={str(path)!r}: cannot read it: {os_reason(err)}") from None
+    return lines + (last != b"\n")
+
+
+def open_csv(path: Path) -> TextIO:
+    """``path`` opened for the csv module, or a ConfigError saying why it cannot be."""
+    try:
+        return path.open(encoding=ENCODING, newline="")
+    except FileNotFoundError:
+        raise ConfigError(f"dataset.path={str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"dataset.path={str(path)!r} is a directory, not a CSV file") from None
+    except OSError as err:
+        raise ConfigError(f"dataset.path={str(path)!r}: cannot read it: {os_reason(err)}") from None
+
+
+def csv_rows(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line, row)`` for each record of ``reader``, ``line`` being where it ends; each
+    failure to read or decode the file as a ConfigError naming the line."""
+    ended = 0  # the line the last record ended on
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            lines = f"line {ended + 1}"
+            if reader.line_num > ended + 1:  # type: ignore[attr-defined]
+                lines = f"lines {ended + 1}-{reader.line_num}"  # type: ignore[attr-defined]
+            hint = " (an unclosed quote?)" if "field larger than field limit" in str(err) else ""
+            raise ConfigError(f"{path} {lines}: not valid CSV: {err}{hint}") from None
+        except UnicodeDecodeError as err:
+            line, column = undecodable_at(path)
+            raise ConfigError(
+                f"{path} line {line}, byte {column}: {err.object[err.start : err.end]!r} is "
+                "not UTF-8; save the file as UTF-8"
+            ) from None
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read it: {os_reason(err)}") from None
+        ended = reader.line_num  # type: ignore[attr-defined]
+        yield ended, row
+
+
+def undecodable_at(path: Path) -> tuple[int, int]:
+    """Line and byte (from 1) of the first byte of ``path`` that is not UTF-8."""
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return line, err.start + 1
+    return 0, 0
 
 
 @dataclass
@@ -113,11 +241,16 @@ def listed(names: Iterable[str], limit: int = 6) -> str:
 def delimiter_hint(table: Table, setting: str) -> str:
     """Where the header read as one column that holds another likely delimiter, a hint to
     use it, by ``setting`` (a template: ``dataset.delimiter={}``); else nothing."""
-    if len(table.header) == 1:
+    return header_hint(table.header, table.delimiter, setting)
+
+
+def header_hint(header: Sequence[str], delimiter: str, setting: str) -> str:
+    """``delimiter_hint`` for a header read with ``delimiter``."""
+    if len(header) == 1:
         for candidate in (",", ";", "\t", "|"):
-            if candidate != table.delimiter and candidate in table.header[0]:
+            if candidate != delimiter and candidate in header[0]:
                 return (
-                    f" (the header read as one column with delimiter {table.delimiter!r}; "
+                    f" (the header read as one column with delimiter {delimiter!r}; "
                     f"try {setting.format(repr(candidate))})"
                 )
     return ""
@@ -151,20 +284,24 @@ def parse_columns(table: Table, names: Sequence[str], cols: Sequence[int]) -> np
 
 
 def read_csv_dataset(
-    path: str | Path, target: str, features: Sequence[str] | None = None, delimiter: str = ","
+    path: str | Path,
+    target: str,
+    features: Sequence[str] | None = None,
+    delimiter: str = ",",
+    dtype: np.dtype | type = np.float64,
 ) -> LabeledArrays:
     """Read ``path``: a header line of column names, then one row per sample.
 
-    ``target`` names the label column; ``features`` the feature columns (default: all others).
-    Every error names the file and, where it applies, the line (as an editor counts them)
-    and the column.
+    ``target`` names the label column; ``features`` the feature columns (default: all others);
+    a feature value that the run's ``dtype`` cannot hold is an error. The rows
+    are parsed as they are read, into float64 blocks: the file is never held as text.
     """
-    table = read_table(path, delimiter, key="dataset.path")
-    path, header = table.path, table.header
+    path = Path(path)
+    header = read_header(path, delimiter)
     if target not in header:
         raise ConfigError(
             f"dataset.target={target!r} is not a column of {path}; columns: "
-            f"{', '.join(header)}{delimiter_hint(table, 'dataset.delimiter={}')}"
+            f"{', '.join(header)}{header_hint(header, delimiter, 'dataset.delimiter={}')}"
         )
     if features is None:
         features = [name for name in header if name != target]
@@ -180,16 +317,36 @@ def read_csv_dataset(
             raise ConfigError(f"dataset.features must not include the target column {target!r}")
     if not features:
         raise ConfigError(f"{path} has no feature columns besides the target {target!r}")
-    if not table.rows:
-        raise ConfigError(f"{path} has a header but no data rows")
-
+    feature_cols = [header.index(name) for name in features]
     target_col = header.index(target)
-    labels = []
-    for row, line_no in zip(table.rows, table.line_numbers, strict=True):
-        label = row[target_col].strip()
-        if label.lower() in MISSING_MARKERS:
-            raise ConfigError(f"{path} line {line_no}, column {target!r}: missing label")
-        labels.append(label)
-    x = parse_columns(table, features, columns(table, features))
-    y, class_names = encode_labels(labels, path, target)
-    return LabeledArrays(x, y, list(features), class_names)
+    blocks: list[np.ndarray] = []
+    block = np.empty((ROWS_PER_CHUNK, len(features)), dtype=np.float64)
+    labels: list[str] = []
+    n = 0
+    with open_csv(path) as f:
+        rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
+        next(rows)  # the header
+        for line_no, row in rows:
+            if not row:  # a blank line
+                continue
+            if len(row) != len(header):
+                raise ConfigError(
+                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
+                )
+            label = row[target_col].strip()
+            if label.lower() in MISSING_MARKERS:
+                raise ConfigError(f"{path} line {line_no}, column {target!r}: missing label")
+            labels.append(label)
+            if n == ROWS_PER_CHUNK:
+                blocks.append(block)
+                block = np.empty_like(block)
+                n = 0
+            for j, col in enumerate(feature_cols):
+                where = f"{path} line {line_no}, column {features[j]!r}"
+                block[n, j] = parse_number(row[col], where, dtype)
+            n += 1
+    if not labels:
+        raise ConfigError(f"{path} has a header but no data rows")
+    x = np.concatenate([*blocks, block[:n]]) if blocks else block[:n].copy()
+    y, class_names, spellings = encode_labels(labels, path, target)
+    return LabeledArrays(x, y, list(features), class_names, spellings)

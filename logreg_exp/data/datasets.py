@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -25,7 +26,7 @@ from logreg_exp.config import (
     between,
     required,
 )
-from logreg_exp.data.csv_file import LabeledArrays, read_csv_dataset
+from logreg_exp.data.csv_file import LabeledArrays, count_lines, read_csv_dataset, read_header
 from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
 from logreg_exp.errors import ConfigError
 
@@ -88,7 +89,13 @@ class CsvConfig(DatasetConfig):
     path: str = required("dataset.path=data.csv")
     target: str = required("dataset.target=label")
     features: Optional[list[str]] = None  # noqa: UP045 (OmegaConf needs Optional here)
-    delimiter: str = ","
+    delimiter: str = allowed(
+        ",",
+        Allowed(
+            lambda v, _: len(v) == 1 and v not in '"\r\n',
+            "one character other than a quote or a line break, such as ',' ';' '|' or a tab",
+        ),
+    )
     val_fraction: float = allowed(0.3, FRACTION)
 
 
@@ -107,6 +114,19 @@ class Dataset:
         """How many features the data will have, as far as the config tells before they are
         loaded; None where only the data can tell."""
         return None
+
+    def shape(self) -> tuple[int, int]:
+        """(samples, features) before the data are loaded, or an upper bound of each: what
+        the memory check before loading counts."""
+        raise NotImplementedError
+
+    def load_dtype(self, dtype: np.dtype) -> np.dtype:
+        """The dtype ``load`` gives its features in, for a run of ``dtype``."""
+        return np.dtype(np.float64)
+
+    def load_overhead(self, n_features: int) -> int:
+        """Bytes a sample needs while loading, beyond its features and label."""
+        return 0
 
     def describe(self) -> str:
         """What an error about the data names."""
@@ -132,6 +152,15 @@ class Gaussian2d(Dataset):
 
     def n_features(self) -> int:
         return int(self.cfg.n_features)
+
+    def shape(self) -> tuple[int, int]:
+        return int(self.cfg.n_samples), int(self.cfg.n_features)
+
+    def load_dtype(self, dtype: np.dtype) -> np.dtype:
+        return dtype
+
+    def load_overhead(self, n_features: int) -> int:
+        return 32  # float64 draws of the first two coordinates and their rotated copies
 
     def describe(self) -> str:
         return f"dataset.n_samples={self.cfg.n_samples}"
@@ -169,6 +198,9 @@ class BreastCancer(Dataset):
     def n_features(self) -> int:
         return 30
 
+    def shape(self) -> tuple[int, int]:
+        return 569, 30
+
     def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
         try:
             from sklearn.datasets import load_breast_cancer
@@ -194,13 +226,24 @@ class CsvFile(Dataset):
     def n_features(self) -> int | None:
         return None if self.cfg.features is None else len(self.cfg.features)
 
+    def shape(self) -> tuple[int, int]:
+        """Its lines but the header, and its columns but the target (a look at the file)."""
+        path = Path(self.cfg.path)
+        columns = self.n_features() or len(read_header(path, self.cfg.delimiter)) - 1
+        return max(count_lines(path) - 1, 0), columns
+
+    def load_overhead(self, n_features: int) -> int:
+        return 8 * n_features + 64  # the parsed blocks, joined; each label as a str
+
     def describe(self) -> str:
         return str(self.cfg.path)
 
     def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        """Read as float64 (exact standardization statistics), each value checked to fit
+        ``dtype``, the run's."""
         cfg = self.cfg
         features = None if cfg.features is None else list(cfg.features)
-        return read_csv_dataset(cfg.path, cfg.target, features, cfg.delimiter)
+        return read_csv_dataset(cfg.path, cfg.target, features, cfg.delimiter, dtype)
 
 
 DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (Gaussian2d, BreastCancer, CsvFile)}
@@ -230,6 +273,8 @@ def load_dataset(
             data.x.shape[1],
             ", ".join(f"{label!r} -> {k}" for k, label in enumerate(data.class_names)),
         )
+    for spelling, name in data.label_spellings.items():
+        log.info("%s: label %r read as %r, the same number", dataset.name, spelling, name)
     return data
 
 

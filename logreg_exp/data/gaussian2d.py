@@ -61,18 +61,14 @@ def make_gaussian2d(
     return x, y
 
 
-def class_moments(n_features: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Mean and covariance of x given the true class, for class 1 and class 0."""
+def class_moments() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Mean and covariance of the first two features given the true class, for class 1 and
+    class 0. Every further feature is N(0, 1) in both classes, independent of the rest."""
     latent = np.diag([STRETCH**2, 1.0])
-    moments = {}
-    for label, angle, shift in ((1, 0.0, np.zeros(2)), (0, CLASS0_ANGLE, CLASS0_SHIFT)):
-        r = rotation(angle)
-        mean = np.zeros(n_features)
-        mean[:2] = shift
-        cov = np.eye(n_features)
-        cov[:2, :2] = r.T @ latent @ r
-        moments[label] = (mean, cov)
-    return moments
+    return {
+        label: (shift, rotation(angle).T @ latent @ rotation(angle))
+        for label, angle, shift in ((1, 0.0, np.zeros(2)), (0, CLASS0_ANGLE, CLASS0_SHIFT))
+    }
 
 
 def normal_cdf(z: float) -> float:
@@ -91,12 +87,18 @@ def population_accuracy(w: np.ndarray, b: float, label_flip: float) -> float:
 
     Given the true class c, the score s = w.x + b is N(w.mu_c + b, w' Sigma_c w); the classes
     are equally likely; a flipped label turns a right prediction wrong and back, so
-    acc = f + (1 - 2 f) * clean_acc.
+    acc = f + (1 - 2 f) * clean_acc. Sigma_c is the identity but for its first 2 x 2 block,
+    so w' Sigma_c w = u' C_c u + |v|^2 with u the first two weights and v the rest: O(d)
+    time and no d x d matrix, whatever the number of features. NaN if a weight is not
+    finite (a diverged model).
     """
     w = np.asarray(w, dtype=np.float64).reshape(-1)
-    moments = class_moments(len(w))
-    (mean1, cov1), (mean0, cov0) = moments[1], moments[0]
-    right1 = probability_positive(float(w @ mean1 + b), math.sqrt(float(w @ cov1 @ w)))
-    right0 = 1.0 - probability_positive(float(w @ mean0 + b), math.sqrt(float(w @ cov0 @ w)))
-    clean = 0.5 * (right1 + right0)
+    if not (np.isfinite(w).all() and math.isfinite(b)):
+        return math.nan
+    u, noise_var = w[:2], float(w[2:] @ w[2:])
+    right = {}
+    for label, (mean, cov) in class_moments().items():
+        std = math.sqrt(float(u @ cov @ u) + noise_var)
+        right[label] = probability_positive(float(u @ mean + b), std)
+    clean = 0.5 * (right[1] + (1.0 - right[0]))
     return label_flip + (1.0 - 2.0 * label_flip) * clean

@@ -92,9 +92,24 @@ class Standardizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> Standardizer:
-        std = x.std(axis=0, dtype=np.float64)
-        mean = x.mean(axis=0, dtype=np.float64)
+    def fit(
+        cls, x: np.ndarray, names: list[str] | None = None, source: str = "the data"
+    ) -> Standardizer:
+        """Mean and std of each column of ``x``; a ConfigError naming the column (from
+        ``names``) and ``source`` if they overflow float64, which would zero the column."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            std = x.std(axis=0, dtype=np.float64)
+            mean = x.mean(axis=0, dtype=np.float64)
+        bad = np.flatnonzero(~(np.isfinite(std) & np.isfinite(mean)))
+        if len(bad):
+            j = int(bad[0])
+            name = repr(names[j]) if names else str(j)
+            largest = float(np.abs(x[:, j]).max())
+            raise ConfigError(
+                f"{source}: column {name} cannot be standardized: its values (up to "
+                f"{largest:.3g} in magnitude) overflow float64 in its variance; rescale the "
+                "column, or set dataset.standardize=false"
+            )
         return cls(mean, np.where(std > 0, std, 1.0))  # a constant column stays 0
 
     def transform_(self, x: np.ndarray) -> np.ndarray:

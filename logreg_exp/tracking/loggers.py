@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
 from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
@@ -32,6 +34,9 @@ HParamValue = int | float | str | bool
 
 # Keys that say how hydra.utils.instantiate calls a _target_, not what the run is.
 INSTANTIATE_KEYS = frozenset({"_partial_", "_recursive_", "_convert_"})
+# Top-level keys that say how the run treats its dir and what its config may call, not what
+# the run is: no HParams column.
+NOT_HPARAMS = frozenset({*DIR_KEYS, "allow_targets"})
 
 
 def hparam_value(value: Any) -> HParamValue:
@@ -84,7 +89,7 @@ def run_hparams(
     no swept key is an hparam (a sweep over ``hydra/launcher``), all are kept."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
-    hparams = flatten(container)
+    hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():
         if group.startswith(("hydra/", "schema")):
             continue
@@ -132,7 +137,10 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: Path) -> None:
+        quiet_event_writer_errors()
+        before = set(event_files(log_dir))
         self.writer = SummaryWriter(log_dir=str(log_dir))
+        (self.path,) = set(event_files(log_dir)) - before  # the file this run writes
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():
@@ -177,6 +185,27 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def event_files(log_dir: Path) -> list[Path]:
+    return list(Path(log_dir).glob("events.out.tfevents.*"))
+
+
+def quiet_event_writer_errors() -> None:
+    """Leave out the traceback of an OSError (a full disk) in TensorBoard's writer thread:
+    the writer raises it again in the main thread at its next call, where the run reports
+    it in one line naming the event file."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_event_writer", False):
+        return
+
+    def hook(args: Any) -> None:
+        in_writer = type(args.thread).__module__.startswith("tensorboard.")
+        if not (in_writer and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    hook.quiets_event_writer = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def session_end(success: bool) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -26,11 +27,13 @@ from logreg_exp.data.loaders import (
     to_tensor_dataset,
 )
 from logreg_exp.data.preprocessing import Preprocessing
+from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.loop import FitResult, evaluate, fit
+from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater
+from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
 
 
 @dataclass
@@ -125,6 +128,17 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
+def build_loss(loss_cfg: Any) -> nn.Module:
+    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built."""
+    setting = f"loss._target_={loss_cfg._target_}"
+    locate(loss_cfg._target_, setting)  # a missing class named in one line
+    try:
+        return instantiate(loss_cfg)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
+
+
 def build_data(cfg: Any, device: torch.device) -> DataSplits:
     """The exercise's steps 1-2 from the composed config: load, split, standardize with the
     training split's statistics, and place the splits where ``device`` reads them. The same
@@ -132,6 +146,7 @@ def build_data(cfg: Any, device: torch.device) -> DataSplits:
     data_rng = seeded_streams(cfg.seed)[0]
     dtype = torch_dtype(cfg)
     dataset = dataset_for(cfg.dataset)
+    check_memory(cfg, dataset)
     data = load_dataset(dataset, data_rng, np.dtype(DType(cfg.dtype).value))
     data = limit_samples(data, cfg.dataset.max_samples, data_rng)
     features, classes = data.feature_names, data.class_names
@@ -149,7 +164,7 @@ def build_data(cfg: Any, device: torch.device) -> DataSplits:
     del data
     scaler = None
     if cfg.dataset.standardize:
-        scaler = Standardizer.fit(splits[0][0])
+        scaler = Standardizer.fit(splits[0][0], features, dataset.describe())
         for x, _ in splits:
             scaler.transform_(x)
     nbytes = sum(a.nbytes for pair in splits for a in pair)
@@ -177,7 +192,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_loader = make_loader(data.test, cfg.val_batch_size, False, pin_memory=pin)
     model = LogisticRegression(data.n_features, generator=init_gen, dtype=torch_dtype(cfg))
     model = model.to(device)
-    loss_fn = instantiate(cfg.loss)
+    loss_fn = build_loss(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
     return Pipeline(
         model,

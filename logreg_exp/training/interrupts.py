@@ -36,3 +36,10 @@ class GracefulInterrupt:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
+
+
+def ignore_interrupts() -> None:
+    """From now on Ctrl-C does nothing: a single run whose files say how it ended is only
+    exiting, and an interrupt must not make its exit status disagree with them."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -53,8 +53,11 @@ class FitResult:
     """How training ended, the best epoch by the monitored metric with a copy of its
     parameters (empty if no epoch finished), and every finished epoch's metrics.
 
-    ``status`` is completed, diverged (``stopped_at`` = (epoch, global step) of the first
-    non-finite training loss) or interrupted (``stopped_at`` = (epoch, None)).
+    ``status`` is completed, diverged or interrupted (``stopped_at`` = (epoch, None)).
+    Diverged: ``non_finite`` names what was not finite, ``train_loss`` (``stopped_at`` =
+    (epoch, global step) of the first non-finite minibatch loss) or a validation metric
+    (``stopped_at`` = (epoch, the epoch's last global step): the parameters that step left
+    gave it).
     """
 
     monitor: Monitor
@@ -63,6 +66,7 @@ class FitResult:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[EpochMetrics] = field(default_factory=list)
     stopped_at: tuple[int, int | None] | None = None
+    non_finite: str | None = None
 
     @property
     def best(self) -> EpochMetrics | None:
@@ -72,6 +76,11 @@ class FitResult:
         """End training early with ``status`` in ``epoch`` (at global ``step``)."""
         self.status, self.stopped_at = status, (epoch, step)
         return self
+
+    def diverge(self, non_finite: str, epoch: int, step: int) -> FitResult:
+        """End training because ``non_finite`` (a metric's name) was not finite."""
+        self.non_finite = non_finite
+        return self.stop(Status.DIVERGED, epoch, step)
 
     @property
     def best_value(self) -> float | None:
@@ -208,6 +217,12 @@ def predict_scores(
     return torch.cat(scores).cpu(), torch.cat(labels).cpu()
 
 
+def first_non_finite(metrics: EpochMetrics) -> str | None:
+    """The name of the first validation number of ``metrics`` that is NaN or infinite."""
+    values = {"val_loss": metrics.val_loss, "val_acc": metrics.val_acc, **metrics.extra}
+    return next((name for name, v in values.items() if not math.isfinite(v)), None)
+
+
 def fit(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -226,7 +241,9 @@ def fit(
 
     The best state is a detached copy taken when ``monitor`` improves, so later epochs,
     which update the parameters in place, cannot overwrite it. A non-finite training loss
-    ends training after that epoch's train phase (status diverged); ``stop_requested()``
+    ends training after that epoch's train phase, a non-finite validation number (the last
+    step made the parameters overflow) after its validation phase: status diverged, and
+    that epoch is neither kept nor reported; ``stop_requested()``
     turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
     interrupted. Either way the result holds every finished epoch, and only those.
     """
@@ -243,7 +260,7 @@ def fit(
                 return result.stop(Status.INTERRUPTED, epoch)
             if phase.first_nonfinite_batch is not None or not math.isfinite(phase.loss):
                 bad = phase.first_nonfinite_batch or 0
-                return result.stop(Status.DIVERGED, epoch, global_step + bad + 1)
+                return result.diverge("train_loss", epoch, global_step + bad + 1)
             global_step += phase.n_batches
             val_loss, val_acc = evaluate(model, loss_fn, val_loader, device, stop_requested)
             if stop_requested():
@@ -253,6 +270,9 @@ def fit(
             metrics = EpochMetrics(
                 epoch, phase.loss, phase.acc, val_loss, val_acc, t1 - t0, t2 - t1, extra
             )
+            non_finite = first_non_finite(metrics)
+            if non_finite is not None:
+                return result.diverge(non_finite, epoch, global_step)
             result.history.append(metrics)
 
             value = getattr(metrics, result.monitor.value)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from logreg_exp.results import Monitor, Status
-from logreg_exp.training.loop import Batches, EpochMetrics, FitResult, never
+from logreg_exp.training.loop import Batches, EpochMetrics, FitResult, first_non_finite, never
 from logreg_exp.training.model import LogisticRegression
 
 Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, shape (K,)
@@ -321,8 +321,9 @@ def fit_stacked(
     stop_requested: Callable[[], bool] = never,
 ) -> list[FitResult]:
     """``loop.fit`` for the K columns at once: one ``FitResult`` per column, each what
-    ``fit`` would return for that model alone. A column whose training loss turns non-finite
-    ends diverged at that epoch, as alone; the others train on. A stop request (or a second
+    ``fit`` would return for that model alone. A column whose training loss, or whose
+    validation numbers, turn non-finite ends diverged at that epoch, as alone; the others
+    train on. A stop request (or a second
     Ctrl-C) ends every column still training, interrupted."""
     results = [FitResult(monitor) for _ in range(model.k)]
     training = list(range(model.k))
@@ -359,7 +360,7 @@ def fit_stacked(
             t1 = time.perf_counter()
             for k in list(training):
                 if first_bad[k] is not None or not math.isfinite(train_loss[k]):
-                    results[k].stop(Status.DIVERGED, epoch, global_step + (first_bad[k] or 0) + 1)
+                    results[k].diverge("train_loss", epoch, global_step + (first_bad[k] or 0) + 1)
                     training.remove(k)
             global_step += len(tally)
             if not training:
@@ -369,13 +370,18 @@ def fit_stacked(
                 return stop_all(Status.INTERRUPTED)
             t2 = time.perf_counter()
             improved = []
-            for k in training:
+            for k in list(training):
                 extra = {name: fn(model.column(k)) for name, fn in (evaluators or {}).items()}
                 metrics = EpochMetrics(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
                     t2 - t1, extra,
                 )  # fmt: skip
                 result = results[k]
+                non_finite = first_non_finite(metrics)
+                if non_finite is not None:  # the last step made the parameters overflow
+                    result.diverge(non_finite, epoch, global_step)
+                    training.remove(k)
+                    continue
                 result.history.append(metrics)
                 value = getattr(metrics, monitor.value)
                 if monitor.improves(value, result.best_value):

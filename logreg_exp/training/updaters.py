@@ -6,12 +6,14 @@ them the same way.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
 from logreg_exp.errors import ConfigError
 from logreg_exp.training.loop import Updater
@@ -87,7 +89,12 @@ def build_optimizer(
     a non-zero value that the optimizer cannot take is an error rather than silently ignored.
     """
     target = updater_cfg.optimizer["_target_"]
-    optimizer_cls = get_class(target)
+    setting = f"updater.optimizer._target_={target}"
+    optimizer_cls = locate(target, setting)
+    if needs_closure(optimizer_cls):
+        raise ConfigError(
+            f"{setting}: its step() needs a closure, which this training loop does not pass"
+        )
     accepted = inspect.signature(optimizer_cls).parameters
     kwargs: dict[str, float] = {}
     for key in SHARED_KNOBS:
@@ -104,8 +111,50 @@ def build_optimizer(
                 f"updater.{key}={value} is not a parameter of {target}; "
                 f"set updater.{key}=0 or choose an optimizer that takes {key}"
             )
-    factory = instantiate(updater_cfg.optimizer, _partial_=True)
-    return factory(params=params, **kwargs)
+    try:
+        factory = instantiate(updater_cfg.optimizer, _partial_=True)
+        return factory(params=params, **kwargs)
+    except (TypeError, ValueError, InstantiationException) as err:
+        raise ConfigError(f"{setting} does not take these arguments: {one_line(err)}") from None
+
+
+def locate(target: str, setting: str) -> Any:
+    """The object a dotted ``target`` names: its longest importable module prefix, then
+    attributes; a one-line ConfigError naming ``setting`` if there is none."""
+    parts = target.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            found: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and not module_name.startswith(err.name):
+                raise ConfigError(f"{setting} cannot be imported: {err}") from None
+            continue
+        except Exception as err:
+            raise ConfigError(f"{setting} cannot be imported: {one_line(err)}") from None
+        try:
+            for name in parts[split:]:
+                found = getattr(found, name)
+        except AttributeError:
+            raise ConfigError(f"{setting}: {module_name} has no {parts[split]}") from None
+        return found
+    raise ConfigError(f"{setting}: no module {parts[0]} to import it from")
+
+
+def needs_closure(optimizer_cls: type) -> bool:
+    """Whether ``optimizer_cls.step`` must be called with a closure (torch.optim.LBFGS)."""
+    step = getattr(optimizer_cls, "step", None)
+    try:
+        closure = inspect.signature(step).parameters.get("closure") if step else None
+    except (TypeError, ValueError):
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (Hydra's span several, with the cause last)."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Updater:

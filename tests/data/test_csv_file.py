@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,7 +15,10 @@ from logreg_exp.errors import ConfigError
 
 def write(tmp_path, text, name="data.csv"):
     path = tmp_path / name
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return path
 
 
@@ -53,7 +60,22 @@ def test_numeric_labels_sort_as_numbers_and_features_can_be_chosen(tmp_path):
             r"columns: a;label \(the header read as one column with delimiter ','; try "
             r"dataset.delimiter=';'\)$",
         ),
-        ("a,a,label\n1,2,0\n", {}, r"data.csv: column 'a' appears more than once in the header"),
+        (b"a,label\n1,0\n\xff2,1\n", {}, r"data.csv line 3, byte 1: b'\\xff' is not UTF-8"),
+        (
+            'a,label\n"1,0\n' + "2,1\n" * 70_000,
+            {},
+            r"data.csv lines 2-\d+: not valid CSV: field larger than field limit \(131072\) "
+            r"\(an unclosed quote\?\)",
+        ),
+        ("a,b,a,label\n1,2,3,0\n", {}, r"line 1: the column name 'a' appears twice \(columns 1"),
+        ("a,label,\n1,0,\n", {}, r"line 1: column 3 has no name \(a delimiter at the end"),
+        (
+            "a,label\n1,0\n1e39,1\n",
+            {"dtype": np.float32},
+            r"line 3, column 'a': '1e39' does not fit in float32 \(largest 3.403e\+38\); use "
+            r"dtype=float64",
+        ),
+        ("a,label\n1,1\n2,1.0\n", {}, r"has 1 distinct value \('1'\)"),
     ],
 )
 def test_bad_files_give_one_line_naming_file_line_and_column(tmp_path, text, args, message):
@@ -96,3 +118,37 @@ def test_long_lists_of_names_are_cut_short():
     assert listed(["a", "b", "c"]) == "a, b, c"
     assert listed(map(str, range(10)), limit=3) == "0, 1, 2, ... (10 in all)"
     assert listed(["x" * 70]) == "x" * 57 + "..."
+
+
+def test_a_directory_is_not_a_csv_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"dataset.path='.*' is a directory, not a CSV file"):
+        read_csv_dataset(tmp_path, "label")
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_column_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("label,a\n0,1\n1,2\n".encode("utf-8-sig"))
+    data = read_csv_dataset(path, "label")
+    assert data.feature_names == ["a"] and list(data.y) == [0, 1]
+
+
+LABELS_SCRIPT = """
+import sys
+from logreg_exp.data.csv_file import read_csv_dataset
+data = read_csv_dataset(sys.argv[1], "label")
+print(data.class_names, data.y.tolist(), data.label_spellings)
+"""
+
+
+def test_one_number_spelt_two_ways_is_one_class_whatever_the_hash_seed(tmp_path):
+    path = write(tmp_path, "a,label\n1,1.0\n2,0\n3,1\n4,1.00\n5,0.0\n")
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", LABELS_SCRIPT, str(path)], capture_output=True, text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert outputs == {
+        "['0', '1'] [1.0, 0.0, 1.0, 1.0, 0.0] {'0.0': '0', '1.0': '1', '1.00': '1'}\n"
+    }

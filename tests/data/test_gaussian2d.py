@@ -1,3 +1,7 @@
+import math
+import tracemalloc
+import warnings
+
 import numpy as np
 import pytest
 
@@ -34,3 +38,39 @@ def test_best_linear_rule_is_near_the_documented_optimum():
         for w, b in ((rng.normal(size=2), rng.normal() * 3) for _ in range(20000))
     )
     assert 0.78 < best <= 0.788
+
+
+def dense_population_accuracy(w, b, flip):
+    """The closed form written with the full d x d covariances, to compare against."""
+    d = len(w)
+    cov = np.eye(d)
+    right = []
+    for label, angle, shift in ((1, 0.0, (0.0, 0.0)), (0, 0.2 * np.pi, (1.0, 3.0))):
+        r = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        cov[:2, :2] = r.T @ np.diag([9.0, 1.0]) @ r
+        mean = np.zeros(d)
+        mean[:2] = shift
+        p = 0.5 * (1 + math.erf((w @ mean + b) / math.sqrt(w @ cov @ w) / math.sqrt(2)))
+        right.append(p if label == 1 else 1 - p)
+    return flip + (1 - 2 * flip) * 0.5 * sum(right)
+
+
+def test_population_accuracy_needs_no_d_by_d_matrix():
+    d = 4000  # a dense covariance would be 128 MB
+    w = np.random.default_rng(1).normal(size=d) / 30
+    w[:2] = (1.0, -0.8)
+    expected = dense_population_accuracy(w, 1.5, 0.1)
+    tracemalloc.start()
+    try:
+        got = population_accuracy(w, 1.5, 0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert peak < 1_000_000
+
+
+def test_population_accuracy_of_a_diverged_model_is_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(population_accuracy(np.array([np.inf, 1.0]), 0.0, 0.1))

@@ -91,3 +91,16 @@ def test_non_finite_loss_is_reported_at_its_exact_step():
         loss.backward()
         exp.updater.step()
     assert (epoch, step) == (1, first_bad)
+
+
+def test_parameters_that_overflow_in_the_last_step_diverge_at_validation():
+    # one minibatch an epoch; lr * weight_decay = 1e39 sends the weights to inf in that step,
+    # after its (finite) loss was taken: only the validation phase sees it
+    cfg, exp = build(
+        "dataset.n_samples=40", "batch_size=64", "updater.lr=1e38", "updater.weight_decay=10",
+        "epochs=2",
+    )  # fmt: skip
+    result = fit_built(cfg, exp)
+    assert result.status is Status.DIVERGED and result.non_finite == "val_loss"
+    assert result.stopped_at == (1, 1)
+    assert result.history == [] and result.best is None and result.best_state == {}

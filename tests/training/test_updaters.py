@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from logreg_exp.config import validated
 from logreg_exp.errors import ConfigError
 from logreg_exp.training.updaters import ManualSGD, build_updater
 from tests.helpers import build, compose_config, fit_built
@@ -80,3 +81,31 @@ def test_lr_belongs_in_updater_not_optimizer():
     cfg = compose_config("+updater.optimizer.lr=0.5")
     with pytest.raises(ConfigError, match=r"set updater.lr instead"):
         build_updater(torch.nn.Linear(2, 1).parameters(), cfg.updater)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["allow_targets=[mypkg.Opt]", "updater.optimizer._target_=mypkg.Opt"],
+            "updater.optimizer._target_=mypkg.Opt: no module mypkg to import it from",
+        ),
+        (
+            ["allow_targets=[torch.optim.Adamm]", "updater.optimizer._target_=torch.optim.Adamm"],
+            "updater.optimizer._target_=torch.optim.Adamm: torch.optim has no Adamm",
+        ),
+        (
+            ["updater.optimizer._target_=torch.optim.Adam", "+updater.optimizer.betas=3"],
+            "updater.optimizer._target_=torch.optim.Adam does not take these arguments: ",
+        ),
+        (
+            ["allow_targets=[torch.optim.LBFGS]", "updater.optimizer._target_=torch.optim.LBFGS"],
+            "updater.optimizer._target_=torch.optim.LBFGS: its step() needs a closure",
+        ),
+    ],
+)
+def test_an_optimizer_that_cannot_be_built_is_one_line(overrides, message):
+    cfg = validated(compose_config(*overrides))
+    with pytest.raises(ConfigError) as info:
+        build_updater(torch.nn.Linear(2, 1).parameters(), cfg.updater)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)

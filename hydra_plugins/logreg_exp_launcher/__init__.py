@@ -1,1 +1,0 @@
-"""logreg_exp's Hydra plugins: the vectorized launcher."""

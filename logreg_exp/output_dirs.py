@@ -1,0 +1,323 @@
+"""What an output dir holds, and whether a run or a sweep may write there: one decision for
+single runs, sweep jobs and sweep dirs alike, so that runs are never mixed in one dir.
+
+A dir holds a run's results when it has any of RESULT_FILES; the run's config is in its
+``.hydra/config.yaml`` (a sweep's in ``multirun.yaml``), and how it ended in ``metrics.json``
+(a sweep ended when it has its summary). ``claim`` decides, by what the dir holds:
+
+- nothing of a run's results: the run may write; files a run left without results (the
+  ``.hydra/`` of a run stopped by a bad value) are cleared first;
+- an unfinished run (or sweep) of the same config: it starts over in the dir;
+- a finished run, or one of another config: refused with one line naming the dir, unless
+  ``overwrite=true``, which clears it first (only the files a run writes; anything else in
+  the dir stays).
+
+A dir that another process is writing (it holds the dir's lock, a ``flock`` that ends with
+the process) is refused whatever ``overwrite`` says. The keys in DIR_KEYS say how to treat
+the dir, not what the run is, so they are left out when configs are compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from logreg_exp.errors import ConfigError, OutputError, os_reason
+from logreg_exp.files import display_path
+from logreg_exp.results import Status, read_metrics
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no lock
+    fcntl = None  # type: ignore[assignment]
+
+DIR_KEYS = ("overwrite",)  # how to treat the output dir: not part of a run's identity
+
+# What a run writes: its results, then the files Hydra writes around them.
+RESULT_FILES = ("metrics.json", "best.pt", "decision_boundary.png", "events.out.tfevents.*")
+HYDRA_DIR = ".hydra"
+TEMPORARY_FILES = tuple(f".{name}.*.tmp" for name in RESULT_FILES[:3])  # files.atomic_write
+# What a sweep writes in its dir, besides its job dirs.
+SWEEP_FILES = (
+    "multirun.yaml",
+    "sweep_plan.json",
+    "summary.csv",
+    "summary.md",
+    "optimization_results.yaml",
+    ".submitit",
+)
+FINISHED_SWEEP = ("summary.csv", "summary.md")
+LOCK_FILE = ".logreg_exp.lock"
+
+
+class OutputDirInUse(ConfigError):
+    """A dir this run may not write into; the message names it and the way out. Nothing
+    is written into such a dir, not even a failed job's metrics.json."""
+
+
+class Holds(Enum):
+    """What an output dir holds, as ``claim`` decides on it."""
+
+    NOTHING = "nothing"  # no results: write (after clearing a run's leftovers)
+    SAME_UNFINISHED = "same unfinished"  # this config, not finished: start over in it
+    FINISHED = "finished"  # a finished run or sweep: refuse, unless overwrite
+    OTHER = "other"  # another config's run or sweep: refuse, unless overwrite
+
+
+@dataclass
+class DirState:
+    """What ``path`` holds, and in words (``a completed run``) for a message."""
+
+    path: Path
+    holds: Holds
+    words: str = ""
+
+
+def identity(node: Any) -> dict[str, Any]:
+    """A config as compared between runs: unresolved (as Hydra saves it), without the
+    DIR_KEYS."""
+    container = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+    assert isinstance(container, dict)
+    return {key: value for key, value in container.items() if key not in DIR_KEYS}
+
+
+def task_identity(config: DictConfig) -> dict[str, Any]:
+    """The run's config, without Hydra's node: what Hydra saves as ``.hydra/config.yaml``."""
+    return {key: value for key, value in identity(config).items() if key != "hydra"}
+
+
+def sweep_identity(config: DictConfig) -> dict[str, Any]:
+    """What makes two sweeps the same: the config, the command line's overrides (the jobs)
+    and the sweeper's settings, as ``multirun.yaml`` holds them."""
+    overrides = [
+        override
+        for override in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        if str(override).lstrip("+~").split("=")[0] not in DIR_KEYS
+    ]
+    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
+    return {"config": task_identity(config), "overrides": overrides, "sweeper": sweeper}
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new), key=str)
+        return [d for k in keys for d in differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".") or "(all)"]
+
+
+def other_config(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
+    """Why ``old`` is not the config ``new`` (``batch_size, seed differ``); None if it is."""
+    if old is None:
+        return "whose config cannot be read"
+    changed = differences(old, new)
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"of another config ({shown} differ{'s' if len(changed) == 1 else ''})"
+
+
+def load_yaml(path: Path) -> DictConfig | None:
+    with contextlib.suppress(Exception):
+        loaded = OmegaConf.load(path)
+        if isinstance(loaded, DictConfig):
+            return loaded
+    return None
+
+
+def has_any(path: Path, patterns: tuple[str, ...]) -> bool:
+    return any(next(path.glob(pattern), None) is not None for pattern in patterns)
+
+
+def inspect_run_dir(path: Path, config: dict[str, Any]) -> DirState:
+    """What the run dir ``path`` holds, for a run of ``config`` (``task_identity``)."""
+    path = Path(path)
+    if (path / "multirun.yaml").exists():
+        return DirState(path, Holds.OTHER, "a sweep")
+    if not has_any(path, RESULT_FILES):
+        return DirState(path, Holds.NOTHING)
+    saved = load_yaml(path / HYDRA_DIR / "config.yaml")
+    why = other_config(None if saved is None else task_identity(saved), config)
+    if why is not None:
+        return DirState(path, Holds.OTHER, f"a run {why}")
+    result = read_metrics(path)
+    if result.status in (Status.COMPLETED, Status.DIVERGED):
+        return DirState(path, Holds.FINISHED, f"a {result.status} run")
+    # interrupted, failed, killed before it wrote metrics.json: issue 12 resumes it
+    return DirState(path, Holds.SAME_UNFINISHED, f"an unfinished run ({result.status})")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The dirs below ``sweep_dir`` that a sweep's jobs wrote (each has .hydra/hydra.yaml)."""
+    return sorted(p.parent.parent for p in Path(sweep_dir).glob(f"**/{HYDRA_DIR}/hydra.yaml"))
+
+
+def inspect_sweep_dir(path: Path, sweep: dict[str, Any]) -> DirState:
+    """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``)."""
+    path = Path(path)
+    if has_any(path, RESULT_FILES):
+        return DirState(path, Holds.OTHER, "a single run")
+    if not (has_any(path, SWEEP_FILES) or job_dirs(path)):
+        return DirState(path, Holds.NOTHING)
+    if has_any(path, FINISHED_SWEEP):
+        return DirState(path, Holds.FINISHED, "a finished sweep (it has its summary)")
+    saved = load_yaml(path / "multirun.yaml")
+    why = other_config(None if saved is None else sweep_identity(saved), sweep)
+    if why is not None:
+        return DirState(path, Holds.OTHER, f"a sweep {why}")
+    return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep")
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clear_run_dir(path: Path, log_file: str | None, keep_hydra: bool = False) -> None:
+    """Delete the files a run writes in ``path`` (results, temporary files, ``.hydra/`` and
+    the log ``log_file`` unless ``keep_hydra``: Hydra has just written them for this run)."""
+    patterns = RESULT_FILES + TEMPORARY_FILES
+    if not keep_hydra:
+        patterns += (HYDRA_DIR,) + ((log_file,) if log_file else ())
+    for pattern in patterns:
+        for found in Path(path).glob(pattern):
+            remove(found)
+
+
+def clear_sweep_dir(path: Path, log_file: str | None) -> None:
+    """Delete what a sweep writes in ``path``: its files, and its job dirs' files (a job dir
+    left empty is removed)."""
+    for job_dir in job_dirs(path):
+        clear_run_dir(job_dir, log_file)
+        with contextlib.suppress(OSError):
+            (job_dir / LOCK_FILE).unlink(missing_ok=True)
+            job_dir.rmdir()  # only if nothing else is in it
+    for name in SWEEP_FILES:
+        remove(Path(path) / name)
+
+
+@dataclass
+class DirLock:
+    """An exclusive ``flock`` on ``path``'s lock file, held until ``release`` (or until the
+    process ends, whatever ends it); the file holds the holder's pid."""
+
+    file: IO[str] | None
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing drops the lock
+            self.file = None
+
+
+def lock_dir(path: Path, what: str) -> DirLock:
+    """Create ``path`` if needed and lock it; OutputDirInUse if another process holds it,
+    OutputError if it cannot be created or written."""
+    path = Path(path)
+    shown = display_path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"cannot use {shown} as the {what}: it is a file, not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        file = (path / LOCK_FILE).open("a+")
+    except OSError as err:
+        raise OutputError(f"cannot write the {what} {shown}: {os_reason(err)}") from None
+    if fcntl is None:
+        return DirLock(file)
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        file.seek(0)
+        holder = file.read().strip()
+        file.close()
+        by = f" (pid {holder})" if holder.isdigit() else ""
+        raise OutputDirInUse(
+            f"the {what} {shown} is in use by another process{by}; wait for it to end, or "
+            f"choose another dir"
+        ) from None
+    file.seek(0)
+    file.truncate()
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    return DirLock(file)
+
+
+def claim(
+    state: DirState, overwrite: bool, what: str, key: str, clear: Any, lock: DirLock
+) -> DirLock:
+    """Apply the decision on ``state`` (see the module docstring); ``clear()`` empties the
+    dir; ``key`` is the setting that chooses another dir. Returns ``lock``, still held."""
+    shown = display_path(state.path)
+    if state.holds in (Holds.FINISHED, Holds.OTHER) and not overwrite:
+        lock.release()
+        raise OutputDirInUse(
+            f"the {what} {shown} holds {state.words}; choose another {key}, or add "
+            "overwrite=true to delete it first"
+        )
+    # Holds.SAME_UNFINISHED: an unfinished run of this config starts over here (the place
+    # where issue 12's resume continues it instead).
+    try:
+        clear()
+    except OSError as err:
+        lock.release()
+        raise OutputError(f"cannot clear the {what} {shown}: {os_reason(err)}") from None
+    return lock
+
+
+def claim_run_dir(path: Path, config: DictConfig, overwrite: bool, log_file: str | None) -> DirLock:
+    """Lock the run dir ``path`` for a run of ``config`` (the task config) and make it
+    ready, before Hydra writes into it; OutputDirInUse (one line) if it may not be used."""
+    lock = lock_dir(path, "run dir")
+    state = inspect_run_dir(path, task_identity(config))
+    return claim(
+        state, overwrite, "run dir", "hydra.run.dir", lambda: clear_run_dir(path, log_file), lock
+    )
+
+
+def claim_job_dir(path: Path, config: DictConfig, overwrite: bool) -> DirLock:
+    """The same for a sweep's job dir, from inside the job: Hydra has written its
+    ``.hydra/`` and log already, so these are this job's and stay."""
+    lock = lock_dir(path, "job dir")
+    state = inspect_run_dir(path, task_identity(config))
+    return claim(
+        state,
+        overwrite,
+        "job dir",
+        "hydra.sweep.dir",
+        lambda: clear_run_dir(path, None, keep_hydra=True),
+        lock,
+    )
+
+
+def claim_sweep_dir(
+    path: Path, config: DictConfig, overwrite: bool, log_file: str | None
+) -> DirLock:
+    """Lock the sweep dir ``path`` for the sweep of ``config`` (with its Hydra node) and
+    make it ready, before the sweeper writes into it."""
+    lock = lock_dir(path, "sweep dir")
+    state = inspect_sweep_dir(path, sweep_identity(config))
+    return claim(
+        state,
+        overwrite,
+        "sweep dir",
+        "hydra.sweep.dir",
+        lambda: clear_sweep_dir(path, log_file),
+        lock,
+    )
+
+
+@contextlib.contextmanager
+def held(lock: DirLock) -> Iterator[DirLock]:
+    try:
+        yield lock
+    finally:
+        lock.release()

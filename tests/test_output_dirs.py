@@ -1,0 +1,234 @@
+"""Output dirs: what a run or sweep dir holds, and which runs may write there; through the real
+CLI, runs and sweeps that would mix are refused in one line and leave the dir as it was."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from logreg_exp.output_dirs import (
+    LOCK_FILE,
+    Holds,
+    OutputDirInUse,
+    claim_run_dir,
+    inspect_run_dir,
+    lock_dir,
+    task_identity,
+)
+from logreg_exp.results import write_metrics
+from tests.helpers import can_mount_tmpfs, compose_config, run_cli, run_on_tmpfs
+
+
+def a_run(path, config, status=None):
+    """A dir as a run of ``config`` leaves it: .hydra/config.yaml, and results if ``status``."""
+    (path / ".hydra").mkdir(parents=True)
+    OmegaConf.save(config, path / ".hydra" / "config.yaml")
+    (path / "logreg_exp.log").write_text("old log\n")
+    if status is not None:
+        write_metrics(path, {"status": status})
+        (path / "events.out.tfevents.1.host.1.0").write_bytes(b"old")
+    return path
+
+
+@pytest.fixture(scope="module")
+def config():
+    return compose_config("epochs=1")
+
+
+@pytest.mark.parametrize(
+    ("status", "overrides", "holds", "words"),
+    [
+        (None, [], Holds.NOTHING, ""),
+        ("completed", [], Holds.FINISHED, "a completed run"),
+        ("diverged", [], Holds.FINISHED, "a diverged run"),
+        ("interrupted", [], Holds.SAME_UNFINISHED, "an unfinished run (interrupted)"),
+        ("failed", ["overwrite=true"], Holds.SAME_UNFINISHED, "an unfinished run (failed)"),
+        (
+            "interrupted",
+            ["batch_size=32", "seed=3"],
+            Holds.OTHER,
+            "a run of another config (batch_size, seed differ)",
+        ),
+    ],
+)
+def test_what_a_run_dir_holds(tmp_path, config, status, overrides, holds, words):
+    a_run(tmp_path / "run", config, status)
+    state = inspect_run_dir(tmp_path / "run", task_identity(compose_config("epochs=1", *overrides)))
+    assert (state.holds, state.words) == (holds, words)
+
+
+def test_overwrite_clears_what_a_run_wrote_and_nothing_else(tmp_path, config):
+    run = a_run(tmp_path / "run", compose_config("seed=5"), "completed")
+    (run / "notes.txt").write_text("mine\n")
+    with pytest.raises(OutputDirInUse, match=r"holds a run of another config \(epochs, seed dif"):
+        claim_run_dir(run, config, overwrite=False, log_file="logreg_exp.log")
+    assert (run / "metrics.json").exists()
+    claim_run_dir(run, config, overwrite=True, log_file="logreg_exp.log").release()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE, "notes.txt"]
+
+
+def test_a_dir_another_process_holds_is_refused_even_with_overwrite(tmp_path, config):
+    lock = lock_dir(tmp_path / "run", "run dir")
+    try:
+        with pytest.raises(OutputDirInUse, match=rf"in use by another process \(pid {os.getpid()}"):
+            claim_run_dir(tmp_path / "run", config, overwrite=True, log_file=None)
+    finally:
+        lock.release()
+    claim_run_dir(tmp_path / "run", config, overwrite=False, log_file=None).release()
+
+
+# Through the CLI.
+
+
+def assert_refused(proc, message):
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [message]
+
+
+def snapshot(path):
+    """Every file below ``path`` and its bytes, but the lock (it names the last holder)."""
+    files = (p for p in sorted(path.rglob("*")) if p.is_file() and p.name != LOCK_FILE)
+    return {p.relative_to(path): p.read_bytes() for p in files}
+
+
+@pytest.mark.slow
+def test_a_run_dir_holding_another_run_is_refused_until_overwrite(tmp_path):
+    assert run_cli("updater.lr=0.1", "epochs=1", "hydra.run.dir=x", cwd=tmp_path).returncode == 0
+    first = snapshot(tmp_path / "x")
+    assert_refused(
+        run_cli("batch_size=0", "hydra.run.dir=x", cwd=tmp_path),
+        "error: the run dir x holds a run of another config (batch_size, epochs, updater.lr "
+        "differ); choose another hydra.run.dir, or add overwrite=true to delete it first",
+    )
+    assert_refused(
+        run_cli("updater.lr=0.1", "epochs=1", "hydra.run.dir=x", cwd=tmp_path),
+        "error: the run dir x holds a completed run; choose another hydra.run.dir, or add "
+        "overwrite=true to delete it first",
+    )
+    assert snapshot(tmp_path / "x") == first  # .hydra/overrides.yaml included
+    proc = run_cli("epochs=2", "dataset.n_features=3", "overwrite=true", "hydra.run.dir=x",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "x"
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert not (run / "decision_boundary.png").exists()  # 3 features: none; the old one gone
+    assert list(OmegaConf.load(run / ".hydra" / "overrides.yaml")) == [
+        "epochs=2", "dataset.n_features=3", "overwrite=true",
+    ]  # fmt: skip
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    assert "updater.lr=0.1" not in (run / "logreg_exp.log").read_text()
+
+
+def interrupt_after(tmp_path, line, *args):
+    """Run the CLI until it prints a line matching ``line``, then send it Ctrl-C."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logreg_exp", *args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for out in proc.stdout:
+            if re.search(line, out):
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc
+
+
+@pytest.mark.slow
+def test_an_unfinished_run_of_the_same_config_starts_over(tmp_path):
+    args = ["epochs=100000", "dataset.n_samples=400", "hydra.run.dir=x"]
+    assert interrupt_after(tmp_path, r"epoch +3/100000", *args).returncode == 130
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["epochs_run"] >= 3
+    assert interrupt_after(tmp_path, r"epoch +1/100000", *args).returncode == 130
+    metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs_run"] < 3
+    assert len(list((tmp_path / "x").glob("events.out.tfevents.*"))) == 1
+
+
+SWEEP = ["-m", "seed=0,1", "epochs=1", "dataset.n_samples=200", "hydra.sweep.dir=s"]
+
+
+@pytest.mark.slow
+def test_a_sweep_dir_holding_another_sweep_is_refused_until_overwrite(tmp_path):
+    assert run_cli(*SWEEP, cwd=tmp_path).returncode == 0
+    first = snapshot(tmp_path / "s")
+    message = (
+        "error: the sweep dir s holds a finished sweep (it has its summary); choose another "
+        "hydra.sweep.dir, or add overwrite=true to delete it first"
+    )
+    assert_refused(run_cli(*SWEEP, cwd=tmp_path), message)
+    assert_refused(run_cli(*SWEEP, "seed=2,3", cwd=tmp_path), message)
+    assert_refused(
+        run_cli("epochs=1", "hydra.run.dir=s", cwd=tmp_path),
+        "error: the run dir s holds a sweep; choose another hydra.run.dir, or add "
+        "overwrite=true to delete it first",
+    )
+    assert snapshot(tmp_path / "s") == first
+    proc = run_cli(*SWEEP[:-1], "seed=5", "overwrite=true", "hydra.sweep.dir=s", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = (tmp_path / "s" / "summary.csv").read_text()
+    assert summary.count("\n") == 2 and "seed=5" in summary and "seed=0" not in summary
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == [
+        "0_dataset.n_samples=200,epochs=1,seed=5"
+    ]
+
+
+@pytest.mark.slow
+def test_a_sweep_dir_in_use_by_a_running_sweep_is_refused(tmp_path):
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    with (sweep / LOCK_FILE).open("a+") as held:  # as a running sweep holds it
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        assert_refused(
+            run_cli(*SWEEP, "overwrite=true", cwd=tmp_path),
+            f"error: the sweep dir s is in use by another process (pid {os.getpid()}); wait "
+            "for it to end, or choose another dir",
+        )
+    assert sorted(p.name for p in sweep.iterdir()) == [LOCK_FILE]  # no plan, no multirun.yaml
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("touch f", ["hydra.run.dir=f"], "error: cannot use f as the run dir: it is a file, not a "
+         "directory"),
+        ("touch f", ["hydra.run.dir=f/run"], "error: cannot write the run dir f/run: Not a "
+         "directory"),
+        ("touch f", ["-m", "seed=1,2", "hydra.sweep.dir=f/s"], "error: cannot write the sweep "
+         "dir f/s: Not a directory"),
+        ("", [f"hydra.run.dir={'a' * 300}"], f"error: cannot write the run dir {'a' * 300}: File "
+         "name too long"),
+    ],
+)  # fmt: skip
+def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path, setup, args, message):
+    if setup:
+        subprocess.run(setup, shell=True, cwd=tmp_path, check=True)
+    assert_refused(run_cli(*args, "epochs=1", cwd=tmp_path), message)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["", "-m"])
+def test_a_read_only_output_dir_is_one_line(tmp_path, mode):
+    if not can_mount_tmpfs(tmp_path):
+        pytest.skip("needs unshare and a tmpfs mount in a user namespace")
+    args = ["-m", "seed=1,2", "hydra.sweep.dir=disk/out"] if mode else ["hydra.run.dir=disk/out"]
+    what = "sweep dir" if mode else "run dir"
+    assert_refused(
+        run_on_tmpfs(tmp_path, "ro", *args, "epochs=1"),
+        f"error: cannot write the {what} disk/out: Read-only file system",
+    )
