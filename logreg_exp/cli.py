@@ -123,6 +123,12 @@ def register_configs() -> None:
         cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
+
+
+def register_plugins() -> None:
+    """This package's launchers, registered with Hydra: hydra/launcher=vectorized, and the
+    joblib launcher that replaces the plugin's. It runs Hydra's plugin scan, so the command
+    line's check for a missing extra (``missing_plugin``) comes first."""
     register_own_plugins()  # hydra/launcher=vectorized
     if is_installed(JOBLIB.package):
         from logreg_exp.sweeps.joblib_launcher import register_config
@@ -147,6 +153,7 @@ def config_reference() -> str:
 def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
+    register_plugins()
     with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
@@ -305,6 +312,7 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
+    register_plugins()
     try:
         main()
     except KeyboardInterrupt:
