@@ -1,6 +1,6 @@
 """``python -m benchmarks.bench``: the framework's speed, side by side with what it replaces.
 
-Three comparisons, each run interleaved (every repeat runs every variant, in a rotated order,
+Four comparisons, each run interleaved (every repeat runs every variant, in a rotated order,
 so a noisy neighbour slows all of them alike) and reported as medians and ratios:
 
 1. The training loop, in this process, at exercise size and at scale. The framework's real
@@ -12,6 +12,8 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 2. The whole process: ``python -m logreg_exp`` (Hydra, TensorBoard, checkpoint) against the
    exercise as a plain script (``plain.py``), each a fresh subprocess.
 3. Peak memory of a run at scale, against the same run at exercise size.
+4. A sweep of 100 learning rates with ``hydra/launcher=vectorized``, against one single run
+   and against the basic launcher; then the vectorized launcher's phases for K = 1 to 1000.
 
 There are no timed assertions anywhere: this prints numbers, a person reads them.
 """
@@ -24,6 +26,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -280,6 +283,80 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
         print(f"  {labels[name]:<56}{med:>8.3f}{min(t):>8.3f}{med / base:>8.3f}")
 
 
+PHASES = {
+    "set up": re.compile(r"set up \d+ grouped jobs in ([\d.]+) s"),
+    "trained": re.compile(r"trained in ([\d.]+) s"),
+    "files written": re.compile(r"their files written in ([\d.]+) s"),
+}
+
+
+def lr_values(k: int) -> str:
+    """K learning rates from 0.01 to 1 (0.01 apart for K = 100), as a sweep override."""
+    return ",".join(f"{0.01 + 0.99 * i / max(k - 1, 1):.6g}" for i in range(k))
+
+
+def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
+    """A 100-learning-rate sweep: the vectorized launcher against one single run and against
+    the basic launcher, then the vectorized launcher's phases for K = 1, 10, 100, 1000."""
+    k = 4 if quick else 100
+    cli = [sys.executable, "-m", "logreg_exp"]
+    base = [f"device={device_name}", *(["epochs=2", "dataset.n_samples=400"] if quick else [])]
+    sweep = [f"updater.lr={lr_values(k)}"]
+    commands = {
+        "single": [*cli, *base],
+        "vectorized": [*cli, "-m", *base, *sweep, "hydra/launcher=vectorized"],
+        "basic": [*cli, "-m", *base, *sweep],
+    }
+    labels = {
+        "single": "python -m logreg_exp                      (one run)",
+        "vectorized": f"  -m updater.lr=<{k} values> hydra/launcher=vectorized",
+        "basic": f"  -m updater.lr=<{k} values>   (basic launcher)",
+    }
+    counter = itertools.count()
+
+    def once(name: str) -> float:
+        where = "hydra.sweep.dir" if name != "single" else "hydra.run.dir"
+        return run_process([*commands[name], f"{where}={tmp / f'sweep-{next(counter)}'}"], tmp)
+
+    times = interleaved(list(commands), repeats, once, lambda n: 1 if n == "basic" else repeats)
+    single = statistics.median(times["single"])
+    print(f"\nsweep of {k} learning rates, with TensorBoard, best.pt and pictures: wall seconds")
+    print(f"  {'command':<60}{'median':>8}{'runs':>6}{'/single':>9}")
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"  {labels[name]:<60}{med:>8.2f}{len(t):>6}{med / single:>9.2f}")
+    vectorized, basic = (statistics.median(times[n]) for n in ("vectorized", "basic"))
+    print(
+        f"  vectorized: {vectorized / single:.2f}x one run, {basic / vectorized:.1f}x faster "
+        "than the basic launcher"
+    )
+    print("\nvectorized launcher by K (one run each): wall seconds, and its phases")
+    print(f"  {'K':>6}{'whole':>8}{'set up':>8}{'trained':>9}{'files':>8}{'rest':>7}{'/1 run':>9}")
+    for size in (1, 10) if quick else (1, 10, 100, 1000):
+        sweep_dir = tmp / f"by-k-{size}"
+        argv = [*cli, "-m", *base, f"updater.lr={lr_values(size)}", "hydra/launcher=vectorized"]
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [*argv, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp, capture_output=True, text=True
+        )
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
+        phases = {
+            name: sum(float(v) for v in pattern.findall(proc.stdout + proc.stderr))
+            for name, pattern in PHASES.items()
+        }
+        rest = wall - sum(phases.values())
+        print(
+            f"  {size:>6}{wall:>8.2f}{phases['set up']:>8.2f}{phases['trained']:>9.2f}"
+            f"{phases['files written']:>8.2f}{rest:>7.2f}{wall / single:>9.2f}"
+        )
+    print(
+        "  (set up: each job's dir, .hydra/, log and config check; files: each job's events, "
+        "metrics.json, best.pt and picture; rest: start-up, composing, the summary)"
+    )
+
+
 def bench_memory(exercise: Size, scale: Size, device_name: str, tmp: Path) -> None:
     """Peak RSS of one epoch at scale minus the same at exercise size, against the data's size."""
     peaks = {}
@@ -329,11 +406,11 @@ def main(argv: list[str] | None = None) -> None:
         "default torch's own choice. 1 steadies numbers on a machine that others load",
     )  # fmt: skip
     parser.add_argument(
-        "--only", choices=["loops", "process", "memory"], action="append",
+        "--only", choices=["loops", "process", "memory", "sweep"], action="append",
         help="run only these parts (repeatable); default all",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    parts = args.only or ["loops", "process", "memory"]
+    parts = args.only or ["loops", "process", "memory", "sweep"]
     exercise, scale = sizes(args.quick)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -353,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_processes(exercise, args.device, args.repeats, Path(tmp))
         if "memory" in parts:
             bench_memory(exercise, scale, args.device, Path(tmp))
+        if "sweep" in parts:
+            bench_sweep(args.quick, args.device, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from logreg_exp.data.gaussian2d import make_gaussian2d
-from logreg_exp.data.loaders import split_train_val
+from logreg_exp.data.loaders import split_train_val_test
 
 
 class LogRegLayer(nn.Module):
@@ -47,7 +47,7 @@ def main() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x, y = make_gaussian2d(args.n_samples, args.n_features, 0.1, rng)
-    (x_train, y_train), (x_val, y_val) = split_train_val(x, y, 0.5, rng)
+    (x_train, y_train), (x_val, y_val), _ = split_train_val_test(x, y, 0.5, rng)
     train_set = TensorDataset(torch.tensor(x_train).float(), torch.tensor(y_train).float())
     val_set = TensorDataset(torch.tensor(x_val).float(), torch.tensor(y_val).float())
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)

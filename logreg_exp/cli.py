@@ -30,11 +30,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.config import (
+    UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
     LossConfig,
-    ManualUpdaterConfig,
-    OptimUpdaterConfig,
+    UpdaterConfig,
+    reference,
     validated,
 )
 from logreg_exp.data.datasets import DATASETS
@@ -57,14 +58,14 @@ from logreg_exp.results import (
 )
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import (
-    JOBLIB,
     default_threads,
     gpus_for_device,
     hidden_gpu_warning,
-    is_installed,
     jobs_at_once,
     missing_plugin,
+    register_own_plugins,
 )
+from logreg_exp.sweeps.swept import keys_the_sweep_varies
 from logreg_exp.training.interrupts import ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
@@ -88,6 +89,12 @@ def path_safe(text: str) -> str:
     return encoded[:KEPT_BYTES].decode(errors="ignore") + "-" + digest
 
 
+def zero_pad(number: int, width: int) -> str:
+    """``number`` with leading zeros to ``width`` digits (``0007``), so that names holding it
+    sort in numeric order as text; a longer number is written whole."""
+    return f"{int(number):0{int(width)}d}"
+
+
 def register_configs() -> None:
     """Put every schema in Hydra's ConfigStore and our resolvers in OmegaConf; call before
     Hydra composes the config.
@@ -99,6 +106,7 @@ def register_configs() -> None:
     """
     resolvers = {
         "path_safe": path_safe,
+        "zero_pad": zero_pad,
         "gpus_for_device": gpus_for_device,
         "jobs_at_once": jobs_at_once,
     }
@@ -109,23 +117,31 @@ def register_configs() -> None:
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)
-    cs.store(group="schema/updater", name="optim", node=OptimUpdaterConfig)
-    cs.store(group="schema/updater", name="manual", node=ManualUpdaterConfig)
+    for name, schema in UPDATER_SCHEMAS.items():
+        cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
-    if is_installed(JOBLIB.package):
-        from logreg_exp.sweeps.joblib_launcher import register_config
-
-        register_config()  # replaces the plugin's hydra/launcher=joblib
 
 
 register_configs()
+
+
+def config_reference() -> str:
+    """The README's table of every key's allowed values, from the schemas."""
+    return reference(
+        [
+            ("", JobConfig, "every run"),
+            ("updater.", UpdaterConfig, "both updaters"),
+            *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
+        ]
+    )
 
 
 def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        register_own_plugins()  # as run_cli does: this package's launchers
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
@@ -148,11 +164,14 @@ def main(cfg: DictConfig) -> float:
 
     warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
     threads = default_threads(hydra_cfg.launcher)
+    swept = None
+    if in_sweep:  # the HParams of a sweep's job: what the sweep varies
+        swept = keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper)
     try:
         # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
         lock = claim_job_dir(job_dir, cfg, bool(cfg.overwrite)) if in_sweep else None
         try:
-            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
+            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
         finally:
             if lock is not None:
                 lock.release()
@@ -280,6 +299,7 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
+    register_own_plugins()
     try:
         main()
     except KeyboardInterrupt:

@@ -76,6 +76,14 @@ THREADS = Allowed(
 )
 SEED = Allowed(lambda v, _: v >= 0, "an integer from 0 to 2**63 - 1")
 FRACTION = Allowed(lambda v, _: 0 < v < 1, "in the open interval (0, 1)")
+TEST_FRACTION = Allowed(
+    lambda v, root: 0 <= v < 1 - root.dataset.val_fraction,
+    lambda root: (
+        f"in [0, {1 - root.dataset.val_fraction:g}) (at dataset.val_fraction="
+        f"{root.dataset.val_fraction:g}; some points must be left for training)"
+    ),
+    doc="in [0, 1 - val_fraction): some points must be left for training",
+)
 LEARNING_RATE = Allowed(
     lambda v, root: 0 < v <= largest_float(root),
     lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
@@ -94,11 +102,14 @@ NON_NEGATIVE = Allowed(
 
 @dataclass
 class DatasetConfig:
-    """Keys every dataset has: the held-out share, its split, and feature scaling. Each
+    """Keys every dataset has: the held-out shares, their split, and feature scaling. Each
     dataset's own schema (in ``datasets.py``) adds its keys."""
 
     name: str = MISSING
     val_fraction: float = allowed(0.5, FRACTION)
+    # the share held out for the test split, which the best model meets once, at the end;
+    # both fractions are shares of all the points
+    test_fraction: float = allowed(0.2, TEST_FRACTION)
     stratify: bool = True
     standardize: bool = True
     # a random subset of at most this many samples (debug=fast)
@@ -128,6 +139,12 @@ class OptimUpdaterConfig(UpdaterConfig):
 @dataclass
 class ManualUpdaterConfig(UpdaterConfig):
     name: str = "manual"
+
+
+UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
+    "optim": OptimUpdaterConfig,
+    "manual": ManualUpdaterConfig,
+}
 
 
 @dataclass
@@ -298,17 +315,23 @@ def check_targets(settings: JobConfig) -> None:
         )
 
 
-def reference(schemas: dict[str, type]) -> list[tuple[str, str, str]]:
-    """(key, default, allowed) for every constrained field of ``schemas`` (prefix -> schema):
-    the README's table of values, generated."""
-    rows = []
-    for prefix, schema in schemas.items():
+def reference(schemas: list[tuple[str, type, str]]) -> str:
+    """A markdown table of every constrained field of ``schemas`` ((key prefix, schema, where
+    it applies) each): key, default and allowed values, generated for the README. A key that
+    several schemas declare alike is one row."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for prefix, schema, where in schemas:
         for f in dataclasses.fields(schema):
             if "allowed" in f.metadata:
                 rule: Allowed = f.metadata["allowed"]
                 if f.default_factory is not dataclasses.MISSING:
                     default = str(f.default_factory())
+                elif isinstance(f.default, bool):
+                    default = "true" if f.default else "false"
                 else:
                     default = "null" if f.default is None else str(f.default)
-                rows.append((f"{prefix}{f.name}", default, rule.doc or rule.describe(None)))
-    return rows
+                key = (f"`{prefix}{f.name}`", f"`{default}`", rule.doc or rule.describe(None))
+                rows.setdefault(key, []).append(where)
+    lines = ["| key | default | allowed | for |", "| --- | --- | --- | --- |"]
+    lines += [f"| {k} | {d} | {a} | {', '.join(w)} |" for (k, d, a), w in rows.items()]
+    return "\n".join(lines) + "\n"

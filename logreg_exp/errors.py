@@ -1,10 +1,11 @@
-"""The error types for a user's mistake or a problem of the machine: reported as one line,
-without a traceback."""
+"""The error types for a user's mistake or a problem of the machine, reported as one line
+without a traceback, and how a command-line tool reports them."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,3 +34,28 @@ def os_reason(err: OSError) -> str:
     if err.errno is not None:
         return os.strerror(err.errno)
     return str(err) or type(err).__name__
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), for an
+    error about a file that a library failed to read."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def run_command(body: Callable[[], int]) -> int:
+    """A command-line tool's exit status: ``body()``'s, 1 with one line on stderr for a
+    user's mistake (a ConfigError) or a file that cannot be written, 130 for Ctrl-C; 1 and
+    nothing more when a reader of stdout closes it early (``| head``), as the Python docs
+    advise for SIGPIPE."""
+    try:
+        return body()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
+    except (ConfigError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from logreg_exp.errors import ConfigError
+
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``."""
@@ -48,6 +50,14 @@ def display_path(path: Path) -> Path:
         return Path(path).resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return Path(path)
+
+
+def writable(path: Path, option: str) -> Path:
+    """``path``, if its directory exists; else ConfigError naming the command's ``option``."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: no such directory {path.parent}")
+    return path
 
 
 class RunLogFile(logging.FileHandler):

@@ -1,13 +1,17 @@
-"""One job: config -> pipeline -> training -> TensorBoard, console, metrics.json, best.pt and the
-picture, in the job's output dir. Knows nothing of Hydra: the entrypoint passes the config,
-the dir and what it read from Hydra."""
+"""One job: config -> pipeline -> training -> the best model on the test split, once ->
+TensorBoard, console, metrics.json, best.pt, preprocessing.json and the picture, in the job's
+output dir; or a group of jobs trained as one stacked model, each job left with the same
+files. The entrypoint and the launcher pass the config, the dir and what they read from
+Hydra."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from contextlib import suppress
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +19,29 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
+from logreg_exp.data.preprocessing import PREPROCESSING_FILE, Preprocessing, save_preprocessing
 from logreg_exp.errors import writing
 from logreg_exp.files import display_path
-from logreg_exp.results import (
-    METRICS_FILE,
-    Monitor,
-    Outcome,
-    Status,
-    fit_metrics,
-    write_metrics,
-)
+from logreg_exp.results import METRICS_FILE, Monitor, Outcome, Status, fit_metrics, write_metrics
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
-from logreg_exp.tracking.plots import DECISION_BOUNDARY_FILE, log_decision_boundary
-from logreg_exp.training.build import build_pipeline
+from logreg_exp.tracking.plots import (
+    DECISION_BOUNDARY_FILE,
+    BoundaryPainter,
+    log_decision_boundary,
+    painter_for,
+)
+from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
-from logreg_exp.training.loop import EpochMetrics, FitResult
+from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
+from logreg_exp.training.stacked import (
+    ColumnLosses,
+    StackedLogisticRegression,
+    fit_stacked,
+    stacked_updater,
+)
+from logreg_exp.training.updaters import ManualSGD, build_updater
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +51,171 @@ def run_job(
     job_dir: Path,
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
+    swept: Sequence[str] | None = None,
 ) -> Outcome:
-    """Train as ``cfg`` says; write TensorBoard events, ``best.pt``, the picture and, last,
-    ``metrics.json`` into ``job_dir``. Bad config raises ConfigError before anything is
-    written; a file that cannot be written raises OutputError naming it. Ctrl-C ends
-    training between minibatches, with what was reached written (status interrupted); the
-    final writes are part of the run, so a Ctrl-C during them lets them finish.
+    """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
+    once on the test split; write TensorBoard events and the files of ``write_run_files``
+    into ``job_dir``. Bad config raises ConfigError before anything is written; a file that
+    cannot be written raises OutputError naming it. Ctrl-C ends training between
+    minibatches, with what was reached written (status interrupted); the final writes are
+    part of the run, so a Ctrl-C during them lets them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
-    (None: torch's own); ``choices`` are the config group options it was composed from, for
-    the HParams tab."""
+    (None: torch's own); ``choices`` are the config group options it was composed from, and
+    ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
     start = time.perf_counter()
-    job_dir = Path(job_dir)
     settings = validated(cfg)
-    monitor = Monitor(settings.monitor)
+    device, threads = place(settings, default_threads)
+    pipeline = build_pipeline(settings, device)
+    log_what_trains(pipeline, settings, device, threads)
+    with GracefulInterrupt() as interrupt:
+        report = JobReport(cfg, settings, Path(job_dir), choices, swept)
+        try:
+            result = pipeline.fit(
+                settings.epochs, Monitor(settings.monitor), on_epoch=report.log_epoch,
+                stop_requested=interrupt,
+            )  # fmt: skip
+            late = interrupt.requested and result.status is not Status.INTERRUPTED
+            outcome = report.finish(result, pipeline, time.perf_counter() - start)
+        finally:
+            report.close()
+    if late:
+        log.warning("Ctrl-C came after the last epoch; the run's files were all written")
+    return outcome
+
+
+@dataclass
+class GroupMember:
+    """A job of a group trained as one: its config, dir, config group choices, the keys its
+    sweep varies, and the log file (and its line format) that its lines go to."""
+
+    cfg: DictConfig
+    job_dir: Path
+    choices: Mapping[str, Any]
+    swept: Sequence[str] | None
+    log_file: Path
+    log_format: str
+
+
+def run_job_group(
+    members: Sequence[GroupMember], default_threads: int | None = None
+) -> list[Outcome]:
+    """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
+    as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
+    would leave in it, its log file the same lines. The console gets one line an epoch for
+    the group. Ctrl-C stops the group: every job interrupted, its files written (a Ctrl-C
+    while they are written lets them finish)."""
+    start = time.perf_counter()
+    settings = [validated(m.cfg) for m in members]
+    first = settings[0]
+    device, threads = place(first, default_threads)
+    pipeline = build_pipeline(first, device)
+    model = StackedLogisticRegression(pipeline.model, len(members))
+    optimizer_cls, per_job = stacking_of([s.updater for s in settings])
+    updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
+    loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
+    progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
+    with GracefulInterrupt() as interrupt:
+        results = fit_stacked(
+            model, loss_fn, updater, pipeline.train_loader, pipeline.val_loader,
+            epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
+            evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
+        )  # fmt: skip
+        trained_s = time.perf_counter() - start
+        completed = any(r.status is Status.COMPLETED for r in results)
+        painter = painter_for(pipeline) if completed else None
+        outcomes = []
+        for member, job_settings, result in zip(members, settings, results, strict=True):
+            with logging_only_to(member.log_file, member.log_format):
+                log_what_trains(pipeline, job_settings, device, threads)
+                report = JobReport(
+                    member.cfg, job_settings, member.job_dir, member.choices, member.swept
+                )
+                try:
+                    for metrics, is_best in zip(
+                        result.history, improvements(result.history, result.monitor), strict=True
+                    ):
+                        report.log_epoch(metrics, is_best)
+                    outcomes.append(report.finish(result, pipeline, trained_s, painter))
+                finally:
+                    report.close()
+    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
+    return outcomes
+
+
+def stacking_of(updaters: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
+    """The torch.optim class whose update the group's updaters share (``updater=manual`` is
+    SGD's), and each job's hyperparameters as that class names them, defaults included."""
+    dummy = [torch.zeros(1, requires_grad=True)]
+    built = [build_updater(dummy, u) for u in updaters]
+    optimizer_cls = torch.optim.SGD if isinstance(built[0], ManualSGD) else type(built[0])
+    return optimizer_cls, [dict(b.defaults) for b in built]
+
+
+class GroupProgress:
+    """The console's line an epoch for a group: the best job so far, and how many stopped."""
+
+    def __init__(self, size: int, epochs: int, names: Sequence[str]) -> None:
+        self.size, self.epochs, self.names = size, epochs, names
+        self.width = len(str(epochs))
+
+    def __call__(self, epoch: int, results: Sequence[FitResult]) -> None:
+        monitor = results[0].monitor
+        scored = [(r.history[-1], k) for k, r in enumerate(results) if r.history]
+        scored = [(m, k) for m, k in scored if m.epoch == epoch]
+        diverged = sum(r.status is Status.DIVERGED for r in results)
+        if not scored:
+            return
+        best, k = min(scored, key=lambda mk: monitor.sort_key(getattr(mk[0], monitor.value)))
+        log.info(
+            "epoch %*d/%d  %d jobs  best %s %.4f (%s)%s",
+            self.width, epoch, self.epochs, len(scored), monitor.value,
+            getattr(best, monitor.value), self.names[k],
+            f"  {diverged} diverged" if diverged else "",
+        )  # fmt: skip
+
+    def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:
+        counts = Counter(o.status.value for o in outcomes)
+        log.info(
+            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s",
+            self.size,
+            ", ".join(f"{n} {status}" for status, n in counts.items()),
+            trained_s,
+            written_s,
+        )
+
+
+@contextmanager
+def logging_only_to(log_file: Path, line_format: str) -> Iterator[None]:
+    """Log records go to ``log_file`` alone while in the block (not to the console): a group's
+    jobs write their own lines to their own log files, one job after another."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(line_format))
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+        handler.close()
+
+
+def place(settings: Any, default_threads: int | None) -> tuple[torch.device, int]:
+    """The device, the torch threads in force, and the global seed, as the job's config says."""
     device = resolve_device(settings.device.name)
     threads = set_torch_threads(settings.threads, default_threads)
     torch.manual_seed(settings.seed)
-    pipeline = build_pipeline(settings, device)
+    return device, threads
+
+
+def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, threads: int) -> None:
+    test_samples = f" / {pipeline.n_test} test" if pipeline.n_test else ""
     log.info(
-        "%d train / %d val samples, %d features, device %s, %d torch thread%s, updater %s (lr %g)",
+        "%d train / %d val%s samples, %d features, device %s, %d torch thread%s, updater %s "
+        "(lr %g)",
         pipeline.n_train,
         pipeline.n_val,
+        test_samples,
         pipeline.model.n_features,
         describe(device),
         threads,
@@ -70,73 +224,107 @@ def run_job(
         settings.updater.lr,
     )
 
-    console = ConsoleLogger(settings.epochs)
-    tensorboard: TensorBoardLogger | None = None
-    events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
 
-    def on_epoch(metrics: EpochMetrics, is_best: bool) -> None:
-        console.log_epoch(metrics, is_best)
-        if tensorboard is not None:
-            with writing(events):
-                tensorboard.log_epoch(metrics, is_best)
+class JobReport:
+    """Everything a job reports, in its dir and on the console: each epoch's line and curves,
+    and at the end best.pt, metrics.json, the HParams results, the picture and the last line.
+    The TensorBoard file is open from the start (the config and the HParams session first),
+    so a job that never ends still has its row."""
 
-    try:
-        with GracefulInterrupt() as interrupt:
-            if settings.tensorboard:
-                with writing(events):
-                    tensorboard = TensorBoardLogger(job_dir)
-                events = display_path(tensorboard.path)
-                with writing(events):
-                    tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-                    tensorboard.start_session(run_hparams(cfg, choices))
-            result = pipeline.fit(
-                settings.epochs, monitor, on_epoch=on_epoch, stop_requested=interrupt
-            )
-            late = interrupt.requested and result.status is not Status.INTERRUPTED
-            metrics = fit_metrics(result, time.perf_counter() - start, pipeline.n_train)
-            write_results(result, metrics, pipeline, job_dir, tensorboard, events)
-            tensorboard = None
-    finally:
-        if tensorboard is not None:  # an error or a second Ctrl-C came first
+    def __init__(
+        self,
+        cfg: DictConfig,
+        settings: Any,
+        job_dir: Path,
+        choices: Mapping[str, Any] | None = None,
+        swept: Sequence[str] | None = None,
+    ) -> None:
+        self.settings, self.job_dir = settings, job_dir
+        self.console = ConsoleLogger(settings.epochs)
+        self.tensorboard: TensorBoardLogger | None = None
+        self.events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
+        if settings.tensorboard:
+            with writing(self.events):
+                self.tensorboard = TensorBoardLogger(job_dir)
+            self.events = display_path(self.tensorboard.path)
+            with writing(self.events):
+                self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+                self.tensorboard.start_session(run_hparams(cfg, choices, swept))
+
+    def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
+        self.console.log_epoch(metrics, is_best)
+        if self.tensorboard is not None:
+            with writing(self.events):
+                self.tensorboard.log_epoch(metrics, is_best)
+
+    def finish(
+        self,
+        result: FitResult,
+        pipeline: Pipeline,
+        wall_s: float,
+        painter: BoundaryPainter | None = None,
+    ) -> Outcome:
+        """Write what the job leaves behind, ``metrics.json`` last: it says how the run
+        ended only once every other file is written, so a run that could not write them all
+        never claims success (each failed write is an OutputError naming the file).
+        ``pipeline`` gives the validation points and a model to draw the best state with
+        (with ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
+        start = time.perf_counter()
+        test = None
+        if result.status is Status.COMPLETED:
+            test = pipeline.test(result.best_state)
+        wall_s += time.perf_counter() - start
+        metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
+        job_dir = self.job_dir
+        if result.status is Status.COMPLETED:
+            with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
+                log_decision_boundary(pipeline, result, job_dir, self.tensorboard, painter)
+        if self.tensorboard is not None:
+            with writing(self.events):
+                self.tensorboard.end_session(metrics, step=len(result.history))
+                self.tensorboard.close()
+            self.tensorboard = None
+        write_run_files(job_dir, result, pipeline.preprocessing, metrics)
+        has_events = self.settings.tensorboard
+        return outcome(result, self.settings, job_dir, has_events, metrics)
+
+    def close(self) -> None:
+        """Close the event file, if ``finish`` did not (an error, a second Ctrl-C)."""
+        if self.tensorboard is not None:
             with suppress(OSError):
-                tensorboard.close()
-    if late:
-        log.warning("Ctrl-C came after the last epoch; the run's files were all written")
-    return outcome(result, settings, job_dir, settings.tensorboard)
+                self.tensorboard.close()
+            self.tensorboard = None
 
 
-def write_results(
-    result: FitResult,
-    metrics: dict[str, Any],
-    pipeline: Any,
-    job_dir: Path,
-    tensorboard: TensorBoardLogger | None,
-    events: str | Path,
+def write_run_files(
+    job_dir: Path, result: FitResult, preprocessing: Preprocessing, metrics: dict[str, Any]
 ) -> None:
-    """``best.pt``, the picture, the end of the TensorBoard session, and ``metrics.json``
-    last: it says how the run ended only once every other file is written, so a run that
-    could not write them all never claims success."""
+    """A trained job's files: ``preprocessing.json`` and ``best.pt`` (where an epoch
+    finished), then ``metrics.json``, last, so that a run whose metrics.json says completed
+    has the other two from the same run, whatever stopped an earlier run in the same dir.
+    A file that cannot be written is an OutputError naming it."""
     if result.best_epoch:
-        path = job_dir / CHECKPOINT_FILE
-        with writing(display_path(path)):
-            save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
-    if result.status is Status.COMPLETED:
-        with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
-            log_decision_boundary(pipeline, result, job_dir, tensorboard)
-    if tensorboard is not None:
-        with writing(events):
-            tensorboard.end_session(metrics, step=len(result.history))
-            tensorboard.close()
+        with writing(display_path(job_dir / PREPROCESSING_FILE)):
+            save_preprocessing(job_dir, preprocessing)
+        with writing(display_path(job_dir / CHECKPOINT_FILE)):
+            save_checkpoint(
+                job_dir,
+                result.best_state,
+                result.best_epoch,
+                result.monitor.value,
+                result.best_value,
+            )
     with writing(display_path(job_dir / METRICS_FILE)):
         write_metrics(job_dir, metrics)
 
 
-def best_of(result: FitResult) -> tuple[str, float]:
-    assert result.best_value is not None
-    return result.monitor.value, result.best_value
-
-
-def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -> Outcome:
+def outcome(
+    result: FitResult,
+    settings: Any,
+    job_dir: Path,
+    has_events: bool,
+    metrics: Mapping[str, Any] | None = None,
+) -> Outcome:
     """How the job ended, told in the log: its best epoch, or why it stopped."""
     monitor = result.monitor
     if result.status is Status.INTERRUPTED:
@@ -151,7 +339,7 @@ def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -
         knobs = f"updater.lr={settings.updater.lr:g}"
         if settings.updater.weight_decay:
             knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
-        if result.non_finite == "train_loss":
+        if result.non_finite in (None, "train_loss"):
             where = f"non-finite loss at epoch {epoch}, step {step}"
         else:  # the parameters overflowed in the epoch's last step
             where = f"non-finite {result.non_finite} at epoch {epoch}, after step {step}"
@@ -160,12 +348,17 @@ def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -
         return Outcome(Status.DIVERGED, monitor.worst, message)
 
     best = result.best
+    metrics = metrics or {}
+    test = ""
+    if metrics.get("test_loss") is not None:
+        test = f"  test_loss {metrics['test_loss']:.4f}  test_acc {metrics['test_acc']:.4f}"
     log.info(
-        "best epoch %d by %s: val_loss %.4f  val_acc %.4f; run dir %s",
+        "best epoch %d by %s: val_loss %.4f  val_acc %.4f%s; run dir %s",
         result.best_epoch,
         monitor.value,
         best.val_loss,
         best.val_acc,
+        test,
         display_path(job_dir),
     )
     if has_events:

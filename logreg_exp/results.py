@@ -1,4 +1,5 @@
-"""How a job ends, and the file that says so: the one module that writes and reads metrics.json.
+"""How a job ends, and the files that hold its numbers: the one module that writes and reads
+metrics.json, and writes a finished run's evaluation.json.
 
 The runner, the failure path of the entrypoint, the sweep's exit status and the summary all
 go through here, so a job's status means the same everywhere. It imports neither torch nor
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from logreg_exp.training.loop import FitResult
 
 METRICS_FILE = "metrics.json"
+EVALUATION_FILE = "evaluation.json"
 
 
 class Status(str, Enum):
@@ -76,9 +79,16 @@ class Outcome:
     message: str | None = None
 
 
-def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
+def fit_metrics(
+    result: FitResult,
+    wall_s: float,
+    n_train: int,
+    test: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a job that trained; best and final values are
-    null if no epoch finished."""
+    null if no epoch finished. ``test`` is what ``Pipeline.test`` measured of the best
+    model at the end (``loss``, ``acc`` and the dataset's evaluators): ``test_loss`` and
+    ``test_acc`` are null without a test split, or when the job did not complete (None)."""
     best, final = result.best, (result.history[-1] if result.history else None)
     train_s = sum(m.train_s for m in result.history)
     val_s = sum(m.val_s for m in result.history)
@@ -94,6 +104,10 @@ def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any
         metrics[f"{prefix}_val_acc"] = epoch.val_acc if epoch else None
         for name, value in (epoch.extra if epoch else {}).items():
             metrics[f"{prefix}_val_{name}"] = value
+    test = dict(test or {})
+    metrics["test_loss"], metrics["test_acc"] = test.pop("loss", None), test.pop("acc", None)
+    for name, value in test.items():
+        metrics[f"test_{name}"] = value
     metrics.update(
         epochs_run=len(result.history),
         train_s=train_s,
@@ -117,27 +131,43 @@ def failure_metrics(monitor: Monitor, reason: str, wall_s: float) -> dict[str, A
 NON_FINITE_KEY = "non_finite"
 
 
-def finite_json(metrics: dict[str, Any]) -> dict[str, Any]:
-    """``metrics`` as strict JSON can hold it: a NaN or infinite number becomes null, and
-    ``non_finite`` says which keys were nulled and what they held (``"nan"``, ``"inf"``,
-    ``"-inf"``). Strict readers (JavaScript's ``JSON.parse``, ``jq``) reject the bare
-    ``NaN`` that Python's json module writes by default."""
-    nulled = {
-        key: str(value)
-        for key, value in metrics.items()
-        if isinstance(value, float) and not math.isfinite(value)
-    }
-    if not nulled:
-        return metrics
-    clean = {key: (None if key in nulled else value) for key, value in metrics.items()}
-    clean[NON_FINITE_KEY] = {**clean.get(NON_FINITE_KEY, {}), **nulled}
-    return clean
+def finite_json(content: dict[str, Any]) -> dict[str, Any]:
+    """``content`` as strict JSON can hold it: a NaN or infinite number, at any depth,
+    becomes null, and ``non_finite`` says which keys were nulled (dotted below the top) and
+    what they held (``"nan"``, ``"inf"``, ``"-inf"``). Strict readers (JavaScript's
+    ``JSON.parse``, ``jq``) reject the bare ``NaN`` that Python's json module writes."""
+    nulled: dict[str, str] = {}
+
+    def clean(value: Any, key: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            nulled[key] = str(value)
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v, f"{key}.{i}") for i, v in enumerate(value)]
+        return value
+
+    cleaned = clean(content, "")
+    if nulled:
+        cleaned[NON_FINITE_KEY] = {**(content.get(NON_FINITE_KEY) or {}), **nulled}
+    return cleaned
 
 
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
     """Write ``metrics.json`` atomically, as strict JSON (see ``finite_json``)."""
-    path = Path(job_dir) / METRICS_FILE
-    text = json.dumps(finite_json(metrics), indent=2, allow_nan=False) + "\n"
+    return write_json(Path(job_dir) / METRICS_FILE, metrics)
+
+
+def write_evaluation(path: Path, evaluation: dict[str, Any]) -> Path:
+    """``evaluation.json`` (by default in the run dir): what ``python -m logreg_exp.evaluate``
+    measured of a finished run's best model on its splits."""
+    return write_json(Path(path), evaluation)
+
+
+def write_json(path: Path, content: dict[str, Any]) -> Path:
+    """``content`` as strict JSON, atomically: no NaN or Infinity (see ``finite_json``)."""
+    text = json.dumps(finite_json(content), indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
     return path
 

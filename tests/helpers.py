@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from logreg_exp.cli import compose
@@ -26,6 +26,7 @@ EXERCISE_DATASET = {
     "n_features": 2,
     "label_flip": 0.1,
     "val_fraction": 0.5,
+    "test_fraction": 0.0,
     "stratify": False,
     "standardize": False,
     "max_samples": None,
@@ -48,10 +49,13 @@ def fit_built(cfg, exp, **fit_kwargs):
     return exp.fit(cfg.epochs, Monitor(cfg.monitor), **fit_kwargs)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m logreg_exp ARGS`` in a subprocess, as a user would run it."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, module: str = "logreg_exp"
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` in a subprocess, as a user would run it (``module``:
+    ``logreg_exp``, ``logreg_exp.evaluate``, ...)."""
     return subprocess.run(
-        [sys.executable, "-m", "logreg_exp", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -87,18 +91,6 @@ def run_on_tmpfs(
     )  # fmt: skip
 
 
-def write_csv(path, n=200, seed=0):
-    """Two well-separated classes labelled 'neg' and 'pos', in a shuffled order."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.normal(size=(n, 3)) + 3 * y[:, None]
-    lines = ["f1,f2,f3,kind"] + [
-        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
-        for (a, b, c), t in zip(x, y, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def children_of(pid: int) -> set[int]:
     """The processes whose parent is ``pid``, from /proc."""
     found = set()
@@ -120,6 +112,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """A command that failed as a user's mistake should: exit 1, one line on stderr."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
 
 
@@ -137,3 +136,61 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def completed_metrics(best_loss: float, best_acc: float, monitor: str = "val_loss") -> dict:
+    """A completed job's metrics.json, its final values a little worse than its best."""
+    return {
+        "status": "completed", "monitor": monitor, "best_epoch": 3,
+        "best_val_loss": best_loss, "best_val_acc": best_acc,
+        "final_val_loss": best_loss + 0.01, "final_val_acc": best_acc - 0.01,
+        "epochs_run": 4, "wall_s": 1.25,
+    }  # fmt: skip
+
+
+def make_job(
+    sweep: Path, num: int, overrides: list[str], metrics: dict | str | None, name: str | None = None
+) -> Path:
+    """A job dir as Hydra and a run leave it, named as conf/config.yaml names it (``name``:
+    another name); ``metrics`` None: no metrics.json, str: its raw text."""
+    job = sweep / (name or f"{num:04d}_{','.join(sorted(overrides))}")
+    (job / ".hydra").mkdir(parents=True)
+    task = "".join(f"\n      - {o}" for o in overrides) or " []"
+    (job / ".hydra" / "hydra.yaml").write_text(
+        f"hydra:\n  job:\n    name: logreg_exp\n    num: {num}\n  overrides:\n    task:{task}\n"
+    )
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides) or "[]")
+    if metrics is not None:
+        text = metrics if isinstance(metrics, str) else json.dumps(metrics)
+        (job / "metrics.json").write_text(text)
+    return job
+
+
+def write_csv(path: Path, n: int = 200, seed: int = 0, separation: float = 3.0) -> Path:
+    """Two classes labelled 'neg' and 'pos', ``separation`` apart on each of 3 features, in a
+    shuffled order."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3)) + separation * y[:, None]
+    lines = ["f1,f2,f3,kind"] + [
+        f"{a:.5f},{b:.5f},{c:.5f},{'pos' if t else 'neg'}"
+        for (a, b, c), t in zip(x, y, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finished_run(run_dir: Path, *overrides: str, launched_in: Path | None = None) -> Path:
+    """``run_dir`` as ``python -m logreg_exp OVERRIDES`` leaves it, made in-process: the job's
+    files, and the ``.hydra/`` files that evaluate and predict read (the config, and the
+    directory it was launched in, ``launched_in``, default the current one)."""
+    from logreg_exp.job import run_job
+
+    cfg = compose_config(*overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_job(cfg, run_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    cwd = str(launched_in or Path.cwd())
+    OmegaConf.save({"hydra": {"runtime": {"cwd": cwd}}}, run_dir / ".hydra" / "hydra.yaml")
+    return run_dir

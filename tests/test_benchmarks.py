@@ -15,12 +15,17 @@ pytestmark = pytest.mark.slow
 def test_bench_quick_prints_every_comparison(capsys):
     main(["--quick", "--repeats", "1", "--threads", "1"])
     out = capsys.readouterr().out
-    for heading in ("training loop, exercise", "training loop, scale", "whole process",
-                    "peak memory"):  # fmt: skip
+    headings = (
+        "training loop, exercise", "training loop, scale", "whole process", "peak memory",
+        "sweep of 4 learning rates", "vectorized launcher by K",
+    )  # fmt: skip
+    for heading in headings:
         assert heading in out
     assert re.search(r"framework: [\d.]+x the eager floor, [\d.]+x the slicing loop", out)
     assert re.search(r"python -m logreg_exp loss=bce .* [\d.]+ +[\d.]+ +[\d.]+\n", out)
     assert re.search(r"is -?[\d.]+x the dataset", out)  # tiny sizes: the difference is noise
+    assert re.search(r"vectorized: [\d.]+x one run, [\d.]+x faster than the basic launcher", out)
+    assert re.search(r"\n +10 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +-?[\d.]+ +[\d.]+\n", out)
 
 
 def test_plain_script_trains_and_saves_the_best_state(tmp_path):

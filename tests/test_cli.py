@@ -18,12 +18,13 @@ pytestmark = pytest.mark.slow
 TAGS = ["train/acc", "train/loss", "val/acc", "val/loss", "val/population_acc"]
 HPARAM_TAGS = [
     "hparams/best_epoch", "hparams/best_val_acc", "hparams/best_val_loss",
-    "hparams/final_val_acc", "hparams/final_val_loss",
+    "hparams/final_val_acc", "hparams/final_val_loss", "hparams/test_population_acc",
 ]  # fmt: skip
 METRIC_KEYS = {
     "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
-    "best_val_population_acc", "final_val_population_acc",
+    "best_val_population_acc", "final_val_population_acc", "test_loss", "test_acc",
+    "test_population_acc",
 }  # fmt: skip
 
 
@@ -40,7 +41,10 @@ def default_run(tmp_path_factory):
 def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
     _, run_dir = default_run
     names = {p.name for p in run_dir.iterdir()}
-    assert {".hydra", "metrics.json", "best.pt", "logreg_exp.log", "decision_boundary.png"} <= names
+    assert {
+        ".hydra", "metrics.json", "best.pt", "preprocessing.json", "logreg_exp.log",
+        "decision_boundary.png",
+    } <= names  # fmt: skip
     assert "__main__.log" not in names
     assert any(n.startswith("events.out.tfevents.") for n in names)
     assert {p.name for p in (run_dir / ".hydra").iterdir()} == {
@@ -72,6 +76,9 @@ def test_default_run_metrics_file_and_result(default_run):
     assert metrics["best_val_loss"] <= metrics["final_val_loss"]
     assert metrics["train_s"] > 0 and metrics["wall_s"] >= metrics["train_s"] + metrics["val_s"]
     assert metrics["train_samples_per_s"] == pytest.approx(2500 * 12 / metrics["train_s"])
+    # no test split for the exercise: its honest number is the best model's population one
+    assert metrics["test_loss"] is None and metrics["test_acc"] is None
+    assert metrics["test_population_acc"] == metrics["best_val_population_acc"]
 
 
 def test_best_checkpoint_reloads_and_reproduces_the_best_accuracy(default_run):
@@ -124,11 +131,14 @@ def test_multirun_2x2_gives_each_job_its_own_named_dir_and_events(tmp_path):
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == [
-        "0_batch_size=32,epochs=3,updater.lr=0.01",
-        "1_batch_size=8,epochs=3,updater.lr=0.01",
-        "2_batch_size=32,epochs=3,updater.lr=0.1",
-        "3_batch_size=8,epochs=3,updater.lr=0.1",
+        "0000_batch_size=32,epochs=3,updater.lr=0.01",
+        "0001_batch_size=8,epochs=3,updater.lr=0.01",
+        "0002_batch_size=32,epochs=3,updater.lr=0.1",
+        "0003_batch_size=8,epochs=3,updater.lr=0.1",
     ]
+    picture = "sweep picture: heat map of best val_loss over updater.lr x batch_size, 4 jobs;"
+    assert picture in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
     event_files = set()
     for job in jobs:
         found = scalars(sweep / job)
@@ -151,7 +161,7 @@ def test_default_sweep_dir_is_under_outputs(tmp_path):
     proc = run_cli("-m", "epochs=1", "seed=0,1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.parent.name for p in (tmp_path / "outputs").glob("multirun/*/*/*/metrics.json"))
-    assert jobs == ["0_epochs=1,seed=0", "1_epochs=1,seed=1"]
+    assert jobs == ["0000_epochs=1,seed=0", "0001_epochs=1,seed=1"]
     assert not (tmp_path / "multirun").exists()
 
 

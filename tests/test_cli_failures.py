@@ -296,7 +296,7 @@ HUGE = "a,b,label\n" + "".join(f"{(-1) ** i * 1e200},{i},{i % 2}\n" for i in ran
         ),
         (
             "f1,f1,kind\n1,2,pos\n", [],
-            "error: d.csv line 1: the column name 'f1' appears twice (columns 1 and 2)",
+            "error: d.csv: column 'f1' appears more than once in the header",
         ),
     ],
 )  # fmt: skip
@@ -346,7 +346,7 @@ def test_a_failing_job_does_not_stop_the_sweep_but_fails_the_command(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     jobs = sorted((tmp_path / "sweep").iterdir(), key=lambda p: p.name)
     job_dirs = [p for p in jobs if p.is_dir()]
-    assert [p.name.split("_")[0] for p in job_dirs] == ["0", "1", "2"]  # "/" flattened
+    assert [p.name.split("_")[0] for p in job_dirs] == ["0000", "0001", "0002"]  # "/" flattened
     statuses = [json.loads((p / "metrics.json").read_text()) for p in job_dirs]
     assert [s["status"] for s in statuses] == ["completed", "failed", "completed"]
     assert statuses[1]["error"] == f"dataset.path='{missing}': no such file"

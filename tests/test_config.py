@@ -3,6 +3,7 @@ before anything is built, with key, value and what is allowed."""
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from logreg_exp.config import validated
@@ -21,6 +22,25 @@ def test_defaults_reproduce_the_exercise():
     assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
     assert dict(cfg.dataset) == EXERCISE_DATASET
     assert cfg.threads is None and cfg.tensorboard is True
+
+
+def test_a_sweep_job_dir_is_named_by_its_zero_padded_number_and_its_overrides():
+    """The one place that names job dirs (a launcher that names them itself reads it too):
+    names sort in job order as text, and a path in a value does not nest directories."""
+    cfg = compose_config(with_hydra=True)
+    OmegaConf.update(cfg, "hydra.job.override_dirname", "dataset.path=data/x.csv,seed=1")
+    names = []
+    for num in (0, 7, 10, 123, 12345):
+        OmegaConf.update(cfg, "hydra.job.num", num)
+        names.append(cfg.hydra.sweep.subdir)
+    assert names == [
+        "0000_dataset.path=data_x.csv,seed=1",
+        "0007_dataset.path=data_x.csv,seed=1",
+        "0010_dataset.path=data_x.csv,seed=1",
+        "0123_dataset.path=data_x.csv,seed=1",
+        "12345_dataset.path=data_x.csv,seed=1",
+    ]
+    assert sorted(names[:4]) == names[:4]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +94,17 @@ def test_unknown_group_option_is_rejected():
         ("dataset.val_fraction=0", "dataset.val_fraction must be in the open interval (0, 1)"),
         ("dataset.val_fraction=1", "dataset.val_fraction must be in the open interval (0, 1)"),
         ("dataset.n_samples=3", "dataset.n_samples must be large enough for 2 points in each"),
+        ("dataset.test_fraction=-0.1", "dataset.test_fraction must be in [0, 0.5) (at dataset."),
+        (
+            "dataset.test_fraction=0.5",
+            "dataset.test_fraction must be in [0, 0.5) (at dataset.val_fraction=0.5; some "
+            "points must be left for training), got 0.5",
+        ),
+        (
+            "dataset.test_fraction=0.0001",
+            "dataset.n_samples must be large enough for 2 points in each split at "
+            "val_fraction=0.5, test_fraction=0.0001, got 5000",
+        ),
         ("dataset.n_features=1", "dataset.n_features must be an integer >= 2, got 1"),
         ("threads=0", "threads must be a positive integer below 2**31, or null, got 0"),
         ("threads=2147483648", "threads must be a positive integer below 2**31, or null"),
@@ -141,3 +172,10 @@ def test_allow_targets_extends_the_allowlist():
         compose_config("allow_targets=[torch.nn.MSELoss]", "loss._target_=torch.nn.MSELoss")
     )
     assert cfg.loss._target_ == "torch.nn.MSELoss"
+
+
+def test_a_test_split_is_held_out_by_default_where_no_exact_number_exists():
+    assert compose_config().dataset.test_fraction == 0  # gaussian2d: the population accuracy
+    for dataset in ("breast_cancer", "csv"):
+        assert compose_config(f"dataset={dataset}").dataset.test_fraction == 0.2
+    assert compose_config("experiment=breast_cancer").dataset.test_fraction == 0.2

@@ -77,3 +77,19 @@ def test_metrics_json_is_strict_json_with_non_finite_numbers_nulled(tmp_path):
     assert metrics == {
         "status": "diverged", "a": None, "b": None, "non_finite": {"a": "nan", "b": "-inf"},
     }  # fmt: skip
+
+
+def test_metrics_hold_the_best_models_test_numbers_or_nulls():
+    from logreg_exp.results import fit_metrics
+    from logreg_exp.training.loop import EpochMetrics, FitResult
+
+    result = FitResult(Monitor.val_loss, best_epoch=1)
+    result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5, {"population_acc": 0.79}))
+    test = {"loss": 0.55, "acc": 0.75, "population_acc": 0.79}
+    metrics = fit_metrics(result, 2.0, 100, test)
+    assert (metrics["test_loss"], metrics["test_acc"]) == (0.55, 0.75)
+    assert metrics["test_population_acc"] == 0.79
+    assert list(metrics).index("test_loss") == list(metrics).index("final_val_population_acc") + 1
+    untested = fit_metrics(result, 2.0, 100)  # a run that did not complete
+    assert untested["test_loss"] is None and untested["test_acc"] is None
+    assert "test_population_acc" not in untested

@@ -12,52 +12,75 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from logreg_exp.errors import ConfigError
 
+Arrays = tuple[np.ndarray, np.ndarray]  # features (n, d) and labels (n,)
 
-def split_train_val(
+
+def split_train_val_test(
     x: np.ndarray,
     y: np.ndarray,
     val_fraction: float,
     rng: np.random.Generator,
     stratify: bool = False,
     source: str = "the data",
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Shuffle, then hold out ``round(val_fraction * n)`` points for validation.
+    test_fraction: float = 0.0,
+) -> tuple[Arrays, Arrays, Arrays]:
+    """Shuffle, then hold out ``round(test_fraction * n)`` points for the test split and
+    ``round(val_fraction * n)`` for validation; the rest train. (train, val, test).
 
-    With ``stratify`` the hold-out is drawn per class (``round(val_fraction * n_class)``
-    each), so both splits keep the class balance of the whole; each split's points stay
-    in shuffled order. Each split must hold both classes; if not, the error names ``source``.
+    The test points are drawn first, from the same seeded shuffle, so with
+    ``test_fraction=0`` (an empty test split, and no extra draw) the training and validation
+    splits are exactly those of a run without one. With ``stratify`` each hold-out is drawn
+    per class (``round(fraction * n_class)`` each), so every split keeps the class balance
+    of the whole; each split's points stay in shuffled order. Each split must hold both
+    classes (an empty test split aside); if not, the error names ``source``.
 
-    One shuffled copy of the data, of which validation and training are views: the first
-    ``n_val`` shuffled points, and the rest.
+    One shuffled copy of the data, of which test, validation and training are views: the
+    first ``n_test`` shuffled points, the next ``n_val``, and the rest.
     """
     if stratify:
-        val_parts, train_parts = [], []
+        test_parts, val_parts, train_parts = [], [], []
         for label in np.unique(y):
             members = rng.permutation(np.flatnonzero(y == label))
+            n_test = round(test_fraction * len(members))
             n_val = round(val_fraction * len(members))
-            val_parts.append(members[:n_val])
-            train_parts.append(members[n_val:])
+            test_parts.append(members[:n_test])
+            val_parts.append(members[n_test : n_test + n_val])
+            train_parts.append(members[n_test + n_val :])
+        test = np.concatenate(test_parts)
+        if len(test):
+            test = rng.permutation(test)
         val = rng.permutation(np.concatenate(val_parts))
         train = rng.permutation(np.concatenate(train_parts))
-        order, n_val = np.concatenate([val, train]), len(val)
+        order, n_test, n_val = np.concatenate([test, val, train]), len(test), len(val)
     else:
         order = rng.permutation(len(y))
-        n_val = round(val_fraction * len(y))
+        n_test, n_val = round(test_fraction * len(y)), round(val_fraction * len(y))
     x, y = x[order], y[order]
-    check_both_classes(y[n_val:], "training", val_fraction, source)
-    check_both_classes(y[:n_val], "validation", val_fraction, source)
-    return (x[n_val:], y[n_val:]), (x[:n_val], y[:n_val])
+    first_train = n_test + n_val
+    held_out = {"val_fraction": val_fraction, "test_fraction": test_fraction}
+    if not test_fraction:
+        del held_out["test_fraction"]
+    check_both_classes(y[first_train:], "training", held_out, source)
+    check_both_classes(y[n_test:first_train], "validation", {"val_fraction": val_fraction}, source)
+    if test_fraction:
+        check_both_classes(y[:n_test], "test", {"test_fraction": test_fraction}, source)
+    return (
+        (x[first_train:], y[first_train:]),
+        (x[n_test:first_train], y[n_test:first_train]),
+        (x[:n_test], y[:n_test]),
+    )
 
 
-def check_both_classes(y: np.ndarray, split: str, val_fraction: float, source: str) -> None:
-    """Accuracy and the loss need both classes in each split; say so when one is missing."""
+def check_both_classes(y: np.ndarray, split: str, held_out: dict[str, float], source: str) -> None:
+    """Accuracy and the loss need both classes in each split; say so when one is missing,
+    naming the ``dataset`` keys that sized the split (``held_out``: key -> value)."""
     present = sorted({int(v) for v in np.unique(y)})
     if present != [0, 1]:
         has = f"only class {present[0]}" if present else "no samples"
+        settings = ", ".join(f"dataset.{key}={value}" for key, value in held_out.items())
         raise ConfigError(
             f"{source}: too few samples to split; the {split} split has {has} ({len(y)} "
-            f"samples at dataset.val_fraction={val_fraction}); use more samples or another "
-            "val_fraction"
+            f"samples at {settings}); use more samples or another {' or '.join(held_out)}"
         )
 
 

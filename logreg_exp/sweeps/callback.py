@@ -1,5 +1,5 @@
 """Hydra callback for sweeps: the plan at the start, each job's place in its log, and at the
-end the summary and the sweep's exit status.
+end the summary, the picture and the sweep's exit status.
 
 Configured (on by default) under ``hydra.callbacks.sweep`` in conf/config.yaml; remove it
 with ``~hydra.callbacks.sweep``. Everything it passes between the sweep's process and the
@@ -24,14 +24,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write
+from logreg_exp.results import Monitor
+from logreg_exp.sweeps.plots import SWEEP_PNG, draw_sweep
 from logreg_exp.sweeps.summary import (
-    PLAN_FILE,
     SUMMARY_CSV,
     SUMMARY_MD,
     Job,
     collect_jobs,
+    sweep_monitor,
     write_summary,
 )
+from logreg_exp.sweeps.swept import PLAN_FILE, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:
     """``job 3/9 (#2): updater.lr=0.01 batch_size=8``: the place in the sweep, counted from 1,
-    then Hydra's job number (the prefix of the job's dir), then its overrides."""
+    then Hydra's job number (the job dir's prefix, zero-padded there), then its overrides."""
     place = f"job {num + 1}/{total}" if total is not None else "job"
     return f"{place} (#{num}): {' '.join(overrides) or '(no overrides)'}"
 
@@ -88,31 +91,49 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        try:
-            plan = json.loads((Path(config.hydra.sweep.dir) / PLAN_FILE).read_text())
-            total: int | None = len(plan["jobs"])
-        except (OSError, ValueError, KeyError, TypeError):
-            total = None
+        plan = read_plan(Path(config.hydra.sweep.dir))
+        total = len(plan) if plan is not None else None
         overrides = list(config.hydra.overrides.task)
         log.info(job_line(config.hydra.job.num, total, overrides))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Write the summary, then exit 1 if any job failed, so scripts notice. A failed job
-        does not stop the others (it returns a value that ranks it last); this is where the
-        sweep as a whole reports it. A job dir without a readable metrics.json counts as
-        failed: its job was killed (out of memory, by a cluster) before it could say."""
+        """Write the summary and draw the picture, then exit 1 if any job failed, so scripts
+        notice. A failed job does not stop the others (it returns a value that ranks it
+        last); this is where the sweep as a whole reports it. A job dir without a readable
+        metrics.json counts as failed: its job was killed (out of memory, by a cluster)
+        before it could say."""
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = collect_jobs(sweep_dir)
+        monitor = sweep_monitor(jobs)
         try:
-            text = write_summary(sweep_dir, jobs=jobs)
+            text = write_summary(sweep_dir, monitor, jobs)
         except OSError as err:
             log.error("error: sweep summary not written: %s", err)
             text = ""
+        picture = draw_picture(sweep_dir, jobs, monitor) if jobs else None
         if text is None:
             log.warning("no jobs in %s, no sweep summary", sweep_dir)
         elif text:
-            print(f"\n{text}(in {SUMMARY_MD} and {SUMMARY_CSV} of the sweep dir)", flush=True)
+            files = [SUMMARY_MD, SUMMARY_CSV]
+            if (sweep_dir / SWEEP_PNG).exists():
+                files.append(SWEEP_PNG)
+            listed = ", ".join(files[:-1]) + f" and {files[-1]}"
+            print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
+        if picture:
+            log.info(picture)
         exit_on_failed_jobs(jobs)
+
+
+def draw_picture(sweep_dir: Path, jobs: list[Job], monitor: Monitor) -> str | None:
+    """Draw the sweep's picture; return the line that says what it shows. One that cannot be
+    drawn is logged here (None), and the sweep still ends as its jobs say."""
+    try:
+        return draw_sweep(sweep_dir, jobs, monitor)
+    except OSError as err:
+        log.error("error: sweep picture not drawn: %s", err)
+    except Exception:
+        log.exception("sweep picture not drawn")
+    return None
 
 
 def exit_on_failed_jobs(jobs: list[Job]) -> None:

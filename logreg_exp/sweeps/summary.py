@@ -1,35 +1,31 @@
-"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``.
+"""A sweep at a glance: one row per job, best first, as ``summary.csv`` and ``summary.md``,
+and the picture ``sweep.png`` (``sweeps.plots``).
 
 Built only from files in the sweep dir (each job's ``.hydra/hydra.yaml`` for its number,
 ``.hydra/overrides.yaml`` and ``metrics.json``, and the sweep's plan where there is one), so
-it works whatever launcher ran the jobs, and again later:
-
-    python -m logreg_exp.sweeps.summary SWEEP_DIR [--monitor val_loss|val_acc]
+it works whatever launcher ran the jobs, and again later (``python -m logreg_exp.summary``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 import math
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.sweeps.swept import read_plan
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweep.py writes it)
 SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 
 # (metrics.json key, markdown header, format) for the numeric columns
@@ -39,9 +35,15 @@ METRIC_COLUMNS = (
     ("best_val_acc", "best val_acc", "{:.4f}"),
     ("final_val_loss", "final val_loss", "{:.4f}"),
     ("final_val_acc", "final val_acc", "{:.4f}"),
+    ("test_loss", "test loss", "{:.4f}"),
+    ("test_acc", "test acc", "{:.4f}"),
+    ("test_population_acc", "test population_acc", "{:.4f}"),
     ("epochs_run", "epochs", "{}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
+# Columns that a dataset may not have (no test split, no population): summary.md leaves
+# them out where no job has a value; summary.csv always has every column.
+OPTIONAL_COLUMNS = frozenset({"test_loss", "test_acc", "test_population_acc"})
 CSV_COLUMNS = ("job", "status", *(key for key, _, _ in METRIC_COLUMNS), "overrides", "dir")
 
 
@@ -67,39 +69,55 @@ class Job:
 
 
 def load_yaml(path: Path) -> Any:
-    """The YAML file's contents, or None where it is missing or not readable as YAML: a job
-    interrupted while Hydra wrote it still gets its row."""
+    """The YAML file's contents as plain data, or None where it is missing or not readable as
+    YAML: a job interrupted while Hydra wrote it still gets its row. PyYAML's C loader, where
+    built: a summary reads two files a job, and OmegaConf's loader is ten times slower."""
     try:
-        return OmegaConf.load(path)
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except Exception:
         return None
+
+
+def select(data: Any, dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
+    for key in dotted.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
 
 
 def read_job(job_dir: Path) -> Job:
     """A job from its dir: number and overrides from ``.hydra/``, results from metrics.json."""
     hydra_cfg = load_yaml(job_dir / ".hydra" / "hydra.yaml")
-    num = OmegaConf.select(hydra_cfg, "hydra.job.num") if hydra_cfg is not None else None
+    num = select(hydra_cfg, "hydra.job.num")
     overrides = load_yaml(job_dir / ".hydra" / "overrides.yaml")
     if overrides is None and hydra_cfg is not None:
-        overrides = OmegaConf.select(hydra_cfg, "hydra.overrides.task")
+        overrides = select(hydra_cfg, "hydra.overrides.task")
     overrides = list(overrides or [])
     return Job(num, [str(o) for o in overrides], job_dir, read_metrics(job_dir))
 
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
     """Every job dir below ``sweep_dir`` (a dir holding ``.hydra/hydra.yaml``), and each job
-    of the sweep's plan that has no dir, as ``not started``."""
+    of the sweep's plan that has no dir, as ``not started``; in job order (by number, not
+    as text: 2 before 10), jobs without a readable number last."""
     sweep_dir = Path(sweep_dir)
     jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
-    try:
-        planned = json.loads((sweep_dir / PLAN_FILE).read_text())["jobs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        planned = []
     seen = {job.num for job in jobs}
     jobs += [
-        Job(num, list(overrides), None) for num, overrides in enumerate(planned) if num not in seen
+        Job(num, overrides, None)
+        for num, overrides in enumerate(read_plan(sweep_dir) or [])
+        if num not in seen
     ]
-    return jobs
+    return sorted(jobs, key=job_order)
+
+
+def job_order(job: Job) -> tuple[float, str]:
+    """Sorts by job number, then by dir (jobs without a number last)."""
+    num = job.num if isinstance(job.num, int) else math.inf
+    return (num, str(job.dir or ""))
 
 
 MONITORS = {m.value: m for m in Monitor}
@@ -157,25 +175,30 @@ def cell(value: Any, fmt: str) -> str:
 
 def to_markdown(jobs: Sequence[Job]) -> str:
     """A markdown table, padded so that it lines up in a terminal too; numbers right-aligned."""
-    header = ["job", "status", *(title for _, title, _ in METRIC_COLUMNS), "overrides"]
-    right = [False, False, *(True for _ in METRIC_COLUMNS), False]
+    columns = [
+        (key, title, fmt)
+        for key, title, fmt in METRIC_COLUMNS
+        if key not in OPTIONAL_COLUMNS or any(job.metrics.get(key) is not None for job in jobs)
+    ]
+    header = ["job", "status", *(title for _, title, _ in columns), "overrides"]
+    right = [False, False, *(True for _ in columns), False]
     rows = [
         [
             "" if job.num is None else str(job.num),
             job.status,
-            *(cell(job.metrics.get(key), fmt) for key, _, fmt in METRIC_COLUMNS),
+            *(cell(job.metrics.get(key), fmt) for key, _, fmt in columns),
             " ".join(job.overrides).replace("|", "\\|"),
         ]
         for job in jobs
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    columns = list(zip(widths, right, strict=True))
+    layout = list(zip(widths, right, strict=True))
 
     def line(values: Sequence[str]) -> str:
-        cells = (v.rjust(w) if r else v.ljust(w) for v, (w, r) in zip(values, columns, strict=True))
+        cells = (v.rjust(w) if r else v.ljust(w) for v, (w, r) in zip(values, layout, strict=True))
         return "| " + " | ".join(cells) + " |"
 
-    rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in columns) + "|"
+    rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in layout) + "|"
     return "\n".join([line(header), rule, *(line(row) for row in rows)]) + "\n"
 
 
@@ -209,12 +232,23 @@ def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-SPREAD_KEYS = ("best_val_acc", "best_val_loss")
+# The numbers a sweep over seeds is run for, the validation number beside the held-out one
+SPREAD_KEYS = (
+    "best_val_acc",
+    "test_acc",
+    "test_population_acc",
+    "best_val_loss",
+    "test_loss",
+)
+# How far the best epoch's validation accuracy, picked on the validation set, sits above an
+# honest number for the same model: the test split's accuracy, or the population's
+GAPS = (("best_val_acc", "test_acc"), ("best_val_acc", "test_population_acc"))
 
 
 def spread_lines(jobs: Sequence[Job]) -> list[str]:
-    """Mean, min and max of the best validation metrics over the completed jobs: what a sweep
-    over seeds is run for (nothing for fewer than two completed jobs)."""
+    """Mean, min and max over the completed jobs of the best validation metrics and the best
+    model's test metrics, and of the gap between the two accuracies, job by job: what a
+    sweep over seeds is run for (nothing for fewer than two completed jobs)."""
     done = [job for job in jobs if job.result.completed]
     if len(done) < 2:
         return []
@@ -222,20 +256,28 @@ def spread_lines(jobs: Sequence[Job]) -> list[str]:
     for key in SPREAD_KEYS:
         values = [v for v in (job.value(key) for job in done) if v is not None]
         if values:
-            lines.append(
-                f"- {key}: mean {statistics.fmean(values):.4f}, "
-                f"min {min(values):.4f}, max {max(values):.4f}"
-            )
+            lines.append(f"- {key}: {spread(values, '.4f')}")
+    for val_key, test_key in GAPS:
+        pairs = [(job.value(val_key), job.value(test_key)) for job in done]
+        gaps = [v - t for v, t in pairs if v is not None and t is not None]
+        if gaps:
+            lines.append(f"- {val_key} - {test_key}: {spread(gaps, '+.4f')}")
     return lines
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    return (
+        f"mean {statistics.fmean(values):{fmt}}, min {min(values):{fmt}}, max {max(values):{fmt}}"
+    )
 
 
 def search_lines(sweep_dir: Path) -> list[str]:
     """The search's best parameters and value, as the sweeper recorded them in
     ``optimization_results.yaml`` (hparams_search=optuna); nothing for a plain sweep."""
     results = load_yaml(Path(sweep_dir) / SEARCH_FILE)
-    if not isinstance(results, DictConfig) or not isinstance(results.get("best_params"), Mapping):
+    if not isinstance(results, Mapping) or not isinstance(results.get("best_params"), Mapping):
         return []
-    params, value = results.best_params, results.get("best_value")
+    params, value = results["best_params"], results.get("best_value")
     value_text = f"{value:.4f}" if isinstance(value, int | float) else str(value)
     name = results.get("name", "search")
     return [
@@ -261,32 +303,3 @@ def write_summary(
     atomic_write(sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode()))
     atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode()))
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m logreg_exp.sweeps.summary",
-        description="Write summary.csv and summary.md for a finished (or interrupted) sweep.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (hydra.sweep.dir)")
-    parser.add_argument(
-        "--monitor",
-        type=Monitor,
-        choices=list(Monitor),
-        metavar="{" + ",".join(MONITORS) + "}",
-        help="metric to sort by (default: the one the jobs monitored)",
-    )
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir}: no such directory", file=sys.stderr)
-        return 1
-    text = write_summary(args.sweep_dir, args.monitor)
-    if text is None:
-        print(
-            f"error: {args.sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)",
-            file=sys.stderr,
-        )
-        return 1
-    print(text, end="")
-    print(f"wrote {display_path(args.sweep_dir / SUMMARY_CSV)} and {SUMMARY_MD}")
-    return 0

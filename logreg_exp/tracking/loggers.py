@@ -3,7 +3,8 @@ one console line per epoch.
 
 A run's hyperparameters for the HParams tab are named by the override that sets them
 (``updater.lr``, ``batch_size``, ``loss._target_``, and config group choices such as
-``loss``), so a row of the table can be rerun by typing its names and values.
+``loss``), so a row of the table can be rerun by typing its names and values. A single run
+records its whole config there; a sweep's job, only what its sweep varies.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
+from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
 log = logging.getLogger(__name__)
@@ -68,13 +70,23 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, HParamValue]:
 
 
 def run_hparams(
-    cfg: DictConfig, choices: Mapping[str, Any] | None = None
+    cfg: DictConfig,
+    choices: Mapping[str, Any] | None = None,
+    swept: Collection[str] | None = None,
 ) -> dict[str, HParamValue]:
     """The resolved config flattened, sorted by name, plus each config group option it was
     composed from (Hydra's ``runtime.choices``) that its ``<group>.name`` does not already
     say (``loss: bce_logits``, not ``updater: optim``). Hydra's own groups (``hydra/...``) and
     the schemas each option pulls in (``schema/updater@updater``) are left out: they follow
-    from the options."""
+    from the options.
+
+    In a sweep, ``swept`` holds the override keys it varies, and only those hparams are kept:
+    each swept key, and for a swept config group its choice (``loss``, or ``updater.name``).
+    The rest has one value in every job of the sweep, and TensorBoard's HParams table shows
+    the first five hparams it knows as columns, those that differ between runs first, then
+    constant ones by name; a sweep of one or two keys would fill the rest with those. Each
+    run's whole config stays in its Text tab (``config``) and ``.hydra/config.yaml``. Where
+    no swept key is an hparam (a sweep over ``hydra/launcher``), all are kept."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
     hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
@@ -83,6 +95,13 @@ def run_hparams(
             continue
         if hparams.get(f"{group}.name") != hparam_value(choice):
             hparams[group] = hparam_value(choice)
+    if swept:
+        varied = {
+            name: value
+            for name, value in hparams.items()
+            if name in swept or name.removesuffix(".name") in swept
+        }
+        hparams = varied or hparams
     return dict(sorted(hparams.items()))
 
 
@@ -94,13 +113,18 @@ SCALAR_TAGS = {
 }
 
 # The HParams tab's result columns: scalar tags written once, at the end of a run, from the
-# keys of metrics.json. The same in every run, so every row fills every column.
+# keys of metrics.json, each where the run has a value: the first five in every run that
+# finished an epoch; the test split's where it has one (test_loss, test_acc), and the exact
+# population accuracy of the best model for gaussian2d, in a run that completed.
 HPARAM_METRIC_TAGS = {
     "hparams/best_val_loss": "best_val_loss",
     "hparams/best_val_acc": "best_val_acc",
     "hparams/final_val_loss": "final_val_loss",
     "hparams/final_val_acc": "final_val_acc",
     "hparams/best_epoch": "best_epoch",
+    "hparams/test_loss": "test_loss",
+    "hparams/test_acc": "test_acc",
+    "hparams/test_population_acc": "test_population_acc",
 }
 
 
@@ -138,10 +162,11 @@ class TensorBoardLogger:
 
         Its experiment summary is left out on purpose. With one, TensorBoard takes the
         columns from whichever run it reads first, blind to hparams the other runs have (an
-        ``updater=manual,optim`` sweep) and with every ``differs`` false, so the default
-        columns are the first five by name. Without one, it builds the experiment from all
-        runs: the union of their hparams, the swept ones first, and every scalar tag of the
-        runs as a metric (the HPARAM_METRIC_TAGS, and the curves' last values).
+        ``updater=manual,optim`` sweep, other sweeps under the same logdir) and with every
+        ``differs`` false, so the default columns are the first five by name. Without one, it
+        builds the experiment from all runs: the union of their hparams, those that differ
+        first, and every scalar tag of the runs as a metric (the HPARAM_METRIC_TAGS, and the
+        curves' last values).
         """
         _, session_start, _ = hparams_summaries(dict(hparams), {})
         self.writer.file_writer.add_summary(session_start)
@@ -154,11 +179,9 @@ class TensorBoardLogger:
                 self.writer.add_scalar(tag, results[key], step)
         self.writer.file_writer.add_summary(session_end(results.get("status") == Status.COMPLETED))
 
-    def log_png(self, tag: str, png: bytes, width: int, height: int, step: int) -> None:
+    def log_picture(self, tag: str, picture: Picture, step: int) -> None:
         """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
-        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
-        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
-        self.writer.file_writer.add_summary(summary, step)
+        self.writer.file_writer.add_summary(image_summary(tag, picture), step)
 
     def close(self) -> None:
         self.writer.close()

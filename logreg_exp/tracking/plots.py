@@ -3,26 +3,27 @@
 Matplotlib is an optional extra (``pip install 'logreg-exp[plots]'``), imported only when a
 picture is drawn (the entrypoint's start-up imports it early when one may be); without it a
 run logs one line and has no picture. It is used through ``Figure`` and the Agg canvas
-directly, not pyplot: no global figure state, no GUI backend.
+directly, not pyplot: no global figure state, no GUI backend (see ``tracking.images``).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from logreg_exp.files import write_bytes
 from logreg_exp.sweeps.launchers import is_installed
+from logreg_exp.tracking.images import Picture, picture_of
 from logreg_exp.tracking.loggers import TensorBoardLogger
 from logreg_exp.training.build import Pipeline
 from logreg_exp.training.loop import FitResult
-from logreg_exp.training.model import LogisticRegression
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +32,8 @@ GRID_POINTS = 200  # per axis; the probability surface is smooth, so this is ple
 MARGIN = 0.05  # share of the data's span added on each side of the plotted range
 
 
-@dataclass
-class Picture:
-    """An RGBA PNG and its size in pixels."""
-
-    png: bytes
-    width: int
-    height: int
-
-
-@dataclass
-class DecisionBoundary:
-    """What the picture shows: ``proba`` = p(y=1 | x) on the grid ``grid0``, ``grid1`` (from
-    ``grid_over``), and the ``points`` (n, 2) with their 0/1 ``labels``."""
-
-    grid0: np.ndarray
-    grid1: np.ndarray
-    proba: np.ndarray
-    points: np.ndarray
-    labels: np.ndarray
-    title: str
+LEVELS = 11  # band edges of the filled probability: 0, 0.1, ..., 1
+POINT_COLOURS = ((False, "#1b3a8c", "y = 0"), (True, "#d95f02", "y = 1"))
 
 
 def grid_over(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,47 +47,153 @@ def grid_over(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def draw_decision_boundary(boundary: DecisionBoundary) -> Picture:
-    """The probability as a filled contour, the points coloured by label, and the 0.5 line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+class BoundaryPainter:
+    """Decision-boundary pictures of models over the same points: the probability in bands of
+    0.1, the points coloured by label, the p = 0.5 line, a colour bar and a title.
 
-    g0, g1, proba = boundary.grid0, boundary.grid1, boundary.proba
-    # a fixed layout: the constraint solver would cost a third of the drawing time
-    fig = Figure(figsize=(6.4, 4.8), dpi=100)
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    filled = ax.contourf(g0, g1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.5)
-    fig.colorbar(filled, ax=ax, label="p(y = 1 | x)")
-    # dark points on the light surface, so a point on the wrong side stands out
-    points, labels = boundary.points, boundary.labels > 0.5
-    for label, colour, name in ((False, "#1b3a8c", "y = 0"), (True, "#d95f02", "y = 1")):
-        sel = labels == label
-        ax.scatter(
-            points[sel, 0], points[sel, 1], s=4, c=colour, edgecolors="none", alpha=0.7, label=name
+    What does not depend on the model (axes, colour bar, the points and their legend) is
+    drawn once, when the painter is made. Each ``paint`` fills the axes' pixels with the
+    model's probability band (numpy, at each pixel's centre), lays the points over them and
+    has Agg draw only the line and the title: the pictures of a sweep's jobs, which share
+    their validation points, then cost a few milliseconds each. The picture is opaque RGB.
+    """
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.grid0, self.grid1 = grid_over(points)
+        # the background: axes, ticks, labels and the colour bar of the bands
+        figure = Figure(figsize=(6.4, 4.8), dpi=100)
+        # a fixed layout: the constraint solver would cost a third of the drawing time
+        figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
+        self.canvas = FigureCanvasAgg(figure)
+        self.ax = ax = figure.add_subplot()
+        ramp = np.broadcast_to(np.linspace(0, 1, GRID_POINTS), self.grid0.shape)
+        bands = ax.contourf(
+            self.grid0, self.grid1, ramp, levels=np.linspace(0, 1, LEVELS), cmap="RdBu_r",
+            alpha=0.5,
+        )  # fmt: skip
+        figure.colorbar(bands, ax=ax, label="p(y = 1 | x)")
+        colours = np.asarray(bands.get_facecolor(), dtype=np.float32)  # a band each, alpha 0.5
+        face = np.asarray(ax.get_facecolor()[:3], dtype=np.float32)
+        self.band_rgb = 255 * (colours[:, :3] * colours[:, 3:] + face * (1 - colours[:, 3:]))
+        bands.remove()
+        ax.set(xlabel="x[0]", ylabel="x[1]")
+        self.title = ax.set_title(" ")
+        self.title.set_visible(False)
+        self.canvas.draw()
+        self.background = np.asarray(self.canvas.buffer_rgba())[..., :3].astype(np.float32)
+        self.title.set_visible(True)
+        self.title.set_y(1.0)  # where the axes put a title (a hidden one is moved away)
+        self.line: Any = None
+
+        self.points, self.legend = self.layers(
+            points, labels, ax.get_position(), ax.get_xlim(), ax.get_ylim()
         )
-    ax.contour(g0, g1, proba, levels=[0.5], colors="black", linewidths=1.5)
-    ax.plot([], [], color="black", label="p = 0.5")  # a legend entry for the contour line
-    ax.legend(loc="upper right", fontsize="small", markerscale=3)
-    ax.set(xlabel="x[0]", ylabel="x[1]", title=boundary.title)
+        # the axes' pixels, top row first, and the data coordinates of their centres
+        height = self.background.shape[0]
+        x0, y0, x1, y1 = (round(v) for v in ax.bbox.extents)
+        self.rows, self.columns = slice(height - y1, height - y0), slice(x0, x1)
+        to_data = ax.transData.inverted()
+        xs = to_data.transform(np.c_[np.arange(x0, x1) + 0.5, np.full(x1 - x0, y0)])[:, 0]
+        ys = to_data.transform(np.c_[np.full(y1 - y0, x0), np.arange(y1, y0, -1) - 0.5])[:, 1]
+        self.pixel_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+        self.pixel_shape = (y1 - y0, x1 - x0)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    png = buffer.getvalue()
-    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, whatever the rcParams
-    return Picture(png, width, height)
+    @staticmethod
+    def layers(
+        points: np.ndarray, labels: np.ndarray, position: Any, xlim: Any, ylim: Any
+    ) -> tuple[Layer, Layer]:
+        """The points, and their legend, each drawn once over a transparent figure of the
+        same layout."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6.4, 4.8), dpi=100)
+        figure.patch.set_alpha(0.0)
+        canvas = FigureCanvasAgg(figure)
+        ax = figure.add_axes(position)
+        ax.set_axis_off()
+        # dark points on the light surface, so a point on the wrong side stands out
+        for label, colour, name in POINT_COLOURS:
+            chosen = (labels > 0.5) == label
+            ax.scatter(
+                points[chosen, 0], points[chosen, 1], s=4, c=colour, edgecolors="none",
+                alpha=0.7, label=name,
+            )  # fmt: skip
+        ax.plot([], [], color="black", label="p = 0.5")  # a legend entry for the line
+        legend = ax.legend(loc="upper right", fontsize="small", markerscale=3)
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        legend.set_visible(False)
+        canvas.draw()
+        points_layer = Layer.of(np.asarray(canvas.buffer_rgba()))
+        for child in ax.get_children():
+            child.set_visible(child is legend)
+        canvas.draw()
+        return points_layer, Layer.of(np.asarray(canvas.buffer_rgba()))
+
+    def paint(self, proba_at: Callable[[np.ndarray], np.ndarray], title: str) -> Picture:
+        """The picture of the model whose p(y = 1 | x) at points (n, 2) is ``proba_at``:
+        bands, points, line, legend, title, each over the one before."""
+        proba = proba_at(self.pixel_points).reshape(self.pixel_shape)
+        band = np.clip((proba * (LEVELS - 1)).astype(np.int64), 0, LEVELS - 2)
+        image = self.background.copy()
+        image[self.rows, self.columns] = self.band_rgb[band]
+        self.points.lay_over(image.reshape(-1, 3))
+        renderer = self.canvas.get_renderer()
+        buffer = np.asarray(renderer.buffer_rgba())
+        buffer[..., :3] = np.round(image)
+        buffer[..., 3] = 255
+        if self.line is not None:
+            self.line.remove()
+        on_grid = proba_at(np.c_[self.grid0.ravel(), self.grid1.ravel()])
+        self.line = self.ax.contour(
+            self.grid0, self.grid1, on_grid.reshape(self.grid0.shape), levels=[0.5],
+            colors="black", linewidths=1.5,
+        )  # fmt: skip
+        self.line.draw(renderer)
+        rgb = buffer[..., :3].reshape(-1, 3)
+        with_legend = rgb[self.legend.at].astype(np.float32)
+        rgb[self.legend.at] = np.round(self.legend.over(with_legend))
+        self.title.set_text(title)
+        self.title.draw(renderer)
+        return encode_png(buffer[..., :3])
 
 
-def probability_on_grid(
-    model: LogisticRegression, grid0: np.ndarray, grid1: np.ndarray, like: torch.Tensor
-) -> np.ndarray:
-    """The model's p(y=1 | x) at the points of a ``np.meshgrid``, computed in the dtype and on
-    the device of ``like``; shaped like the grid."""
-    points = torch.as_tensor(np.stack([grid0.ravel(), grid1.ravel()], axis=1), dtype=like.dtype)
-    with torch.no_grad():
-        proba = model.predict_proba(points.to(like.device))
-    return proba.cpu().double().numpy().reshape(grid0.shape)
+@dataclass
+class Layer:
+    """What a transparent drawing covers: its pixels (flat indices), their opacity, and their
+    colour times it (0-255)."""
+
+    at: np.ndarray
+    alpha: np.ndarray
+    rgb: np.ndarray
+
+    @classmethod
+    def of(cls, rgba: np.ndarray) -> Layer:
+        flat = rgba.reshape(-1, 4).astype(np.float32) / 255
+        at = np.nonzero(flat[:, 3] > 0)[0]
+        alpha = flat[at, 3:]
+        return cls(at, alpha, 255 * flat[at, :3] * alpha)
+
+    def over(self, below: np.ndarray) -> np.ndarray:
+        """This layer's pixels over ``below`` (their pixels, 0-255)."""
+        return self.rgb + below * (1 - self.alpha)
+
+    def lay_over(self, image: np.ndarray) -> None:
+        """Lay this layer over ``image`` (all pixels, flat, 0-255), in place."""
+        image[self.at] = self.over(image[self.at])
+
+
+def encode_png(rgb: np.ndarray) -> Picture:
+    """An (H, W, 3) image as a PNG, with Pillow (which matplotlib brings)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(out, format="png")
+    return picture_of(out.getvalue())
 
 
 def log_decision_boundary(
@@ -112,30 +201,42 @@ def log_decision_boundary(
     result: FitResult,
     run_dir: Path,
     tensorboard: TensorBoardLogger | None,
+    painter: BoundaryPainter | None = None,
 ) -> None:
     """The best model's decision boundary over the validation points, for 2-feature data:
     ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
     the best state into ``pipeline.model``, so call it once training is over. Without matplotlib
-    it says so in one log line; it is a picture, not a result."""
+    it says so in one log line; it is a picture, not a result. ``painter``: one made for
+    ``pipeline``'s validation points by ``painter_for``, to share between jobs."""
+    painter = painter or painter_for(pipeline)
+    if painter is None:
+        return
+    x = pipeline.val_set.tensors[0]
+    pipeline.model.load_state_dict(result.best_state)
+
+    def proba_at(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            grid = torch.as_tensor(points, dtype=x.dtype, device=x.device)
+            return pipeline.model.predict_proba(grid).cpu().double().numpy()
+
+    title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
+    picture = painter.paint(proba_at, title)
+    write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
+    if tensorboard is not None:
+        tensorboard.log_picture("decision_boundary", picture, result.best_epoch)
+
+
+def painter_for(pipeline: Pipeline) -> BoundaryPainter | None:
+    """A painter over ``pipeline``'s validation points; None, said in the log, where there is
+    no picture: data of more than 2 features, or no matplotlib."""
     x, y = pipeline.val_set.tensors
     if x.shape[1] != 2:
         log.debug("no decision boundary picture: the data has %d features, not 2", x.shape[1])
-        return
+        return None
     if not is_installed("matplotlib"):
         log.info(
             "decision boundary picture skipped: matplotlib is not installed "
             "(pip install 'logreg-exp[plots]')"
         )
-        return
-    pipeline.model.load_state_dict(result.best_state)
-    points = x.cpu().double().numpy()
-    grid0, grid1 = grid_over(points)
-    proba = probability_on_grid(pipeline.model, grid0, grid1, like=x)
-    title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
-    boundary = DecisionBoundary(grid0, grid1, proba, points, y.cpu().numpy(), title)
-    picture = draw_decision_boundary(boundary)
-    write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
-    if tensorboard is not None:
-        tensorboard.log_png(
-            "decision_boundary", picture.png, picture.width, picture.height, result.best_epoch
-        )
+        return None
+    return BoundaryPainter(x.cpu().double().numpy(), y.cpu().double().numpy())

@@ -20,22 +20,46 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from logreg_exp.config import DType
 from logreg_exp.data.datasets import dataset_for, limit_samples, load_dataset
-from logreg_exp.data.loaders import Standardizer, make_loader, split_train_val, to_tensor_dataset
-from logreg_exp.errors import ConfigError
+from logreg_exp.data.loaders import (
+    Standardizer,
+    make_loader,
+    split_train_val_test,
+    to_tensor_dataset,
+)
+from logreg_exp.data.preprocessing import Preprocessing
+from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
-from logreg_exp.training.loop import FitResult, fit
+from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
+from logreg_exp.training.updaters import Updater, build_updater, locate
+
+
+@dataclass
+class DataSplits:
+    """A job's data as tensors on their device: the training, validation and test splits
+    (``test`` None where ``dataset.test_fraction`` is 0), what turned the table into them,
+    and the dataset's evaluators (see ``Dataset.evaluators``)."""
+
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset | None
+    preprocessing: Preprocessing
+    evaluators: dict[str, Callable[[nn.Module], float]] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.preprocessing.features)
 
 
 @dataclass
 class Pipeline:
     """Everything the training loop needs, built and placed on ``device``.
 
-    ``train_set`` and ``val_set`` hold the samples (the training set's tensors are reordered
-    each epoch by ``train_loader``); the loaders yield their minibatches.
+    ``train_set``, ``val_set`` and ``test_set`` (None without a test split) hold the samples
+    (the training set's tensors are reordered each epoch by ``train_loader``); the loaders
+    yield their minibatches. ``preprocessing`` is what predicting on new data needs.
     """
 
     model: LogisticRegression
@@ -46,7 +70,10 @@ class Pipeline:
     train_loader: DataLoader
     val_loader: DataLoader
     device: torch.device
+    preprocessing: Preprocessing
     evaluators: dict[str, Callable[[nn.Module], float]] = field(default_factory=dict)
+    test_set: TensorDataset | None = None
+    test_loader: DataLoader | None = None
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
@@ -64,6 +91,17 @@ class Pipeline:
             **fit_kwargs,
         )
 
+    def test(self, state_dict: dict[str, torch.Tensor]) -> dict[str, float | None]:
+        """The model with ``state_dict`` (the best epoch's), once, on the test split: ``loss``
+        and ``acc`` (None without a test split), and the dataset's evaluators (for
+        gaussian2d the exact ``population_acc``). Leaves that state in ``model``."""
+        self.model.load_state_dict(state_dict)
+        loss = acc = None
+        if self.test_loader is not None:
+            loss, acc = evaluate(self.model, self.loss_fn, self.test_loader, self.device)
+        extra = {name: fn(self.model) for name, fn in self.evaluators.items()}
+        return {"loss": loss, "acc": acc, **extra}
+
     @property
     def n_train(self) -> int:
         return len(self.train_set)
@@ -71,6 +109,10 @@ class Pipeline:
     @property
     def n_val(self) -> int:
         return len(self.val_set)
+
+    @property
+    def n_test(self) -> int:
+        return 0 if self.test_set is None else len(self.test_set)
 
 
 def seeded_streams(seed: int) -> tuple[np.random.Generator, torch.Generator, torch.Generator]:
@@ -86,55 +128,83 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
-def build_loss(loss_cfg: Any) -> nn.Module:
-    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built."""
+def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
+    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built,
+    with ``kwargs`` (``reduction="none"`` for a stacked model)."""
     setting = f"loss._target_={loss_cfg._target_}"
     locate(loss_cfg._target_, setting)  # a missing class named in one line
     try:
-        return instantiate(loss_cfg)
+        return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__ or err
-        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
+        raise ConfigError(f"{setting} cannot be built: {one_line(err.__cause__ or err)}") from None
 
 
-def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
-    """Build the exercise's steps 1-5 from the composed config."""
-    data_rng, init_gen, shuffle_gen = seeded_streams(cfg.seed)
+def build_data(cfg: Any, device: torch.device) -> DataSplits:
+    """The exercise's steps 1-2 from the composed config: load, split, standardize with the
+    training split's statistics, and place the splits where ``device`` reads them. The same
+    config and seed give the same splits, so a finished run's data can be rebuilt."""
+    data_rng = seeded_streams(cfg.seed)[0]
     dtype = torch_dtype(cfg)
-
     dataset = dataset_for(cfg.dataset)
     check_memory(cfg, dataset)
     data = load_dataset(dataset, data_rng, np.dtype(DType(cfg.dtype).value))
     data = limit_samples(data, cfg.dataset.max_samples, data_rng)
-    n_features, feature_names = data.x.shape[1], data.feature_names
+    features, classes = data.feature_names, data.class_names
     # The split is one shuffled copy; dropping ``data`` frees the unsplit arrays, so the data
     # exist at most twice at once (``python -m benchmarks.bench`` measures the peak).
-    (x_train, y_train), (x_val, y_val) = split_train_val(
+    splits = split_train_val_test(
         data.x,
         data.y,
         cfg.dataset.val_fraction,
         data_rng,
         stratify=cfg.dataset.stratify,
         source=dataset.describe(),
+        test_fraction=cfg.dataset.test_fraction,
     )
     del data
     scaler = None
     if cfg.dataset.standardize:
-        scaler = Standardizer.fit(x_train, feature_names, dataset.describe())
-        scaler.transform_(x_train)
-        scaler.transform_(x_val)
-    nbytes = sum(a.nbytes for a in (x_train, y_train, x_val, y_val))
+        scaler = Standardizer.fit(splits[0][0], features, dataset.describe())
+        for x, _ in splits:
+            scaler.transform_(x)
+    nbytes = sum(a.nbytes for pair in splits for a in pair)
     on = data_device(device, cfg.device.data_on_device, nbytes)
-    train_set = to_tensor_dataset(x_train, y_train, dtype, on)
-    val_set = to_tensor_dataset(x_val, y_val, dtype, on)
-    pin = on.type == "cpu" and device.type == "cuda"  # batches then copy to the GPU async
-    train_loader = make_loader(train_set, cfg.batch_size, True, shuffle_gen, pin_memory=pin)
-    val_loader = make_loader(val_set, cfg.val_batch_size, False, pin_memory=pin)
+    train, val, test = (to_tensor_dataset(x, y, dtype, on) for x, y in splits)
+    return DataSplits(
+        train,
+        val,
+        test if len(test) else None,
+        Preprocessing(features, classes, scaler),
+        dataset.evaluators(scaler),
+    )
 
-    model = LogisticRegression(n_features, generator=init_gen, dtype=dtype).to(device)
+
+def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
+    """Build the exercise's steps 1-5 from the composed config."""
+    _, init_gen, shuffle_gen = seeded_streams(cfg.seed)
+    data = build_data(cfg, device)
+    on = data.train.tensors[0].device
+    pin = on.type == "cpu" and device.type == "cuda"  # batches then copy to the GPU async
+    train_loader = make_loader(data.train, cfg.batch_size, True, shuffle_gen, pin_memory=pin)
+    val_loader = make_loader(data.val, cfg.val_batch_size, False, pin_memory=pin)
+    test_loader = None
+    if data.test is not None:
+        test_loader = make_loader(data.test, cfg.val_batch_size, False, pin_memory=pin)
+    model = LogisticRegression(data.n_features, generator=init_gen, dtype=torch_dtype(cfg))
+    model = model.to(device)
     loss_fn = build_loss(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
-    evaluators = dataset.evaluators(scaler)
     return Pipeline(
-        model, loss_fn, updater, train_set, val_set, train_loader, val_loader, device, evaluators
+        model,
+        loss_fn,
+        updater,
+        data.train,
+        data.val,
+        train_loader,
+        val_loader,
+        device,
+        data.preprocessing,
+        data.evaluators,
+        test_set=data.test,
+        test_loader=test_loader,
     )

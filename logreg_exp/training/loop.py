@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -146,6 +146,18 @@ class EpochTally:
         return loss, acc
 
 
+def improvements(history: Sequence[EpochMetrics], monitor: Monitor) -> list[bool]:
+    """For each epoch of ``history``, whether it improved on the epochs before it: the
+    ``is_best`` that ``fit`` passes to ``on_epoch``."""
+    best: float | None = None
+    flags = []
+    for metrics in history:
+        value = getattr(metrics, monitor.value)
+        flags.append(monitor.improves(value, best))
+        best = value if flags[-1] else best
+    return flags
+
+
 def train_one_epoch(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -190,6 +202,19 @@ def evaluate(
         scores = model(x)
         tally.add(loss_fn(scores, y), scores, y)
     return tally.mean_loss_and_accuracy()
+
+
+@torch.no_grad()
+def predict_scores(
+    model: nn.Module, loader: Batches, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every sample's score (logit) and label, in the loader's order, on the CPU."""
+    model.eval()
+    scores, labels = [], []
+    for x, y in loader:
+        scores.append(model(x.to(device, non_blocking=True)))
+        labels.append(y)
+    return torch.cat(scores).cpu(), torch.cat(labels).cpu()
 
 
 def first_non_finite(metrics: EpochMetrics) -> str | None:

@@ -15,7 +15,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
@@ -42,6 +42,18 @@ class ManualSGD:
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    @property
+    def defaults(self) -> dict[str, float | bool]:
+        """Its hyperparameters as ``torch.optim.SGD.defaults`` names them."""
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dampening": 0.0,
+            "weight_decay": self.weight_decay,
+            "nesterov": False,
+            "maximize": False,
+        }
 
     def zero_grad(self) -> None:
         """Drop the gradients (as torch's ``set_to_none=True``), so backward writes fresh ones."""
@@ -103,7 +115,8 @@ def build_optimizer(
         factory = instantiate(updater_cfg.optimizer, _partial_=True)
         return factory(params=params, **kwargs)
     except (TypeError, ValueError, InstantiationException) as err:
-        raise ConfigError(f"{setting} does not take these arguments: {one_line(err)}") from None
+        reason = one_line(err.__cause__ or err)
+        raise ConfigError(f"{setting} does not take these arguments: {reason}") from None
 
 
 def locate(target: str, setting: str) -> Any:
@@ -137,12 +150,6 @@ def needs_closure(optimizer_cls: type) -> bool:
     except (TypeError, ValueError):
         return False
     return closure is not None and closure.default is inspect.Parameter.empty
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message on one line (Hydra's span several, with the cause last)."""
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Updater:

@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from logreg_exp.data.gaussian2d import make_gaussian2d, rotation
-from logreg_exp.data.loaders import Minibatches, make_loader, split_train_val, to_tensor_dataset
+from logreg_exp.data.loaders import (
+    Minibatches,
+    make_loader,
+    split_train_val_test,
+    to_tensor_dataset,
+)
 
 CPU = torch.device("cpu")
 
@@ -58,12 +63,28 @@ def test_same_seed_same_data_other_seed_other_data():
 def test_split_holds_out_val_fraction_and_keeps_every_point_once():
     x, y = gaussian(n=1000)
     x = np.concatenate([x, np.arange(1000)[:, None]], axis=1)  # tag each point
-    (xt, yt), (xv, yv) = split_train_val(x, y, 0.3, np.random.default_rng(0))
+    (xt, yt), (xv, yv), (xs, ys) = split_train_val_test(x, y, 0.3, np.random.default_rng(0))
+    assert xs.shape == (0, 3) and ys.shape == (0,)  # no test split by default
     assert len(xv) == 300 and len(xt) == 700
     for xs, ys in ((xt, yt), (xv, yv)):  # labels travel with their points
         np.testing.assert_array_equal(ys, y[xs[:, 2].astype(int)])
     assert sorted(np.concatenate([xt[:, 2], xv[:, 2]]).tolist()) == list(range(1000))
     assert not np.array_equal(xt[:, 2], np.sort(xt[:, 2]))  # shuffled
+
+
+def test_the_test_split_is_drawn_first_from_the_same_shuffle():
+    x, y = gaussian(n=1000)
+    x = np.concatenate([x, np.arange(1000)[:, None]], axis=1)  # tag each point
+    train, val, test = split_train_val_test(x, y, 0.3, np.random.default_rng(0), test_fraction=0.2)
+    assert [len(xs) for xs, _ in (train, val, test)] == [500, 300, 200]
+    for xs, ys in (train, val, test):  # labels travel with their points
+        np.testing.assert_array_equal(ys, y[xs[:, 2].astype(int)])
+    order = np.random.default_rng(0).permutation(1000)
+    np.testing.assert_array_equal(test[0][:, 2], order[:200])
+    np.testing.assert_array_equal(val[0][:, 2], order[200:500])
+    # without one, validation is exactly what the same seed gave before: a run stays the same
+    _, (xv, _), _ = split_train_val_test(x, y, 0.3, np.random.default_rng(0))
+    np.testing.assert_array_equal(xv[:, 2], order[:300])
 
 
 def test_tensor_dataset_dtype_and_device():
@@ -135,8 +156,10 @@ def test_float32_data_are_the_float64_data_rounded(monkeypatch):
 
 def test_split_views_one_shuffled_copy():
     x, y = gaussian(n=100)
-    (xt, _), (xv, _) = split_train_val(x, y, 0.5, np.random.default_rng(0))
-    assert xt.base is xv.base is not None and not np.shares_memory(xt, x)
+    (xt, _), (xv, _), (xs, _) = split_train_val_test(
+        x, y, 0.4, np.random.default_rng(0), test_fraction=0.2
+    )
+    assert xt.base is xv.base is xs.base is not None and not np.shares_memory(xt, x)
 
 
 def test_limit_samples_keeps_a_seeded_random_subset_in_order():

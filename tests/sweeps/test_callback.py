@@ -1,5 +1,5 @@
-"""Sweeps end to end: a real 2x2 multirun, its progress lines, summary, and a real
-TensorBoard server queried over HTTP as its dashboard does."""
+"""Sweeps end to end: a real 2x2 multirun, its progress lines, summary and picture, and a
+real TensorBoard server queried over HTTP as its dashboard does."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from logreg_exp.sweeps.callback import BASIC_SWEEPER, job_line, planned_jobs
-from logreg_exp.sweeps.summary import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD
+from logreg_exp.sweeps.plots import SWEEP_PNG
+from logreg_exp.sweeps.summary import SUMMARY_CSV, SUMMARY_MD
+from logreg_exp.sweeps.swept import PLAN_FILE
 from tests.helpers import run_cli
 
 JOBS = [
-    "0_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=manual",
-    "1_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=manual",
-    "2_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=optim",
-    "3_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=optim",
+    "0000_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=manual",
+    "0001_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=manual",
+    "0002_dataset.n_samples=1000,epochs=2,updater.lr=0.01,updater=optim",
+    "0003_dataset.n_samples=1000,epochs=2,updater.lr=0.1,updater=optim",
 ]
 SCALAR_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/population_acc"]
 RESULT_TAGS = {
@@ -32,6 +34,7 @@ RESULT_TAGS = {
     "hparams/final_val_loss": "final_val_loss",
     "hparams/final_val_acc": "final_val_acc",
     "hparams/best_epoch": "best_epoch",
+    "hparams/test_population_acc": "test_population_acc",  # gaussian2d's honest number
 }
 
 
@@ -133,17 +136,34 @@ def test_summary_has_a_row_per_job_with_the_values_of_its_metrics_json(sweep):
 
 
 @pytest.mark.slow
+def test_the_sweep_ends_with_its_picture_in_the_sweep_dir_and_in_tensorboard(sweep):
+    proc, sweep_dir = sweep
+    assert (
+        "] sweep picture: best val_loss against updater.lr, 2 panels by updater, 4 jobs; "
+        "in sweep.png and TensorBoard (image 'sweep')\n"
+    ) in proc.stdout + proc.stderr
+    assert "(in summary.md, summary.csv and sweep.png of the sweep dir)" in proc.stdout
+    assert (sweep_dir / SWEEP_PNG).read_bytes().startswith(b"\x89PNG")
+    (events,) = sweep_dir.glob("events.out.tfevents.*")  # the sweep's own run: the picture
+    assert events.name.endswith(".picture")
+
+
+@pytest.mark.slow
 def test_summary_cli_rebuilds_the_same_files_from_the_sweep_dir(sweep):
     _, sweep_dir = sweep
-    before = {name: (sweep_dir / name).read_text() for name in (SUMMARY_CSV, SUMMARY_MD)}
-    for name in before:
+    names = (SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG)
+    before = {name: (sweep_dir / name).read_bytes() for name in names}
+    for name in names:
         (sweep_dir / name).unlink()
+    for events in sweep_dir.glob("events.out.tfevents.*"):
+        events.unlink()
     proc = subprocess.run(
         [sys.executable, "-m", "logreg_exp.summary", "sweep"],
         cwd=sweep_dir.parent, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert {name: (sweep_dir / name).read_text() for name in before} == before
+    assert {name: (sweep_dir / name).read_bytes() for name in names} == before
+    assert len(list(sweep_dir.glob("events.out.tfevents.*.picture"))) == 1
 
 
 class TensorBoardServer:
@@ -171,8 +191,11 @@ class TensorBoardServer:
         raise AssertionError(f"tensorboard did not start:\n{self.log_file.read_text()}")
 
     def get(self, path: str):
+        return json.loads(self.get_bytes(path))
+
+    def get_bytes(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.load(response)
+            return response.read()
 
     def post(self, path: str, body: dict):
         request = urllib.request.Request(
@@ -227,24 +250,20 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
     def groups_with_metrics():
         found = tensorboard.post("/data/plugin/hparams/session_groups", SESSION_GROUPS_REQUEST)
         groups = found.get("sessionGroups", [])
-        return groups if all(len(g.get("metricValues", [])) == 10 for g in groups) else []
+        return groups if all(len(g.get("metricValues", [])) == 11 for g in groups) else []
 
     groups = tensorboard.wait_for(groups_with_metrics, lambda g: len(g) == 4)
-    assert sorted(tensorboard.get("/data/runs")) == JOBS
-    assert sorted(g["name"] for g in groups) == JOBS  # one row per job, named by its run
+    assert sorted(tensorboard.get("/data/runs")) == [".", *JOBS]  # "." is the sweep's own
+    assert [g["name"] for g in groups] == JOBS  # one row per job, named by its run, in order
 
     for group in groups:
         job_dir = sweep_dir / group["name"]
         config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-        hparams = group["hparams"]
-        assert hparams["updater.lr"] == config.updater.lr
-        assert hparams["batch_size"] == config.batch_size
-        assert hparams["dataset.n_samples"] == 1000 and hparams["loss"] == "bce_logits"
-        assert hparams["updater.name"] == config.updater.name
-        if config.updater.name == "optim":
-            assert hparams["updater.optimizer._target_"] == "torch.optim.SGD"
-        else:
-            assert "updater.optimizer._target_" not in hparams
+        # what the sweep varies, and nothing that is the same in every job
+        assert group["hparams"] == {
+            "updater.lr": config.updater.lr,
+            "updater.name": config.updater.name,
+        }
         (session,) = group["sessions"]
         assert session["status"] == "STATUS_SUCCESS"
         metrics = job_metrics(job_dir)
@@ -258,17 +277,22 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
         assert set(values) == {*expected, "train/loss", "train/acc"}
         assert {tag: values[tag] for tag in expected} == pytest.approx(expected)
 
-    # the columns: every job's hparams, the swept ones first (what the table shows by default)
+    # the columns (the table shows the first five): the two swept keys, which differ
     experiment = tensorboard.post("/data/plugin/hparams/experiment", {"experimentName": ""})
-    names = [info["name"] for info in experiment["hparamInfos"]]
-    assert names[:2] == ["updater.lr", "updater.name"]
-    assert [info["name"] for info in experiment["hparamInfos"] if info["differs"]] == names[:2]
-    assert "updater.optimizer._target_" in names and "batch_size" in names
+    infos = [(info["name"], info["differs"]) for info in experiment["hparamInfos"]]
+    assert infos == [("updater.lr", True), ("updater.name", True)]
 
     tags = tensorboard.get("/data/plugin/scalars/tags")
     for job in JOBS:
         assert set(tags[job]) == {*SCALAR_TAGS, *RESULT_TAGS}
+    assert "." not in tags
     images = tensorboard.get("/data/plugin/images/tags")
-    assert {job: list(images[job]) for job in JOBS} == {job: ["decision_boundary"] for job in JOBS}
+    assert {run: list(tags) for run, tags in images.items()} == {
+        ".": ["sweep"],  # the sweep's picture, at the top of the sweep dir
+        **{job: ["decision_boundary"] for job in JOBS},
+    }
+    (image,) = tensorboard.get("/data/plugin/images/images?run=.&tag=sweep&sample=0")
+    png = tensorboard.get_bytes(f"/data/plugin/images/individualImage?{image['query']}")
+    assert png == (sweep_dir / SWEEP_PNG).read_bytes()
     text = tensorboard.get("/data/plugin/text/tags")
     assert all(text[job] == ["config/text_summary"] for job in JOBS)

@@ -64,10 +64,12 @@ def test_joblib_runs_jobs_in_parallel_workers_with_their_share_of_the_cores(tmp_
     assert proc.returncode == 0, proc.stderr
     assert "Launching 2 jobs, 2 at a time in worker processes of their own" in proc.stdout
     jobs = job_dirs(sweep)
-    assert [j.name for j in jobs] == ["0_epochs=2,seed=0", "1_epochs=2,seed=1"]
+    assert [j.name for j in jobs] == ["0000_epochs=2,seed=0", "0001_epochs=2,seed=1"]
     metrics = [assert_complete_job(j, 2) for j in jobs]
     assert [threads_logged(j) for j in jobs] == [max(1, usable_cores() // 2)] * 2
     assert_summary_lists(sweep, metrics, "val_loss")
+    assert "sweep picture: best val_loss against seed, 2 jobs;" in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").is_file()
 
     # a job in a worker gives what it gives alone
     proc = run_cli("seed=1", "epochs=2", "hydra.run.dir=alone", cwd=tmp_path)
@@ -87,7 +89,10 @@ def test_submitit_local_runs_each_job_through_submitit(tmp_path, launcher):
     assert proc.returncode == 0, proc.stderr
     assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr
     jobs = job_dirs(sweep)
-    assert [j.name for j in jobs] == ["0_epochs=2,updater.lr=0.01", "1_epochs=2,updater.lr=0.1"]
+    assert [j.name for j in jobs] == [
+        "0000_epochs=2,updater.lr=0.01",
+        "0001_epochs=2,updater.lr=0.1",
+    ]
     assert_summary_lists(sweep, [assert_complete_job(j, 2) for j in jobs], "val_loss")
     for job in jobs:
         if launcher == "slurm_local":
@@ -138,6 +143,23 @@ def test_optuna_search_records_the_best_trial(tmp_path):
     assert f"- best parameters: {params}\n" in summary
     assert f"best value {best['best_value']:.4f}" in summary
     assert summary in proc.stdout
+
+    # each trial's HParams are what the search varies; the picture, the trials over both
+    for job in job_dirs(sweep):
+        assert set(session_hparams(job)) == {"updater.lr", "batch_size"}
+    assert "updater.lr x batch_size, 3 jobs; in sweep.png" in proc.stdout + proc.stderr
+    assert (sweep / "sweep.png").is_file()
+
+
+def session_hparams(run_dir: Path) -> dict:
+    """The hparams of the HParams session a run's event file starts."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_START_INFO_TAG]
+    return dict(metadata.parse_session_start_info_plugin_data(content).hparams)
 
 
 def test_experiment_exercise_reproduces_the_exercise(tmp_path):

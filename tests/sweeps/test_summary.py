@@ -1,5 +1,5 @@
 """The sweep summary from job dirs alone: sorting, robustness to jobs that did not complete,
-and ``python -m logreg_exp.sweeps.summary`` on an earlier sweep."""
+and ``python -m logreg_exp.summary`` on an earlier sweep."""
 
 from __future__ import annotations
 
@@ -13,37 +13,15 @@ import pytest
 
 from logreg_exp.results import Monitor
 from logreg_exp.sweeps.summary import (
-    PLAN_FILE,
     SUMMARY_CSV,
     SUMMARY_MD,
     collect_jobs,
     sort_jobs,
     write_summary,
 )
-
-
-def completed(best_loss: float, best_acc: float, monitor: str = "val_loss") -> dict:
-    return {
-        "status": "completed", "monitor": monitor, "best_epoch": 3,
-        "best_val_loss": best_loss, "best_val_acc": best_acc,
-        "final_val_loss": best_loss + 0.01, "final_val_acc": best_acc - 0.01,
-        "epochs_run": 4, "wall_s": 1.25,
-    }  # fmt: skip
-
-
-def make_job(sweep: Path, num: int, overrides: list[str], metrics: dict | str | None) -> Path:
-    """A job dir as Hydra and a run leave it; ``metrics`` None: no metrics.json, str: raw."""
-    job = sweep / f"{num}_{','.join(overrides)}"
-    (job / ".hydra").mkdir(parents=True)
-    task = "".join(f"\n      - {o}" for o in overrides) or " []"
-    (job / ".hydra" / "hydra.yaml").write_text(
-        f"hydra:\n  job:\n    name: logreg_exp\n    num: {num}\n  overrides:\n    task:{task}\n"
-    )
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides) or "[]")
-    if metrics is not None:
-        text = metrics if isinstance(metrics, str) else json.dumps(metrics)
-        (job / "metrics.json").write_text(text)
-    return job
+from logreg_exp.sweeps.swept import PLAN_FILE
+from tests.helpers import completed_metrics as completed
+from tests.helpers import make_job
 
 
 @pytest.fixture
@@ -76,6 +54,14 @@ def test_completed_jobs_come_first_best_first_then_the_rest_by_job_number(mixed_
     assert jobs[-1].overrides == ["updater.lr=1e4"] and jobs[-1].dir is None
 
 
+def test_jobs_are_collected_in_job_order_not_in_the_text_order_of_their_dirs(tmp_path):
+    for num in (10, 2, 1):
+        make_job(tmp_path, num, [f"seed={num}"], None, name=f"{num}_seed={num}")
+    unnumbered = make_job(tmp_path, 0, ["seed=0"], None)
+    (unnumbered / ".hydra" / "hydra.yaml").write_text("hydra: [")
+    assert [job.num for job in collect_jobs(tmp_path)] == [1, 2, 10, None]
+
+
 def test_higher_is_better_for_val_acc(mixed_sweep):
     jobs = sort_jobs(collect_jobs(mixed_sweep), Monitor.val_acc)
     assert [j.num for j in jobs][:3] == [2, 1, 0]
@@ -103,7 +89,7 @@ def test_files_hold_one_row_per_job_with_the_values_of_metrics_json(mixed_sweep)
     expected = completed(0.50, 0.78)
     for key in ("best_epoch", "best_val_loss", "best_val_acc", "final_val_loss", "wall_s"):
         assert float(best[key]) == expected[key], key
-    assert best["overrides"] == "updater.lr=0.01" and best["dir"] == "1_updater.lr=0.01"
+    assert best["overrides"] == "updater.lr=0.01" and best["dir"] == "0001_updater.lr=0.01"
     assert rows[4]["status"] == "no metrics.json" and rows[4]["best_val_loss"] == ""
     assert rows[6]["dir"] == ""
 
@@ -144,9 +130,14 @@ def test_cli_rebuilds_the_summary_of_an_earlier_sweep(mixed_sweep):
     proc = summary_cli("sweep", cwd=mixed_sweep.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Sweep sweep: 7 jobs, 3 completed;")
-    assert "\n- run dir: sweep/1_updater.lr=0.01\n" in proc.stdout
-    assert proc.stdout.endswith("wrote sweep/summary.csv and summary.md\n")
+    assert "\n- run dir: sweep/0001_updater.lr=0.01\n" in proc.stdout
     assert (mixed_sweep / SUMMARY_MD).read_text() in proc.stdout
+    assert proc.stdout.endswith(
+        "\nwrote sweep/summary.csv and summary.md\n"
+        "sweep picture: best val_loss against updater.lr (log axis), 7 jobs; in sweep.png\n"
+    )  # no job wrote TensorBoard events, so the picture is not in TensorBoard either
+    assert (mixed_sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert not list(mixed_sweep.glob("events.out.tfevents.*"))
 
 
 @pytest.mark.slow
@@ -233,4 +224,31 @@ def test_a_job_dir_without_a_readable_metrics_json_fails_the_sweep(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         exit_on_failed_jobs(collect_jobs(tmp_path))
     assert stop.value.code == 1
-    assert "2 of 4 jobs failed: 2_seed=2, 3_seed=3" in caplog.text
+    assert "2 of 4 jobs failed: 0002_seed=2, 0003_seed=3" in caplog.text
+
+
+def test_test_numbers_get_columns_and_spread_lines_beside_the_validation_ones(tmp_path):
+    for seed, (val_acc, test_acc) in enumerate([(0.98, 0.95), (0.97, 0.96), (0.99, 0.94)]):
+        metrics = {**completed(0.1 * (seed + 1), val_acc), "test_loss": 0.2, "test_acc": test_acc}
+        make_job(tmp_path, seed, [f"seed={seed}"], metrics)
+    text = write_summary(tmp_path)
+    header = text.splitlines()[2]
+    assert "| final val_acc | test loss | test acc | epochs |" in header
+    assert "test population_acc" not in header  # no job has one
+    assert "- best_val_acc: mean 0.9800, min 0.9700, max 0.9900\n" in text
+    assert "- test_acc: mean 0.9500, min 0.9400, max 0.9600\n" in text
+    assert "- test_loss: mean 0.2000, min 0.2000, max 0.2000\n" in text
+    # job by job: 0.98 - 0.95, 0.97 - 0.96, 0.99 - 0.94
+    assert "- best_val_acc - test_acc: mean +0.0300, min +0.0100, max +0.0500\n" in text
+    with (tmp_path / SUMMARY_CSV).open() as f:
+        row = next(csv.DictReader(f))
+    assert (row["test_acc"], row["test_loss"], row["test_population_acc"]) == ("0.95", "0.2", "")
+
+
+def test_the_population_accuracy_is_the_test_number_of_gaussian2d(tmp_path):
+    make_job(tmp_path, 0, ["seed=0"], {**completed(0.5, 0.79), "test_population_acc": 0.785})
+    make_job(tmp_path, 1, ["seed=1"], {**completed(0.5, 0.78), "test_population_acc": 0.775})
+    text = write_summary(tmp_path)
+    assert "| test population_acc |" in text and "test acc" not in text
+    assert "- test_population_acc: mean 0.7800, min 0.7750, max 0.7850\n" in text
+    assert "- best_val_acc - test_population_acc: mean +0.0050, min +0.0050" in text

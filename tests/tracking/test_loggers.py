@@ -20,7 +20,8 @@ from tests.helpers import compose_config, scalars
 
 RESULTS = {
     "status": "completed", "best_epoch": 2, "best_val_loss": 0.5, "best_val_acc": 0.75,
-    "final_val_loss": 0.625, "final_val_acc": 0.5,
+    "final_val_loss": 0.625, "final_val_acc": 0.5, "test_loss": 0.55, "test_acc": 0.7,
+    "test_population_acc": 0.72,
 }  # fmt: skip
 
 
@@ -124,6 +125,7 @@ def test_run_hparams_of_the_default_config():
         "dataset.name": "gaussian2d",
         "dataset.standardize": "false",
         "dataset.stratify": "false",
+        "dataset.test_fraction": 0.0,
         "dataset.val_fraction": 0.5,
         "device.data_on_device": "true",
         "device.name": "cpu",
@@ -156,3 +158,19 @@ def test_group_choices_are_added_where_the_group_name_does_not_say_them():
     assert "device" not in found and found["device.name"] == "auto"
     assert "updater.optimizer._target_" not in found  # the manual updater has no optimizer
     assert not any(key.startswith(("hydra", "schema")) for key in found)
+
+
+def test_a_sweeps_job_records_only_the_hparams_the_sweep_varies():
+    cfg = compose_config("updater=manual", "updater.lr=0.1", "loss=bce", "epochs=2")
+    choices = {"updater": "manual", "loss": "bce", "dataset": "gaussian2d"}
+    assert run_hparams(cfg, choices, ["updater.lr", "epochs"]) == {"epochs": 2, "updater.lr": 0.1}
+    # a swept config group is its choice, named as every run names it
+    assert run_hparams(cfg, choices, ["updater", "loss"]) == {
+        "loss": "bce",
+        "updater.name": "manual",
+    }
+    # nothing swept that is an hparam: the whole config, as for a single run
+    everything = run_hparams(cfg, choices)
+    assert run_hparams(cfg, choices, ["hydra/launcher"]) == everything
+    assert run_hparams(cfg, choices, []) == everything
+    assert len(everything) > 20

@@ -3,64 +3,78 @@ matplotlib, and saved by a real run as decision_boundary.png and a TensorBoard i
 
 from __future__ import annotations
 
+import io
 import logging
 import struct
 import sys
 
 import numpy as np
 import pytest
-import torch
 
+from logreg_exp.results import Monitor
 from logreg_exp.tracking import plots
-from logreg_exp.tracking.plots import (
-    GRID_POINTS,
-    DecisionBoundary,
-    draw_decision_boundary,
-    grid_over,
-)
+from logreg_exp.tracking.plots import GRID_POINTS, BoundaryPainter, grid_over
 from logreg_exp.training.loop import EpochMetrics, FitResult
-from logreg_exp.training.model import LogisticRegression
 from tests.helpers import build, run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def fixed_model(w0: float, w1: float, bias: float) -> LogisticRegression:
-    model = LogisticRegression(2)
-    with torch.no_grad():
-        model.w.copy_(torch.tensor([[w0], [w1]]))
-        model.bias.fill_(bias)
-    return model
+def logistic(w0: float, w1: float, bias: float):
+    """p(y = 1 | x) of the linear rule (w0, w1), bias, at points (n, 2)."""
+    return lambda points: 1 / (1 + np.exp(-(points @ np.array([w0, w1]) + bias)))
 
 
-def boundary(seed: int = 0, n: int = 200) -> DecisionBoundary:
-    points = np.random.default_rng(seed).normal(size=(n, 2))
-    g0, g1 = grid_over(points)
-    proba = 1 / (1 + np.exp(-(g0 + 0.5 * g1 + 0.1)))
-    return DecisionBoundary(g0, g1, proba, points, (points[:, 0] > 0) * 1.0, f"seed {seed}")
+@pytest.fixture(scope="module")
+def painter() -> BoundaryPainter:
+    points = np.random.default_rng(0).normal(size=(200, 2))
+    return BoundaryPainter(points, (points[:, 0] > 0) * 1.0)
 
 
-def test_grid_spans_the_data_and_holds_the_models_probability():
-    x = torch.tensor([[-2.0, 0.0], [2.0, 10.0], [0.0, 5.0]])
-    g0, g1 = grid_over(x.numpy().astype(np.float64))
-    proba = plots.probability_on_grid(fixed_model(1.0, 0.0, 0.0), g0, g1, like=x)
-    assert g0.shape == g1.shape == proba.shape == (GRID_POINTS, GRID_POINTS)
+def pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_the_grid_spans_the_data_with_a_margin():
+    g0, g1 = grid_over(np.array([[-2.0, 0.0], [2.0, 10.0], [0.0, 5.0]]))
+    assert g0.shape == g1.shape == (GRID_POINTS, GRID_POINTS)
     assert g0.min() < -2.0 and g0.max() > 2.0 and g1.min() < 0.0 and g1.max() > 10.0
-    # p = sigmoid(x0): 0.5 on the line x0 = 0, rising with x0, independent of x1
-    assert proba == pytest.approx(torch.sigmoid(torch.as_tensor(g0)).numpy(), abs=1e-6)
 
 
-def test_two_features_give_an_rgba_png_of_the_stated_size():
-    picture = draw_decision_boundary(boundary())
+def test_a_picture_is_an_rgb_png_of_the_stated_size(painter):
+    picture = painter.paint(logistic(1.0, 0.5, 0.1), "a title")
     assert picture.png.startswith(PNG_SIGNATURE)
     assert struct.unpack(">II", picture.png[16:24]) == (picture.width, picture.height)
-    assert picture.png[25] == 6  # colour type 6: RGBA
-    assert picture.width >= 400 and picture.height >= 300
+    assert picture.png[25] == 2  # colour type 2: RGB
+    assert (picture.width, picture.height) == (640, 480)
+
+
+def test_each_pixel_of_the_axes_shows_the_band_of_the_models_probability(painter):
+    """Far from the points and the line, a pixel has the colour of its probability's band:
+    0.7 and up on one side of x0 = 0, under 0.3 on the other."""
+    image = pixels(painter.paint(logistic(1.0, 0.0, 0.0), "t").png)
+    rows, columns = painter.rows, painter.columns
+    corner_low = image[rows.start + 5, columns.start + 5]  # top left: x0 very negative
+    corner_high = image[rows.stop - 5, columns.stop - 5]  # bottom right: x0 very positive
+    np.testing.assert_allclose(corner_low, painter.band_rgb[0], atol=1)
+    np.testing.assert_allclose(corner_high, painter.band_rgb[-1], atol=1)
+
+
+def test_a_painter_paints_each_model_as_a_fresh_one_would(painter):
+    first, second = logistic(1.0, 0.5, 0.1), logistic(-0.3, 2.0, -1.0)
+    a = painter.paint(first, "one").png
+    b = painter.paint(second, "two").png
+    assert a != b
+    assert painter.paint(first, "one").png == a  # nothing of the second is left
+    points = np.random.default_rng(0).normal(size=(200, 2))
+    assert BoundaryPainter(points, (points[:, 0] > 0) * 1.0).paint(first, "one").png == a
 
 
 def finished(cfg, exp) -> FitResult:
     """A FitResult as after one epoch, holding the model's current state as the best."""
-    result = FitResult("val_loss", best_epoch=1, best_state=exp.model.state_dict())
+    result = FitResult(Monitor.val_loss, best_epoch=1, best_state=exp.model.state_dict())
     result.history.append(EpochMetrics(1, 0.5, 0.7, 0.5, 0.7, 0.0, 0.0))
     return result
 

@@ -1,0 +1,162 @@
+"""``python -m logreg_exp.evaluate RUN_DIR [--split train val test] [--out FILE]``: a finished
+run's best model (``best.pt``) on the splits of its own data, rebuilt from the run's saved
+config: loss, accuracy, ROC AUC and the confusion matrix of each split, printed and written
+to ``evaluation.json`` in the run dir.
+
+The same config and seed give the same splits, so the data are rebuilt rather than stored;
+the rebuilt preprocessing is checked against the run's ``preprocessing.json``, which catches
+a CSV that changed since. A plain command rather than a Hydra entrypoint: everything it
+needs is in the run dir, so there is nothing to compose, and its output belongs to that run,
+not in a new Hydra output dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import TensorDataset
+
+from logreg_exp.data.loaders import make_loader
+from logreg_exp.errors import ConfigError, run_command
+from logreg_exp.files import display_path, writable
+from logreg_exp.results import EVALUATION_FILE, write_evaluation
+from logreg_exp.saved_run import SavedRun, open_run
+from logreg_exp.training.build import build_data
+from logreg_exp.training.loop import evaluate, predict_scores
+from logreg_exp.training.metrics import confusion_matrix, roc_auc
+
+SPLITS = ("train", "val", "test")
+CPU = torch.device("cpu")
+
+
+def evaluate_run(run: SavedRun, splits: Sequence[str] | None = None) -> dict[str, Any]:
+    """The run's best model on each of ``splits`` (default: every split the run has) of its
+    rebuilt data, and, where the dataset has them, its evaluators' numbers (gaussian2d: the
+    exact ``population_acc``): the contents of ``evaluation.json``."""
+    settings = run.settings
+    data = build_data(settings, CPU)
+    differs = run.preprocessing.same_as(data.preprocessing)
+    if differs:
+        raise ConfigError(
+            f"the data rebuilt from {display_path(run.dir)}'s config are not the ones it "
+            f"trained on: {differs}; was {data_source(settings)} changed since the run?"
+        )
+    available = {"train": data.train, "val": data.val, "test": data.test}
+    if splits is None:
+        splits = [name for name in SPLITS if available[name] is not None]
+    elif "test" in splits and data.test is None:
+        raise ConfigError(
+            f"{display_path(run.dir)} has no test split (dataset.test_fraction=0); "
+            "choose from train, val"
+        )
+    loss_fn = instantiate(settings.loss)
+    results = {name: evaluate_split(run, available[name], loss_fn) for name in splits}
+    evaluation: dict[str, Any] = {
+        "run_dir": str(run.dir),
+        "checkpoint": {k: run.checkpoint.get(k) for k in ("epoch", "monitor", "value")},
+        "classes": run.preprocessing.classes,
+        "splits": results,
+    }
+    evaluation.update({name: fn(run.model) for name, fn in data.evaluators.items()})
+    return evaluation
+
+
+def evaluate_split(run: SavedRun, split: TensorDataset, loss_fn: Any) -> dict[str, Any]:
+    """The model on one split, in minibatches of ``val_batch_size`` as in training, so the
+    validation numbers are those of metrics.json."""
+    loader = make_loader(split, run.settings.val_batch_size, shuffle=False)
+    loss, acc = evaluate(run.model, loss_fn, loader, CPU)
+    scores, labels = predict_scores(run.model, loader, CPU)
+    scores, labels = scores.double().numpy(), labels.numpy()
+    return {
+        "samples": len(labels),
+        "loss": loss,
+        "acc": acc,
+        "roc_auc": roc_auc(scores, labels),
+        "confusion_matrix": confusion_matrix(scores > 0, labels).tolist(),
+    }
+
+
+def data_source(settings: Any) -> str:
+    path = getattr(settings.dataset, "path", None)
+    return str(path) if path else f"dataset={settings.dataset.name}"
+
+
+def report(run: SavedRun, evaluation: dict[str, Any]) -> str:
+    """What the command prints: the run, a table of the splits, each split's confusion
+    matrix, and the evaluators' numbers."""
+    splits: dict[str, dict[str, Any]] = evaluation["splits"]
+    lines = [run.describe(), ""]
+    rows = [["split", "samples", "loss", "acc", "roc_auc"]]
+    for name, r in splits.items():
+        auc = "" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}"
+        rows.append([name, str(r["samples"]), f"{r['loss']:.4f}", f"{r['acc']:.4f}", auc])
+    lines += aligned(rows)
+    classes = evaluation["classes"]
+    for name, r in splits.items():
+        (tn, fp), (fn, tp) = r["confusion_matrix"]
+        lines += ["", f"confusion matrix, {name} (rows: true class, columns: predicted class)"]
+        matrix = [["", *classes], [classes[0], str(tn), str(fp)], [classes[1], str(fn), str(tp)]]
+        lines += aligned(matrix)
+    if "population_acc" in evaluation:
+        lines += [
+            "",
+            f"population_acc {evaluation['population_acc']:.4f}: the model's exact accuracy "
+            "on the whole distribution",
+        ]
+    return "\n".join(lines)
+
+
+def aligned(rows: list[list[str]]) -> list[str]:
+    """Rows as lines of columns, the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m logreg_exp.evaluate",
+        description="Evaluate a finished run's best model (best.pt) on the splits of its data, "
+        "rebuilt from the run's .hydra/config.yaml.",
+    )
+    parser.add_argument("run_dir", type=Path, help="the run's output dir (outputs/DATE/TIME)")
+    parser.add_argument(
+        "--split",
+        nargs="+",
+        choices=SPLITS,
+        help="the splits to evaluate (default: every split the run has)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"where to write the numbers as JSON (default: RUN_DIR/{EVALUATION_FILE})",
+    )
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        out = None if args.out is None else writable(args.out, "--out")
+        run = open_run(args.run_dir)
+        splits = None if args.split is None else list(dict.fromkeys(args.split))
+        evaluation = evaluate_run(run, splits)
+        print(report(run, evaluation), flush=True)  # the numbers, even if the dir is read-only
+        path = write_evaluation(out or run.dir / EVALUATION_FILE, evaluation)
+        print(f"\nwrote {display_path(path)}")
+        return 0
+
+    return run_command(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

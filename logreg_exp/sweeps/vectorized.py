@@ -1,0 +1,352 @@
+"""``hydra/launcher=vectorized``: the jobs of a sweep that differ only in elementwise updater
+hyperparameters (a learning-rate sweep) train together as one stacked model.
+
+The launcher composes every job's config, groups the jobs whose configs are the same but for
+the values that act column by column (``updater.lr``, ``updater.momentum``,
+``updater.weight_decay`` and the optimizer's other elementwise arguments, for the optimizers
+in ``training.stacked.ELEMENTWISE``), and then, in job order, lets Hydra set up each job as the
+basic launcher does (its dir, ``.hydra/``, its log file, the callbacks) and checks its config:
+a job that fits no group runs then, exactly as the basic launcher runs it; a job with a bad
+value fails alone. Each group then trains as one (``job.run_job_group``), and every job gets
+its own files and its value for the sweeper.
+
+Hydra composes each job's config from scratch (about 80 ms a job). A job whose overrides set
+the same keys as an earlier job's, to plain values, gets that job's composed config with its
+own values applied, by the same function Hydra applies overrides with
+(``tests/sweeps/test_vectorized.py`` checks the two are identical).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType, ValueType
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_class
+from omegaconf import Container, DictConfig, OmegaConf, open_dict
+
+from logreg_exp.cli import end_as, failed
+from logreg_exp.config import validated
+from logreg_exp.errors import ConfigError
+from logreg_exp.results import Status
+from logreg_exp.startup import import_heavy_modules
+from logreg_exp.sweeps.launchers import default_threads
+from logreg_exp.sweeps.swept import keys_the_sweep_varies
+
+log = logging.getLogger(__name__)
+
+UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
+MANUAL_COLUMNS = UPDATER_COLUMNS
+# Losses known to be a mean of per-sample losses that take reduction="none".
+PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
+
+
+def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
+    """The dotted keys of ``task`` (a job's config, resolved) whose values may differ within a
+    group, or None and why the job cannot be grouped."""
+    updater = task["updater"]
+    loss = task["loss"]["_target_"]
+    if loss not in PER_SAMPLE_LOSSES:
+        return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
+    if updater["name"] == "manual":
+        return keys, ""
+    from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up
+
+    target = updater["optimizer"]["_target_"]
+    try:
+        optimizer_cls = get_class(target)
+    except Exception:
+        return None, f"updater.optimizer._target_={target} cannot be imported"
+    if optimizer_cls not in ELEMENTWISE:
+        return None, f"updater.optimizer._target_={target} is not known to update elementwise"
+    per_column = ELEMENTWISE[optimizer_cls][1]
+    return keys + [f"updater.optimizer.{k}" for k in per_column], ""
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: node}
+
+
+@dataclass
+class Group:
+    """Jobs (by their index in the batch) that train as one, and the keys they differ in."""
+
+    key: str
+    jobs: list[int] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+
+
+def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, str]]:
+    """Groups of two or more jobs of ``tasks`` (resolved configs), in order of their first job;
+    and each job that trains alone, with why (one that shares its config with no other job
+    has no reason)."""
+    groups: dict[str, Group] = {}
+    alone: dict[int, str] = {}
+    flat = [flatten(task) for task in tasks]
+    for i, task in enumerate(tasks):
+        keys, reason = column_keys(task)
+        if keys is None:
+            alone[i] = reason
+            continue
+        shared = {k: v for k, v in flat[i].items() if k not in keys}
+        key = json.dumps(shared, sort_keys=True, default=str)
+        groups.setdefault(key, Group(key)).jobs.append(i)
+    found = []
+    for group in groups.values():
+        if len(group.jobs) < 2:
+            alone[group.jobs[0]] = ""
+            continue
+        keys = sorted({k for i in group.jobs for k in flat[i]})
+        group.differ = [
+            k for k in keys if len({json.dumps(flat[i].get(k)) for i in group.jobs}) > 1
+        ]
+        found.append(group)
+    return found, alone
+
+
+class ConfigDeriver:
+    """Hydra's ``load_sweep_config``, composing only the first job of each set of override
+    keys and deriving the others from it, with Hydra's own function for applying overrides.
+
+    It stands in for the config loader's method, so the sweeper's check of the batch (Hydra's
+    sweepers compose every job once before they launch it) and the launch both use it.
+    """
+
+    def __init__(self, compose: Any) -> None:
+        self.compose = compose  # the config loader's own load_sweep_config
+        self.parser = OverridesParser.create()
+        self.templates: dict[tuple[str, ...], DictConfig] = {}
+        self.checked: dict[tuple[str, ...], DictConfig] = {}
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job's config. The sweeper asks for every job of a batch to check it, then the
+        launch asks again: the first answer is kept and handed out once more."""
+        cfg = self.derive(master_config, sweep_overrides)
+        self.checked[tuple(sweep_overrides)] = copy.deepcopy(cfg)
+        return cfg
+
+    def for_launch(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job's config for its launch: the one made for the sweeper's check, if any."""
+        checked = self.checked.pop(tuple(sweep_overrides), None)
+        return checked if checked is not None else self.derive(master_config, sweep_overrides)
+
+    def derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        parsed = self.parser.parse_overrides(list(sweep_overrides))
+        signature = self.signature(parsed)
+        template = self.templates.get(signature) if signature else None
+        if template is None:
+            cfg = self.compose(master_config, list(sweep_overrides))
+            if signature and self.derivable(cfg, parsed):
+                self.templates[signature] = copy.deepcopy(cfg)
+            return cfg
+        cfg = copy.deepcopy(template)
+        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in parsed]
+            dirname = cfg.hydra.job.config.override_dirname
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=list(parsed),
+                kv_sep=dirname.kv_sep,
+                item_sep=dirname.item_sep,
+                exclude_keys=list(dirname.exclude_keys),
+            )
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+    @staticmethod
+    def signature(parsed: Sequence[Override]) -> tuple[str, ...] | None:
+        """The override keys, when every override sets a plain value (no group choice, no
+        +, ~ or ++, no sweep, no hydra key); else None."""
+        for o in parsed:
+            plain = o.type == OverrideType.CHANGE and o.value_type == ValueType.ELEMENT
+            if not plain or o.is_hydra_override() or o.package is not None:
+                return None
+            if isinstance(o.value(), dict | list):
+                return None
+        return tuple(o.key_or_group for o in parsed)
+
+    @staticmethod
+    def derivable(cfg: DictConfig, parsed: Sequence[Override]) -> bool:
+        """Every override key is a leaf of the config and not a config group."""
+        choices = cfg.hydra.runtime.choices
+        for o in parsed:
+            key = o.key_or_group
+            if key in choices or OmegaConf.select(cfg, key, default=None) is None:
+                return False
+            if isinstance(OmegaConf.select(cfg, key), Container):
+                return False
+        return True
+
+
+class VectorizedSweep:
+    """What ``hydra/launcher=vectorized`` does; the Hydra plugin class only hands over."""
+
+    def __init__(self) -> None:
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        loader = hydra_context.config_loader
+        if not isinstance(loader.load_sweep_config, ConfigDeriver):
+            loader.load_sweep_config = ConfigDeriver(loader.load_sweep_config)  # type: ignore[method-assign]
+        self.configs: ConfigDeriver = loader.load_sweep_config
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = []
+        for i, overrides in enumerate(job_overrides):
+            cfg = self.configs.for_launch(self.config, list(overrides))
+            with open_dict(cfg):
+                cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
+            configs.append(cfg)
+        tasks = [task_container(cfg) for cfg in configs]
+        if tasks:
+            import_heavy_modules(OmegaConf.create(tasks[0]))
+        groups, alone = group_jobs(tasks)
+        log.info(
+            "Launching %d jobs: %d in %d group%s trained as one, %d alone",
+            len(configs), sum(len(g.jobs) for g in groups), len(groups),
+            "" if len(groups) == 1 else "s", len(alone),
+        )  # fmt: skip
+        for n, group in enumerate(groups, start=1):
+            nums = [initial_job_idx + i for i in group.jobs]
+            log.info(
+                "  group %d: %d jobs (#%s), differing in %s",
+                n, len(group.jobs), ",".join(map(str, nums)), ", ".join(group.differ) or "nothing",
+            )  # fmt: skip
+        for reason in sorted({r for r in alone.values() if r}):
+            jobs = [initial_job_idx + i for i, r in alone.items() if r == reason]
+            log.info("  alone, one at a time (#%s): %s", ",".join(map(str, jobs)), reason)
+
+        returns: list[JobReturn | None] = [None] * len(configs)
+        members: dict[int, Any] = {}
+        in_group = {i for g in groups for i in g.jobs}
+        start = time.perf_counter()
+        for i, cfg in enumerate(configs):
+            task = self.task_function if i not in in_group else self.prepare(members, i)
+            returns[i] = run_job(
+                hydra_context=self.hydra_context,
+                task_function=task,
+                config=cfg,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if groups:
+            log.info(
+                "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
+                len(in_group), time.perf_counter() - start,
+            )  # fmt: skip
+        self.train_groups(groups, members, returns)
+        assert all(r is not None for r in returns)
+        return returns  # type: ignore[return-value]
+
+    def prepare(self, members: dict[int, Any], i: int) -> TaskFunction:
+        """The task function Hydra runs for a grouped job: check its config and keep it for
+        its group; a bad value fails the job alone, as in any sweep."""
+
+        def prepare_job(task_cfg: DictConfig) -> float | None:
+            from logreg_exp.job import GroupMember
+            from logreg_exp.training.updaters import build_updater
+
+            hydra_cfg = HydraConfig.get()
+            job_dir = Path(hydra_cfg.runtime.output_dir)
+            try:
+                settings = validated(task_cfg)
+                build_updater([dummy_parameter()], settings.updater)
+            except ConfigError as err:
+                return failed(err, task_cfg, job_dir, in_sweep=True, wall_s=0.0).value
+            file_handler = hydra_cfg.job_logging.handlers.get("file", {})
+            formatter = file_handler.get("formatter", "simple")
+            members[i] = GroupMember(
+                task_cfg,
+                job_dir,
+                dict(hydra_cfg.runtime.choices),
+                keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper),
+                Path(file_handler.get("filename", job_dir / f"{hydra_cfg.job.name}.log")),
+                hydra_cfg.job_logging.formatters[formatter].format,
+            )
+            return None
+
+        return prepare_job
+
+    def train_groups(
+        self,
+        groups: Sequence[Group],
+        members: dict[int, Any],
+        returns: list[JobReturn | None],
+    ) -> None:
+        """Train each group's valid jobs as one; fill in their values for the sweeper."""
+        from logreg_exp.job import run_job_group
+
+        assert self.config is not None
+        threads = default_threads(self.config.hydra.launcher)
+        interrupted = False
+        for group in groups:
+            jobs = [i for i in group.jobs if i in members]
+            if not jobs:
+                continue
+            self.configure_console_logging()
+            outcomes = run_job_group([members[i] for i in jobs], threads)
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            for i, outcome in zip(jobs, outcomes, strict=True):
+                ret = returns[i]
+                assert ret is not None
+                ret.status = JobStatus.COMPLETED
+                ret.return_value = outcome.value
+                interrupted |= outcome.status is Status.INTERRUPTED
+            if interrupted:
+                end_as(outcomes[0], in_sweep=True)  # exit code 130, as the basic launcher
+
+    def configure_console_logging(self) -> None:
+        """The jobs' console format for the group's own lines, without any job's log file."""
+        assert self.config is not None
+        job_logging = OmegaConf.to_container(self.config.hydra.job_logging, resolve=False)
+        assert isinstance(job_logging, dict)
+        job_logging["handlers"].pop("file", None)
+        root = job_logging.get("root", {})
+        root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
+        configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def task_container(cfg: DictConfig) -> dict[str, Any]:
+    """A job's own config (no hydra node), resolved, as plain data, for grouping."""
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    container = OmegaConf.to_container(task, resolve=True, enum_to_str=True)
+    assert isinstance(container, dict)
+    return container
+
+
+def dummy_parameter() -> Any:
+    import torch
+
+    return torch.zeros(1, requires_grad=True)

@@ -1,0 +1,196 @@
+"""The stacked model: K columns trained as one give what K models trained alone give."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from logreg_exp.results import Monitor, Status
+from logreg_exp.training.loop import fit
+from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.stacked import (
+    ColumnLosses,
+    StackedLogisticRegression,
+    fit_stacked,
+    stacked_updater,
+)
+from logreg_exp.training.updaters import ManualSGD
+from tests.helpers import build
+
+# optimizer class -> the hyperparameters of three columns (each also a model trained alone)
+CASES = {
+    torch.optim.SGD: [
+        {"lr": 0.01},
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+        {"lr": 0.05, "momentum": 0.5, "dampening": 0.3},
+    ],
+    torch.optim.Adam: [
+        {"lr": 0.001},
+        {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1},
+        {"lr": 0.03, "eps": 1e-6},
+    ],
+    torch.optim.AdamW: [{"lr": 0.001}, {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.02}],
+    torch.optim.RMSprop: [
+        {"lr": 0.001},
+        {"lr": 0.01, "alpha": 0.9, "momentum": 0.5},
+        {"lr": 0.003, "weight_decay": 0.1, "eps": 1e-5},
+    ],
+    torch.optim.Adagrad: [
+        {"lr": 0.1},
+        {"lr": 0.05, "lr_decay": 0.01, "initial_accumulator_value": 0.1},
+        {"lr": 0.2, "weight_decay": 0.05},
+    ],
+}
+
+
+def problem(seed: int = 0, n: int = 64, d: int = 3):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(n, generator=gen, dtype=torch.float64) > 0).double()
+    return x, y, LogisticRegression(d, generator=gen, dtype=torch.float64)
+
+
+def steps_alone(template, optimizer, x, y, n_steps):
+    model = LogisticRegression(template.n_features, dtype=torch.float64)
+    model.load_state_dict(template.state_dict())
+    updater = optimizer(model.parameters())
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for i in range(n_steps):
+        batch = slice(8 * (i % 8), 8 * (i % 8) + 8)
+        updater.zero_grad()
+        loss_fn(model(x[batch]), y[batch]).backward()
+        updater.step()
+    return model
+
+
+@pytest.mark.parametrize("optimizer_cls", list(CASES), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("flag", [None, "maximize", "special"])
+def test_each_column_steps_as_its_optimizer_alone(optimizer_cls, flag):
+    x, y, template = problem()
+    special = {
+        torch.optim.SGD: {"nesterov": True},
+        torch.optim.Adam: {"amsgrad": True},
+        torch.optim.AdamW: {"amsgrad": True},
+        torch.optim.RMSprop: {"centered": True},
+        torch.optim.Adagrad: {},
+    }[optimizer_cls]
+    flags = {"maximize": True} if flag == "maximize" else special if flag == "special" else {}
+    columns = [{**c, **flags} for c in CASES[optimizer_cls]]
+    if flags.get("nesterov"):  # nesterov needs momentum and no dampening in every column
+        columns = [{**c, "momentum": 0.9, "dampening": 0.0} for c in columns]
+    stacked = StackedLogisticRegression(template, len(columns))
+    settings = [optimizer_cls([torch.zeros(1)], **c).defaults for c in columns]
+    updater = stacked_updater(list(stacked.parameters()), optimizer_cls, settings)
+    loss_fn = ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none"))
+    for i in range(40):
+        batch = slice(8 * (i % 8), 8 * (i % 8) + 8)
+        updater.zero_grad()
+        loss_fn(stacked(x[batch]), y[batch]).sum().backward()
+        updater.step()
+    for k, column in enumerate(columns):
+        alone = steps_alone(template, lambda p, c=column: optimizer_cls(p, **c), x, y, 40)
+        for name, value in alone.state_dict().items():
+            torch.testing.assert_close(stacked.column_state(k)[name], value, rtol=1e-12, atol=1e-14)
+
+
+def test_manual_sgd_columns_step_as_manual_sgd_alone():
+    x, y, template = problem(1)
+    columns = [
+        {"lr": 0.05, "momentum": 0.0, "weight_decay": 0.0},
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+    ]
+    stacked = StackedLogisticRegression(template, 2)
+    settings = [ManualSGD([torch.zeros(1)], **c).defaults for c in columns]
+    updater = stacked_updater(list(stacked.parameters()), torch.optim.SGD, settings)
+    loss_fn = ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none"))
+    for i in range(30):
+        batch = slice(8 * (i % 8), 8 * (i % 8) + 8)
+        updater.zero_grad()
+        loss_fn(stacked(x[batch]), y[batch]).sum().backward()
+        updater.step()
+    for k, column in enumerate(columns):
+        alone = steps_alone(template, lambda p, c=column: ManualSGD(p, **c), x, y, 30)
+        torch.testing.assert_close(stacked.column(k).w, alone.w, rtol=1e-12, atol=1e-14)
+
+
+def fit_columns(columns):
+    """fit_stacked on the small default pipeline, a column for each of ``columns`` (SGD's
+    keyword arguments, or an lr)."""
+    _, pipeline = build("dataset.n_samples=400", "epochs=3", "dtype=float64")
+    columns = [c if isinstance(c, dict) else {"lr": c} for c in columns]
+    stacked = StackedLogisticRegression(pipeline.model, len(columns))
+    settings = [torch.optim.SGD([torch.zeros(1)], **c).defaults for c in columns]
+    updater = stacked_updater(list(stacked.parameters()), torch.optim.SGD, settings)
+    loss_fn = ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none"))
+    return pipeline, fit_stacked(
+        stacked, loss_fn, updater, pipeline.train_loader, pipeline.val_loader, epochs=3,
+        device=pipeline.device, monitor=Monitor.val_loss, evaluators=pipeline.evaluators,
+    )  # fmt: skip
+
+
+def fit_alone(lr, weight_decay=0.0):
+    _, pipeline = build(
+        "dataset.n_samples=400", "epochs=3", "dtype=float64", f"updater.lr={lr}",
+        f"updater.weight_decay={weight_decay}",
+    )  # fmt: skip
+    return fit(
+        pipeline.model, pipeline.loss_fn, pipeline.updater, pipeline.train_loader,
+        pipeline.val_loader, epochs=3, device=pipeline.device, evaluators=pipeline.evaluators,
+    )  # fmt: skip
+
+
+def assert_same_fit(stacked, alone):
+    assert stacked.status is alone.status and stacked.stopped_at == alone.stopped_at
+    assert stacked.best_epoch == alone.best_epoch
+    assert len(stacked.history) == len(alone.history)
+    for a, b in zip(stacked.history, alone.history, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert math.isclose(getattr(a, key), getattr(b, key), rel_tol=1e-9), key
+        assert a.extra.keys() == b.extra.keys()
+        for key in a.extra:
+            assert math.isclose(a.extra[key], b.extra[key], rel_tol=1e-9), key
+    for key in alone.best_state:
+        torch.testing.assert_close(
+            stacked.best_state[key], alone.best_state[key], rtol=1e-9, atol=0
+        )
+
+
+def test_fit_stacked_gives_each_column_the_fit_of_its_model_alone():
+    lrs = [0.001, 0.01, 0.1, 1.0]
+    _, results = fit_columns(lrs)
+    for lr, result in zip(lrs, results, strict=True):
+        assert_same_fit(result, fit_alone(lr))
+
+
+def test_a_diverging_column_stops_alone_and_the_others_are_unchanged():
+    _, with_bad = fit_columns([0.01, {"lr": 1e20, "weight_decay": 1.0}, 0.1])
+    _, without = fit_columns([0.01, 0.1])
+    assert with_bad[1].status is Status.DIVERGED and with_bad[1].stopped_at[0] == 1
+    assert with_bad[1].history == [] and with_bad[1].best_epoch == 0
+    alone = fit_alone(1e20, weight_decay=1.0)
+    assert with_bad[1].stopped_at == alone.stopped_at
+    for a, b in ((with_bad[0], without[0]), (with_bad[2], without[1])):
+        assert_same_fit(a, b)
+
+
+def test_a_stop_request_interrupts_every_column_with_whole_epochs_only():
+    _, pipeline = build("dataset.n_samples=400", "epochs=5")
+    stacked = StackedLogisticRegression(pipeline.model, 3)
+    settings = [torch.optim.SGD([torch.zeros(1)], lr=lr).defaults for lr in (0.01, 0.1, 1.0)]
+    updater = stacked_updater(list(stacked.parameters()), torch.optim.SGD, settings)
+    calls = {"n": 0}
+
+    def stop_requested():  # true in the middle of epoch 2 (25 batches an epoch, 7 to validate)
+        calls["n"] += 1
+        return calls["n"] > 25 + 1 + 10
+
+    results = fit_stacked(
+        stacked, ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none")), updater,
+        pipeline.train_loader, pipeline.val_loader, epochs=5, device=pipeline.device,
+        monitor=Monitor.val_loss, stop_requested=stop_requested,
+    )  # fmt: skip
+    for result in results:
+        assert result.status is Status.INTERRUPTED and result.stopped_at == (2, None)
+        assert [m.epoch for m in result.history] == [1] and result.best_epoch == 1
