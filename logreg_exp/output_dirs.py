@@ -42,15 +42,24 @@ except ImportError:  # not on POSIX: no lock
 DIR_KEYS = ("overwrite",)  # how to treat the output dir: not part of a run's identity
 
 # What a run writes: its results, then the files Hydra writes around them.
-RESULT_FILES = ("metrics.json", "best.pt", "decision_boundary.png", "events.out.tfevents.*")
+RUN_RESULTS = ("metrics.json", "best.pt")  # what makes a dir a run's
+RESULT_FILES = (
+    *RUN_RESULTS,
+    "preprocessing.json",
+    "evaluation.json",
+    "decision_boundary.png",
+    "events.out.tfevents.*",
+)
 HYDRA_DIR = ".hydra"
-TEMPORARY_FILES = tuple(f".{name}.*.tmp" for name in RESULT_FILES[:3])  # files.atomic_write
+TEMPORARY_FILES = tuple(f".{name}.*.tmp" for name in RESULT_FILES[:-1])  # files.atomic_write
 # What a sweep writes in its dir, besides its job dirs.
 SWEEP_FILES = (
     "multirun.yaml",
     "sweep_plan.json",
     "summary.csv",
     "summary.md",
+    "sweep.png",
+    "events.out.tfevents.*.picture",  # sweep.png for TensorBoard
     "optimization_results.yaml",
     ".submitit",
 )
@@ -163,7 +172,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 def inspect_sweep_dir(path: Path, sweep: dict[str, Any]) -> DirState:
     """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``)."""
     path = Path(path)
-    if has_any(path, RESULT_FILES):
+    if has_any(path, RUN_RESULTS):
         return DirState(path, Holds.OTHER, "a single run")
     if not (has_any(path, SWEEP_FILES) or job_dirs(path)):
         return DirState(path, Holds.NOTHING)

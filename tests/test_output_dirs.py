@@ -181,7 +181,7 @@ def test_a_sweep_dir_holding_another_sweep_is_refused_until_overwrite(tmp_path):
     summary = (tmp_path / "s" / "summary.csv").read_text()
     assert summary.count("\n") == 2 and "seed=5" in summary and "seed=0" not in summary
     assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == [
-        "0_dataset.n_samples=200,epochs=1,seed=5"
+        "0000_dataset.n_samples=200,epochs=1,seed=5"
     ]
 
 

@@ -43,7 +43,7 @@ def test_a_worker_killed_mid_job_fails_its_job_alone(tmp_path):
          f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    log = sweep / "1_dataset.n_samples=400,epochs=100000" / "logreg_exp.log"
+    log = sweep / "0001_dataset.n_samples=400,epochs=100000" / "logreg_exp.log"
     try:
         deadline = time.monotonic() + 240  # a guard against hanging, not a measurement
         worker = None
@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_job_fails_its_job_alone(tmp_path):
         proc.wait()
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stdout + stderr and "Exception ignored" not in stderr
-    assert "1 of 4 jobs failed: 1_dataset.n_samples=400,epochs=100000" in stdout + stderr
+    assert "1 of 4 jobs failed: 0001_dataset.n_samples=400,epochs=100000" in stdout + stderr
     with (sweep / "summary.csv").open() as f:
         rows = {row["job"]: row for row in csv.DictReader(f)}
     assert {job: row["status"] for job, row in rows.items()} == {
@@ -81,7 +81,7 @@ def test_kill_of_the_sweep_leaves_no_worker_behind(tmp_path):
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 240  # guards against hanging; nothing is timed
-        logs = [sweep / f"{i}_dataset.n_samples=400,epochs={e}" / "logreg_exp.log"
+        logs = [sweep / f"000{i}_dataset.n_samples=400,epochs={e}" / "logreg_exp.log"
                 for i, e in ((0, 100000), (1, 100001))]  # fmt: skip
         while time.monotonic() < deadline and not all(
             log.exists() and "epoch" in log.read_text() for log in logs
