@@ -89,12 +89,15 @@ def population_accuracy(w: np.ndarray, b: float, label_flip: float) -> float:
     are equally likely; a flipped label turns a right prediction wrong and back, so
     acc = f + (1 - 2 f) * clean_acc. Sigma_c is the identity but for its first 2 x 2 block,
     so w' Sigma_c w = u' C_c u + |v|^2 with u the first two weights and v the rest: O(d)
-    time and no d x d matrix, whatever the number of features. NaN if a weight is not
-    finite (a diverged model).
+    time and no d x d matrix, whatever the number of features; (w, b) is scaled to at most 1
+    first, which leaves the rule as it is. NaN if a weight is not finite (a diverged model).
     """
     w = np.asarray(w, dtype=np.float64).reshape(-1)
     if not (np.isfinite(w).all() and math.isfinite(b)):
         return math.nan
+    scale = max(float(np.abs(w).max(initial=0.0)), abs(b))
+    if scale > 0:  # the rule is the same for (w, b) / scale, whose squares cannot overflow
+        w, b = w / scale, b / scale
     u, noise_var = w[:2], float(w[2:] @ w[2:])
     right = {}
     for label, (mean, cov) in class_moments().items():

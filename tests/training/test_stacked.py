@@ -194,3 +194,27 @@ def test_a_stop_request_interrupts_every_column_with_whole_epochs_only():
     for result in results:
         assert result.status is Status.INTERRUPTED and result.stopped_at == (2, None)
         assert [m.epoch for m in result.history] == [1] and result.best_epoch == 1
+
+
+def test_a_column_whose_validation_overflows_diverges_as_alone():
+    # one step an epoch: the column's second step sends its weights to inf after its loss
+    # was taken, so only validation sees it; it stops there, as the same model alone does
+    overrides = ("dataset.n_samples=40", "batch_size=64", "epochs=2", "dtype=float64")
+    _, pipeline = build(*overrides)
+    columns = [{"lr": 0.1}, {"lr": 1.0, "weight_decay": 1e300}]
+    stacked = StackedLogisticRegression(pipeline.model, len(columns))
+    settings = [torch.optim.SGD([torch.zeros(1)], **c).defaults for c in columns]
+    updater = stacked_updater(list(stacked.parameters()), torch.optim.SGD, settings)
+    loss_fn = ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none"))
+    results = fit_stacked(
+        stacked, loss_fn, updater, pipeline.train_loader, pipeline.val_loader, epochs=2,
+        device=pipeline.device, monitor=Monitor.val_loss, evaluators=pipeline.evaluators,
+    )  # fmt: skip
+    _, alone = build(*overrides, "updater.lr=1.0", "updater.weight_decay=1e300")
+    expected = fit(
+        alone.model, alone.loss_fn, alone.updater, alone.train_loader, alone.val_loader,
+        epochs=2, device=alone.device, evaluators=alone.evaluators,
+    )  # fmt: skip
+    assert expected.status is Status.DIVERGED and expected.non_finite == "val_loss"
+    assert results[1].non_finite == "val_loss" and results[0].status is Status.COMPLETED
+    assert_same_fit(results[1], expected)
