@@ -58,9 +58,11 @@ from logreg_exp.results import (
 )
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.launchers import (
+    JOBLIB,
     default_threads,
     gpus_for_device,
     hidden_gpu_warning,
+    is_installed,
     jobs_at_once,
     missing_plugin,
     register_own_plugins,
@@ -121,6 +123,11 @@ def register_configs() -> None:
         cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
+    register_own_plugins()  # hydra/launcher=vectorized
+    if is_installed(JOBLIB.package):
+        from logreg_exp.sweeps.joblib_launcher import register_config
+
+        register_config()  # replaces the plugin's hydra/launcher=joblib
 
 
 register_configs()
@@ -141,7 +148,6 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
-        register_own_plugins()  # as run_cli does: this package's launchers
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
@@ -299,7 +305,6 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
-    register_own_plugins()
     try:
         main()
     except KeyboardInterrupt:

@@ -19,10 +19,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
-from logreg_exp.data.preprocessing import PREPROCESSING_FILE, Preprocessing, save_preprocessing
+from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
 from logreg_exp.errors import writing
 from logreg_exp.files import display_path
-from logreg_exp.results import METRICS_FILE, Monitor, Outcome, Status, fit_metrics, write_metrics
+from logreg_exp.results import (
+    METRICS_FILE,
+    Monitor,
+    Outcome,
+    Status,
+    fit_metrics,
+    write_metrics,
+)
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import (
     DECISION_BOUNDARY_FILE,
@@ -54,11 +61,11 @@ def run_job(
     swept: Sequence[str] | None = None,
 ) -> Outcome:
     """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
-    once on the test split; write TensorBoard events and the files of ``write_run_files``
-    into ``job_dir``. Bad config raises ConfigError before anything is written; a file that
-    cannot be written raises OutputError naming it. Ctrl-C ends training between
-    minibatches, with what was reached written (status interrupted); the final writes are
-    part of the run, so a Ctrl-C during them lets them finish.
+    once on the test split; write TensorBoard events and the files of ``write_results`` into
+    ``job_dir``, ``metrics.json`` last. Bad config raises ConfigError before anything is
+    written; a file that cannot be written raises OutputError naming it. Ctrl-C ends
+    training between minibatches, with what was reached written (status interrupted); the
+    final writes are part of the run, so a Ctrl-C during them lets them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, and
     ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
@@ -67,20 +74,22 @@ def run_job(
     device, threads = place(settings, default_threads)
     pipeline = build_pipeline(settings, device)
     log_what_trains(pipeline, settings, device, threads)
-    with GracefulInterrupt() as interrupt:
-        report = JobReport(cfg, settings, Path(job_dir), choices, swept)
-        try:
+    report: JobReport | None = None
+    try:
+        with GracefulInterrupt() as interrupt:
+            report = JobReport(cfg, settings, Path(job_dir), choices, swept)
             result = pipeline.fit(
                 settings.epochs, Monitor(settings.monitor), on_epoch=report.log_epoch,
                 stop_requested=interrupt,
             )  # fmt: skip
             late = interrupt.requested and result.status is not Status.INTERRUPTED
-            outcome = report.finish(result, pipeline, time.perf_counter() - start)
-        finally:
+            ended = report.finish(result, pipeline, time.perf_counter() - start)
+    finally:
+        if report is not None:  # an error or a second Ctrl-C came first
             report.close()
     if late:
         log.warning("Ctrl-C came after the last epoch; the run's files were all written")
-    return outcome
+    return ended
 
 
 @dataclass
@@ -102,8 +111,7 @@ def run_job_group(
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
     would leave in it, its log file the same lines. The console gets one line an epoch for
-    the group. Ctrl-C stops the group: every job interrupted, its files written (a Ctrl-C
-    while they are written lets them finish)."""
+    the group. Ctrl-C stops the group: every job interrupted, its files written."""
     start = time.perf_counter()
     settings = [validated(m.cfg) for m in members]
     first = settings[0]
@@ -132,8 +140,9 @@ def run_job_group(
                 )
                 try:
                     for metrics, is_best in zip(
-                        result.history, improvements(result.history, result.monitor), strict=True
-                    ):
+                        result.history, improvements(result.history, result.monitor),
+                        strict=True,
+                    ):  # fmt: skip
                         report.log_epoch(metrics, is_best)
                     outcomes.append(report.finish(result, pipeline, trained_s, painter))
                 finally:
@@ -229,7 +238,8 @@ class JobReport:
     """Everything a job reports, in its dir and on the console: each epoch's line and curves,
     and at the end best.pt, metrics.json, the HParams results, the picture and the last line.
     The TensorBoard file is open from the start (the config and the HParams session first),
-    so a job that never ends still has its row."""
+    so a job that never ends still has its row. A file that cannot be written is an
+    OutputError naming it."""
 
     def __init__(
         self,
@@ -264,58 +274,59 @@ class JobReport:
         wall_s: float,
         painter: BoundaryPainter | None = None,
     ) -> Outcome:
-        """Write what the job leaves behind, ``metrics.json`` last: it says how the run
-        ended only once every other file is written, so a run that could not write them all
-        never claims success (each failed write is an OutputError naming the file).
-        ``pipeline`` gives the validation points and a model to draw the best state with
-        (with ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
+        """Evaluate the best model on the test split and write what the job leaves behind;
+        ``pipeline`` gives the splits and a model to draw the best state with (with
+        ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
         start = time.perf_counter()
         test = None
         if result.status is Status.COMPLETED:
             test = pipeline.test(result.best_state)
         wall_s += time.perf_counter() - start
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
-        job_dir = self.job_dir
-        if result.status is Status.COMPLETED:
-            with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
-                log_decision_boundary(pipeline, result, job_dir, self.tensorboard, painter)
-        if self.tensorboard is not None:
-            with writing(self.events):
-                self.tensorboard.end_session(metrics, step=len(result.history))
-                self.tensorboard.close()
-            self.tensorboard = None
-        write_run_files(job_dir, result, pipeline.preprocessing, metrics)
-        has_events = self.settings.tensorboard
-        return outcome(result, self.settings, job_dir, has_events, metrics)
+        has_events = self.tensorboard is not None
+        tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
+        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, painter)
+        return outcome(result, self.settings, self.job_dir, has_events, metrics)
 
     def close(self) -> None:
-        """Close the event file, if ``finish`` did not (an error, a second Ctrl-C)."""
         if self.tensorboard is not None:
             with suppress(OSError):
                 self.tensorboard.close()
             self.tensorboard = None
 
 
-def write_run_files(
-    job_dir: Path, result: FitResult, preprocessing: Preprocessing, metrics: dict[str, Any]
+def write_results(
+    result: FitResult,
+    metrics: dict[str, Any],
+    pipeline: Pipeline,
+    job_dir: Path,
+    tensorboard: TensorBoardLogger | None,
+    events: str | Path,
+    painter: BoundaryPainter | None = None,
 ) -> None:
-    """A trained job's files: ``preprocessing.json`` and ``best.pt`` (where an epoch
-    finished), then ``metrics.json``, last, so that a run whose metrics.json says completed
-    has the other two from the same run, whatever stopped an earlier run in the same dir.
-    A file that cannot be written is an OutputError naming it."""
+    """``preprocessing.json`` and ``best.pt`` (where an epoch finished), the picture, the end
+    of the TensorBoard session, and ``metrics.json`` last: it says how the run ended only once
+    every other file is written, so a run that could not write them all never claims
+    success, and one that says completed has the others from the same run."""
     if result.best_epoch:
         with writing(display_path(job_dir / PREPROCESSING_FILE)):
-            save_preprocessing(job_dir, preprocessing)
+            save_preprocessing(job_dir, pipeline.preprocessing)
         with writing(display_path(job_dir / CHECKPOINT_FILE)):
-            save_checkpoint(
-                job_dir,
-                result.best_state,
-                result.best_epoch,
-                result.monitor.value,
-                result.best_value,
-            )
+            save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
+    if result.status is Status.COMPLETED:
+        with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
+            log_decision_boundary(pipeline, result, job_dir, tensorboard, painter)
+    if tensorboard is not None:
+        with writing(events):
+            tensorboard.end_session(metrics, step=len(result.history))
+            tensorboard.close()
     with writing(display_path(job_dir / METRICS_FILE)):
         write_metrics(job_dir, metrics)
+
+
+def best_of(result: FitResult) -> tuple[str, float]:
+    assert result.best_value is not None
+    return result.monitor.value, result.best_value
 
 
 def outcome(
@@ -339,7 +350,7 @@ def outcome(
         knobs = f"updater.lr={settings.updater.lr:g}"
         if settings.updater.weight_decay:
             knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
-        if result.non_finite in (None, "train_loss"):
+        if result.non_finite == "train_loss":
             where = f"non-finite loss at epoch {epoch}, step {step}"
         else:  # the parameters overflowed in the epoch's last step
             where = f"non-finite {result.non_finite} at epoch {epoch}, after step {step}"

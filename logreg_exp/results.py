@@ -155,7 +155,6 @@ def finite_json(content: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
-    """Write ``metrics.json`` atomically, as strict JSON (see ``finite_json``)."""
     return write_json(Path(job_dir) / METRICS_FILE, metrics)
 
 
@@ -166,7 +165,7 @@ def write_evaluation(path: Path, evaluation: dict[str, Any]) -> Path:
 
 
 def write_json(path: Path, content: dict[str, Any]) -> Path:
-    """``content`` as strict JSON, atomically: no NaN or Infinity (see ``finite_json``)."""
+    """Write ``content`` atomically, as strict JSON (see ``finite_json``)."""
     text = json.dumps(finite_json(content), indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
     return path

@@ -63,6 +63,13 @@ def run_cli(
     )
 
 
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """A command that failed as a user's mistake should: exit 1, one line on stderr."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
 
 
@@ -110,13 +117,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
-    """A command that failed as a user's mistake should: exit 1, one line on stderr."""
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}

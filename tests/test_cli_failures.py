@@ -296,7 +296,7 @@ HUGE = "a,b,label\n" + "".join(f"{(-1) ** i * 1e200},{i},{i % 2}\n" for i in ran
         ),
         (
             "f1,f1,kind\n1,2,pos\n", [],
-            "error: d.csv: column 'f1' appears more than once in the header",
+            "error: d.csv line 1: the column name 'f1' appears twice (columns 1 and 2)",
         ),
     ],
 )  # fmt: skip

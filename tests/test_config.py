@@ -138,6 +138,13 @@ def test_defaults_are_valid():
         validated(compose_config(f"dataset={dataset}"))
 
 
+def test_a_test_split_is_held_out_by_default_where_no_exact_number_exists():
+    assert compose_config().dataset.test_fraction == 0  # gaussian2d: the population accuracy
+    for dataset in ("breast_cancer", "csv"):
+        assert compose_config(f"dataset={dataset}").dataset.test_fraction == 0.2
+    assert compose_config("experiment=breast_cancer").dataset.test_fraction == 0.2
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -172,10 +179,3 @@ def test_allow_targets_extends_the_allowlist():
         compose_config("allow_targets=[torch.nn.MSELoss]", "loss._target_=torch.nn.MSELoss")
     )
     assert cfg.loss._target_ == "torch.nn.MSELoss"
-
-
-def test_a_test_split_is_held_out_by_default_where_no_exact_number_exists():
-    assert compose_config().dataset.test_fraction == 0  # gaussian2d: the population accuracy
-    for dataset in ("breast_cancer", "csv"):
-        assert compose_config(f"dataset={dataset}").dataset.test_fraction == 0.2
-    assert compose_config("experiment=breast_cancer").dataset.test_fraction == 0.2

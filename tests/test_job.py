@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from omegaconf import open_dict
 
 from logreg_exp import job
 from logreg_exp.cli import RunFailed, main
-from logreg_exp.job import run_job, write_run_files
+from logreg_exp.job import run_job, write_results
 from logreg_exp.results import Monitor, Status
 from logreg_exp.training.loop import EpochMetrics
 from tests.helpers import compose_config
@@ -77,6 +78,33 @@ def test_diverged_single_run_is_an_error(tmp_path):
         task(tmp_path, "updater.lr=10", "updater.weight_decay=1", "epochs=3")
 
 
+def test_a_completed_job_saves_what_predicting_needs_and_its_test_numbers(tmp_path):
+    from logreg_exp.data.preprocessing import load_preprocessing
+
+    run_job(compose_config("dataset=breast_cancer", "epochs=1"), tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 < metrics["test_acc"] <= 1 and metrics["test_loss"] > 0
+    prep = load_preprocessing(tmp_path)
+    assert prep.features[:2] == ["mean radius", "mean texture"] and len(prep.features) == 30
+    assert prep.classes == ["malignant", "benign"] and prep.scaler is not None
+
+
+def test_metrics_json_is_written_after_the_files_it_vouches_for(tmp_path, monkeypatch):
+    import logreg_exp.job
+    from logreg_exp.data.preprocessing import Preprocessing
+    from logreg_exp.training.loop import FitResult
+
+    def check_then_write(job_dir, metrics):
+        assert {p.name for p in job_dir.iterdir()} == {"best.pt", "preprocessing.json"}
+
+    monkeypatch.setattr(logreg_exp.job, "write_metrics", check_then_write)
+    result = FitResult(Monitor.val_loss, best_epoch=1, best_state={"w": torch.zeros(2, 1)})
+    result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5))
+    result.stop(Status.INTERRUPTED, 2)  # no picture: only the files metrics.json vouches for
+    pipeline = SimpleNamespace(preprocessing=Preprocessing(["a", "b"], ["0", "1"], None))
+    write_results(result, {}, pipeline, tmp_path, None, "events")
+
+
 def interrupting(times, draw):
     """``draw``, after ``times`` Ctrl-Cs sent to this process: as if they came during the
     final writes."""
@@ -102,28 +130,3 @@ def test_a_second_ctrl_c_during_the_final_writes_leaves_no_claim_of_success(tmp_
     with pytest.raises(KeyboardInterrupt):
         run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
     assert not (tmp_path / "metrics.json").exists()
-
-
-def test_a_completed_job_saves_what_predicting_needs_and_its_test_numbers(tmp_path):
-    from logreg_exp.data.preprocessing import load_preprocessing
-
-    run_job(compose_config("dataset=breast_cancer", "epochs=1"), tmp_path)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert 0 < metrics["test_acc"] <= 1 and metrics["test_loss"] > 0
-    prep = load_preprocessing(tmp_path)
-    assert prep.features[:2] == ["mean radius", "mean texture"] and len(prep.features) == 30
-    assert prep.classes == ["malignant", "benign"] and prep.scaler is not None
-
-
-def test_metrics_json_is_written_after_the_files_it_vouches_for(tmp_path, monkeypatch):
-    import logreg_exp.job
-    from logreg_exp.data.preprocessing import Preprocessing
-    from logreg_exp.training.loop import FitResult
-
-    def check_then_write(job_dir, metrics):
-        assert {p.name for p in job_dir.iterdir()} == {"best.pt", "preprocessing.json"}
-
-    monkeypatch.setattr(logreg_exp.job, "write_metrics", check_then_write)
-    result = FitResult(Monitor.val_loss, best_epoch=1, best_state={"w": torch.zeros(2, 1)})
-    result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5))
-    write_run_files(tmp_path, result, Preprocessing(["a", "b"], ["0", "1"], None), {})

@@ -67,18 +67,6 @@ def test_numbers_are_finite_or_none():
     assert [result.number(k) for k in "abcdef"] == [0.5, None, None, None, 3, None]
 
 
-def test_metrics_json_is_strict_json_with_non_finite_numbers_nulled(tmp_path):
-    path = write_metrics(tmp_path, {"status": "diverged", "a": float("nan"), "b": -math.inf})
-
-    def refuse(constant):
-        raise ValueError(f"{constant} is not JSON")
-
-    metrics = json.loads(path.read_text(), parse_constant=refuse)
-    assert metrics == {
-        "status": "diverged", "a": None, "b": None, "non_finite": {"a": "nan", "b": "-inf"},
-    }  # fmt: skip
-
-
 def test_metrics_hold_the_best_models_test_numbers_or_nulls():
     from logreg_exp.results import fit_metrics
     from logreg_exp.training.loop import EpochMetrics, FitResult
@@ -93,3 +81,15 @@ def test_metrics_hold_the_best_models_test_numbers_or_nulls():
     untested = fit_metrics(result, 2.0, 100)  # a run that did not complete
     assert untested["test_loss"] is None and untested["test_acc"] is None
     assert "test_population_acc" not in untested
+
+
+def test_metrics_json_is_strict_json_with_non_finite_numbers_nulled(tmp_path):
+    path = write_metrics(tmp_path, {"status": "diverged", "a": float("nan"), "b": -math.inf})
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads(path.read_text(), parse_constant=refuse)
+    assert metrics == {
+        "status": "diverged", "a": None, "b": None, "non_finite": {"a": "nan", "b": "-inf"},
+    }  # fmt: skip

@@ -5,7 +5,7 @@ and, where it applies, the line (as an editor counts them) and the column. What 
 normalised rather than refused, deliberately: a UTF-8 byte-order mark before the header
 (spreadsheet exports write one); spaces around header names; numeric labels that are the
 same number spelt differently (``1`` and ``1.0`` are one class). Refused: bytes that are
-not UTF-8, a column name used twice or empty, a value too large for the run's dtype.
+not UTF-8, duplicate or empty column names, a value too large for the run's dtype.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from logreg_exp.errors import ConfigError, os_reason
 
 MISSING_MARKERS = {"", "na", "n/a", "nan", "null", "none"}
+ROWS_PER_CHUNK = 1 << 16  # features are parsed into numpy blocks of this many rows
 ENCODING = "utf-8-sig"  # UTF-8, with the byte-order mark of spreadsheet exports dropped
 
 
@@ -97,13 +98,26 @@ def encode_labels(
     return y, classes, merged
 
 
-def read_header(path: Path, delimiter: str, key: str | None = None) -> list[str]:
-    """The column names on ``path``'s first line (its first record), without reading on."""
-    with open_csv(path, key) as f:
-        first = next(csv_rows(csv.reader(f, delimiter=delimiter), path), None)
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """The column names of ``path``'s first line, checked (see ``read_csv_dataset``)."""
+    with open_csv(path) as f:
+        rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
+        first = next(rows, None)
     if first is None or not any(cell.strip() for cell in first[1]):
         raise ConfigError(f"{path} is empty: expected a header line of column names, then rows")
-    return [name.strip() for name in first[1]]
+    header = [name.strip() for name in first[1]]
+    for i, name in enumerate(header):
+        if not name:
+            raise ConfigError(
+                f"{path} line 1: column {i + 1} has no name (a delimiter at the end of the "
+                "line?); every column needs a name"
+            )
+        if name in header[:i]:
+            raise ConfigError(
+                f"{path} line 1: the column name {name!r} appears twice (columns "
+                f"{header.index(name) + 1} and {i + 1}); column names must be unique"
+            )
+    return header
 
 
 def count_lines(path: Path) -> int:
@@ -119,18 +133,16 @@ def count_lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def open_csv(path: Path, key: str | None = None) -> TextIO:
-    """``path`` opened for the csv module, or a ConfigError saying why it cannot be; ``key``
-    names the setting the path came from (``dataset.path``)."""
-    named = f"{key}={str(path)!r}" if key else str(path)
+def open_csv(path: Path) -> TextIO:
+    """``path`` opened for the csv module, or a ConfigError saying why it cannot be."""
     try:
         return path.open(encoding=ENCODING, newline="")
     except FileNotFoundError:
-        raise ConfigError(f"{named}: no such file") from None
+        raise ConfigError(f"dataset.path={str(path)!r}: no such file") from None
     except IsADirectoryError:
-        raise ConfigError(f"{named} is a directory, not a CSV file") from None
+        raise ConfigError(f"dataset.path={str(path)!r} is a directory, not a CSV file") from None
     except OSError as err:
-        raise ConfigError(f"{named}: cannot read it: {os_reason(err)}") from None
+        raise ConfigError(f"dataset.path={str(path)!r}: cannot read it: {os_reason(err)}") from None
 
 
 def csv_rows(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -185,24 +197,35 @@ class Table:
 
 def read_table(path: str | Path, delimiter: str, key: str | None = None) -> Table:
     """Read ``path``: a header line of column names, then rows of as many fields. ``key``
-    names the setting the path came from (``dataset.path``), for the errors about the file."""
+    names the setting the path came from (``dataset.path``), for the error of a missing
+    file."""
     path = Path(path)
+    if not path.is_file():
+        named = f"{key}={str(path)!r}" if key else str(path)
+        raise ConfigError(f"{named}: no such file")
+    try:
+        # utf-8-sig: UTF-8, with the byte-order mark that spreadsheet programs write skipped
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            lines = list(csv.reader(f, delimiter=delimiter))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 CSV"
+        ) from None
+    except csv.Error as err:
+        raise ConfigError(f"{path} is not readable as CSV: {err}") from None
+    if not lines or not any(cell.strip() for cell in lines[0]):
+        raise ConfigError(f"{path} is empty: expected a header line of column names, then rows")
+    header = [name.strip() for name in lines[0]]
     rows, line_numbers = [], []
-    with open_csv(path, key) as f:
-        records = csv_rows(csv.reader(f, delimiter=delimiter), path)
-        first = next(records, None)
-        if first is None or not any(cell.strip() for cell in first[1]):
-            raise ConfigError(f"{path} is empty: expected a header line of column names, then rows")
-        header = [name.strip() for name in first[1]]
-        for line_no, row in records:
-            if not row:  # a blank line
-                continue
-            if len(row) != len(header):
-                raise ConfigError(
-                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
-                )
-            rows.append(row)
-            line_numbers.append(line_no)
+    for line_no, row in enumerate(lines[1:], start=2):
+        if not row:  # a blank line
+            continue
+        if len(row) != len(header):
+            raise ConfigError(
+                f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
+            )
+        rows.append(row)
+        line_numbers.append(line_no)
     return Table(path, header, rows, line_numbers, delimiter)
 
 
@@ -218,11 +241,16 @@ def listed(names: Iterable[str], limit: int = 6) -> str:
 def delimiter_hint(table: Table, setting: str) -> str:
     """Where the header read as one column that holds another likely delimiter, a hint to
     use it, by ``setting`` (a template: ``dataset.delimiter={}``); else nothing."""
-    if len(table.header) == 1:
+    return header_hint(table.header, table.delimiter, setting)
+
+
+def header_hint(header: Sequence[str], delimiter: str, setting: str) -> str:
+    """``delimiter_hint`` for a header read with ``delimiter``."""
+    if len(header) == 1:
         for candidate in (",", ";", "\t", "|"):
-            if candidate != table.delimiter and candidate in table.header[0]:
+            if candidate != delimiter and candidate in header[0]:
                 return (
-                    f" (the header read as one column with delimiter {table.delimiter!r}; "
+                    f" (the header read as one column with delimiter {delimiter!r}; "
                     f"try {setting.format(repr(candidate))})"
                 )
     return ""
@@ -232,12 +260,6 @@ def columns(table: Table, names: Sequence[str], role: str = "", hint: str = "") 
     """The index of each of ``names`` in the header, in that order, or a ConfigError naming
     the missing ones (``role``: whose columns they are, ``hint``: what to add), or one that
     appears twice."""
-    unnamed = [table.header.index(name) + 1 for name in names if not name]
-    if unnamed:
-        raise ConfigError(
-            f"{table.path} line 1: column {unnamed[0]} has no name (a delimiter at the end of "
-            "the line?); name every column"
-        )
     missing = [name for name in names if name not in table.header]
     if missing:
         raise ConfigError(
@@ -250,17 +272,14 @@ def columns(table: Table, names: Sequence[str], role: str = "", hint: str = "") 
     return [table.header.index(name) for name in names]
 
 
-def parse_columns(
-    table: Table, names: Sequence[str], cols: Sequence[int], dtype: np.dtype | type = np.float64
-) -> np.ndarray:
+def parse_columns(table: Table, names: Sequence[str], cols: Sequence[int]) -> np.ndarray:
     """The columns ``names`` (at ``cols``) of every row as float64 (n, len(names)); a
-    ConfigError names the line and column of a cell that is missing, not a number, not
-    finite, or too large for ``dtype`` (the run's)."""
+    ConfigError names the line and column of a cell that is missing, not a number, or not
+    finite."""
     x = np.empty((len(table.rows), len(cols)), dtype=np.float64)
     for i, (row, line_no) in enumerate(zip(table.rows, table.line_numbers, strict=True)):
         for j, col in enumerate(cols):
-            where = f"{table.path} line {line_no}, column {names[j]!r}"
-            x[i, j] = parse_number(row[col], where, dtype)
+            x[i, j] = parse_number(row[col], f"{table.path} line {line_no}, column {names[j]!r}")
     return x
 
 
@@ -273,16 +292,16 @@ def read_csv_dataset(
 ) -> LabeledArrays:
     """Read ``path``: a header line of column names, then one row per sample.
 
-    ``target`` names the label column; ``features`` the feature columns (default: all others).
-    Every error names the file and, where it applies, the line (as an editor counts them)
-    and the column; a feature value that the run's ``dtype`` cannot hold is one.
+    ``target`` names the label column; ``features`` the feature columns (default: all others);
+    a feature value that the run's ``dtype`` cannot hold is an error. The rows
+    are parsed as they are read, into float64 blocks: the file is never held as text.
     """
-    table = read_table(path, delimiter, key="dataset.path")
-    path, header = table.path, table.header
+    path = Path(path)
+    header = read_header(path, delimiter)
     if target not in header:
         raise ConfigError(
             f"dataset.target={target!r} is not a column of {path}; columns: "
-            f"{', '.join(header)}{delimiter_hint(table, 'dataset.delimiter={}')}"
+            f"{', '.join(header)}{header_hint(header, delimiter, 'dataset.delimiter={}')}"
         )
     if features is None:
         features = [name for name in header if name != target]
@@ -298,16 +317,36 @@ def read_csv_dataset(
             raise ConfigError(f"dataset.features must not include the target column {target!r}")
     if not features:
         raise ConfigError(f"{path} has no feature columns besides the target {target!r}")
-    if not table.rows:
-        raise ConfigError(f"{path} has a header but no data rows")
-
+    feature_cols = [header.index(name) for name in features]
     target_col = header.index(target)
-    labels = []
-    for row, line_no in zip(table.rows, table.line_numbers, strict=True):
-        label = row[target_col].strip()
-        if label.lower() in MISSING_MARKERS:
-            raise ConfigError(f"{path} line {line_no}, column {target!r}: missing label")
-        labels.append(label)
-    x = parse_columns(table, features, columns(table, features), dtype)
+    blocks: list[np.ndarray] = []
+    block = np.empty((ROWS_PER_CHUNK, len(features)), dtype=np.float64)
+    labels: list[str] = []
+    n = 0
+    with open_csv(path) as f:
+        rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
+        next(rows)  # the header
+        for line_no, row in rows:
+            if not row:  # a blank line
+                continue
+            if len(row) != len(header):
+                raise ConfigError(
+                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
+                )
+            label = row[target_col].strip()
+            if label.lower() in MISSING_MARKERS:
+                raise ConfigError(f"{path} line {line_no}, column {target!r}: missing label")
+            labels.append(label)
+            if n == ROWS_PER_CHUNK:
+                blocks.append(block)
+                block = np.empty_like(block)
+                n = 0
+            for j, col in enumerate(feature_cols):
+                where = f"{path} line {line_no}, column {features[j]!r}"
+                block[n, j] = parse_number(row[col], where, dtype)
+            n += 1
+    if not labels:
+        raise ConfigError(f"{path} has a header but no data rows")
+    x = np.concatenate([*blocks, block[:n]]) if blocks else block[:n].copy()
     y, class_names, spellings = encode_labels(labels, path, target)
     return LabeledArrays(x, y, list(features), class_names, spellings)

@@ -230,12 +230,11 @@ class CsvFile(Dataset):
     def shape(self) -> tuple[int, int]:
         """Its lines but the header, and its columns but the target (a look at the file)."""
         path = Path(self.cfg.path)
-        header = read_header(path, self.cfg.delimiter, key="dataset.path")
-        columns = self.n_features() or len(header) - 1
+        columns = self.n_features() or len(read_header(path, self.cfg.delimiter)) - 1
         return max(count_lines(path) - 1, 0), columns
 
     def load_overhead(self, n_features: int) -> int:
-        return 64 * (n_features + 1)  # every cell held as text (a str) while it is parsed
+        return 8 * n_features + 64  # the parsed blocks, joined; each label as a str
 
     def describe(self) -> str:
         return str(self.cfg.path)

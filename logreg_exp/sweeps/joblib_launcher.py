@@ -11,8 +11,8 @@ reused from job to job. A worker that dies breaks only its slot: its job is reco
 failed (``metrics.json`` in its dir, with the reason), the slot gets a new worker, and the
 sweep goes on; the summary lists the job, and the sweep exits 1.
 
-It takes the plugin's config keys (``hydra.launcher.n_jobs`` and the rest) and is stored
-under the plugin's name (``launchers.register_own_plugins``); of the keys, ``n_jobs`` counts
+It takes the plugin's config keys (``hydra.launcher.n_jobs`` and the rest) and registers
+itself under the plugin's name (``cli.register_configs``); of the keys, ``n_jobs`` counts
 (as joblib reads it: -1 is every usable core); the others tune ``joblib.Parallel``, which
 this launcher does not call.
 """
@@ -46,9 +46,9 @@ from logreg_exp.sweeps.launchers import jobs_at_once
 
 log = logging.getLogger(__name__)
 
-# Hydra instantiates launchers only from the hydra_plugins namespace: the class there is this
-# module's JoblibLauncher.
-TARGET = "hydra_plugins.logreg_exp_launcher.joblib_launcher.JoblibLauncher"
+# Hydra instantiates launchers only from the hydra_plugins namespace; the class there is this
+# module's JoblibLauncher, by another name.
+TARGET = "hydra_plugins.logreg_exp.launchers.JoblibLauncher"
 
 
 class JoblibLauncher(Launcher):
@@ -168,13 +168,18 @@ class JoblibLauncher(Launcher):
         return sweep_config
 
 
-def store_config() -> None:
-    """Store this launcher in Hydra's ConfigStore as ``hydra/launcher/joblib``, with the
-    plugin's keys and defaults, in place of the plugin's own entry (``Plugins.instance()``'s
-    listing stores that: call this after it)."""
+def register_config() -> None:
+    """Register this launcher with Hydra, and store it in Hydra's ConfigStore as
+    ``hydra/launcher/joblib``, with the plugin's keys and defaults. Hydra's plugin scan
+    stores the plugin's own entry there, so the scan is run (once a process) first; it does
+    not see the hydra_plugins module of an editable install, hence ``register``."""
     from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
+    from hydra_plugins.logreg_exp.launchers import JoblibLauncher as Registered
+
+    Plugins.instance().register(Registered)
     node = OmegaConf.structured(JobLibLauncherConf(_target_=TARGET))
     ConfigStore.instance().store(
         group="hydra/launcher", name="joblib", node=node, provider="logreg_exp"

@@ -56,28 +56,16 @@ NEEDS_PLUGIN = {
 GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
 
 
-VECTORIZED_LAUNCHER = "hydra_plugins.logreg_exp_launcher.vectorized_launcher.VectorizedLauncher"
-JOBLIB_LAUNCHER = "hydra_plugins.logreg_exp_launcher.joblib_launcher.JoblibLauncher"
-
-
 def register_own_plugins() -> None:
     """Make sure Hydra knows this package's launchers. Hydra 1.3 finds plugins by listing the
-    ``hydra_plugins`` namespace package, which fails for a package installed in editable mode
-    by setuptools 64 or newer (hydra issue #2359; Hydra 1.4 moves to entry points): the class
-    imports, but the listing misses it. So it is put in Hydra's table of plugins here. Then
-    ``hydra/launcher=joblib`` is pointed at this package's (``sweeps.joblib_launcher``):
-    Hydra's listing has just stored the plugin's own config under that name."""
+    ``hydra_plugins`` namespace package, which misses a package installed in editable mode by
+    setuptools 64 or newer (hydra issue #2359; Hydra 1.4 moves to entry points): the classes
+    import, but the listing does not see them. So they are registered here, by name."""
     from hydra.core.plugins import Plugins
 
-    plugins = Plugins.instance()
-    for launcher in (VECTORIZED_LAUNCHER, JOBLIB_LAUNCHER):
-        if launcher not in plugins.class_name_to_class:
-            module, name = launcher.rsplit(".", 1)
-            plugins.class_name_to_class[launcher] = getattr(importlib.import_module(module), name)
-    if is_installed(JOBLIB.package):
-        from logreg_exp.sweeps.joblib_launcher import store_config
+    from hydra_plugins.logreg_exp.launchers import VectorizedLauncher
 
-        store_config()
+    Plugins.instance().register(VectorizedLauncher)
 
 
 def is_installed(module: str) -> bool:

@@ -36,7 +36,6 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
 from omegaconf import Container, DictConfig, OmegaConf, open_dict
 
-from logreg_exp.cli import end_as, failed
 from logreg_exp.config import validated
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Status
@@ -275,6 +274,7 @@ class VectorizedSweep:
         its group; a bad value fails the job alone, as in any sweep."""
 
         def prepare_job(task_cfg: DictConfig) -> float | None:
+            from logreg_exp.cli import failed  # the entrypoint's outcome rules, as any job's
             from logreg_exp.job import GroupMember
             from logreg_exp.training.updaters import build_updater
 
@@ -306,6 +306,7 @@ class VectorizedSweep:
         returns: list[JobReturn | None],
     ) -> None:
         """Train each group's valid jobs as one; fill in their values for the sweeper."""
+        from logreg_exp.cli import end_as
         from logreg_exp.job import run_job_group
 
         assert self.config is not None

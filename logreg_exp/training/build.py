@@ -27,13 +27,13 @@ from logreg_exp.data.loaders import (
     to_tensor_dataset,
 )
 from logreg_exp.data.preprocessing import Preprocessing
-from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater, locate
+from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
 
 
 @dataclass
@@ -136,7 +136,8 @@ def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
     try:
         return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
-        raise ConfigError(f"{setting} cannot be built: {one_line(err.__cause__ or err)}") from None
+        cause = err.__cause__ or err
+        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
 
 
 def build_data(cfg: Any, device: torch.device) -> DataSplits:

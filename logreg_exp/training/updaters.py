@@ -15,7 +15,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.errors import ConfigError
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
@@ -115,8 +115,7 @@ def build_optimizer(
         factory = instantiate(updater_cfg.optimizer, _partial_=True)
         return factory(params=params, **kwargs)
     except (TypeError, ValueError, InstantiationException) as err:
-        reason = one_line(err.__cause__ or err)
-        raise ConfigError(f"{setting} does not take these arguments: {reason}") from None
+        raise ConfigError(f"{setting} does not take these arguments: {one_line(err)}") from None
 
 
 def locate(target: str, setting: str) -> Any:
@@ -150,6 +149,12 @@ def needs_closure(optimizer_cls: type) -> bool:
     except (TypeError, ValueError):
         return False
     return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (Hydra's span several, with the cause last)."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Updater:

@@ -54,6 +54,12 @@ def test_numeric_labels_sort_as_numbers_and_features_can_be_chosen(tmp_path):
         ("a,label\n1,0\n2,1,5\n", {}, r"data.csv line 3: 3 fields, but the header has 2"),
         ("a,label\n1,0\n", {"features": ["a", "z"]}, r"dataset.features: 'z' not a column"),
         ("label\n1\n0\n", {}, r"has no feature columns besides the target 'label'"),
+        (
+            "a;label\n1;0\n2;1\n",
+            {},
+            r"columns: a;label \(the header read as one column with delimiter ','; try "
+            r"dataset.delimiter=';'\)$",
+        ),
         (b"a,label\n1,0\n\xff2,1\n", {}, r"data.csv line 3, byte 1: b'\\xff' is not UTF-8"),
         (
             'a,label\n"1,0\n' + "2,1\n" * 70_000,
@@ -61,6 +67,7 @@ def test_numeric_labels_sort_as_numbers_and_features_can_be_chosen(tmp_path):
             r"data.csv lines 2-\d+: not valid CSV: field larger than field limit \(131072\) "
             r"\(an unclosed quote\?\)",
         ),
+        ("a,b,a,label\n1,2,3,0\n", {}, r"line 1: the column name 'a' appears twice \(columns 1"),
         ("a,label,\n1,0,\n", {}, r"line 1: column 3 has no name \(a delimiter at the end"),
         (
             "a,label\n1,0\n1e39,1\n",
@@ -69,13 +76,6 @@ def test_numeric_labels_sort_as_numbers_and_features_can_be_chosen(tmp_path):
             r"dtype=float64",
         ),
         ("a,label\n1,1\n2,1.0\n", {}, r"has 1 distinct value \('1'\)"),
-        (
-            "a;label\n1;0\n2;1\n",
-            {},
-            r"columns: a;label \(the header read as one column with delimiter ','; try "
-            r"dataset.delimiter=';'\)$",
-        ),
-        ("a,a,label\n1,2,0\n", {}, r"data.csv: column 'a' appears more than once in the header"),
     ],
 )
 def test_bad_files_give_one_line_naming_file_line_and_column(tmp_path, text, args, message):
@@ -88,6 +88,36 @@ def test_bad_files_give_one_line_naming_file_line_and_column(tmp_path, text, arg
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"dataset.path='.*nope.csv': no such file"):
         read_csv_dataset(tmp_path / "nope.csv", "label")
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes("a,label\n1,x\n2,y\n".encode("utf-8-sig"))
+    assert read_csv_dataset(path, "label").feature_names == ["a"]
+
+
+def test_a_file_that_is_not_utf8_text_is_one_line(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,label\n\xff\xfe,1\n")
+    with pytest.raises(ConfigError, match=r"data.csv is not UTF-8 text \(byte 8: invalid start"):
+        read_table(path, ",")
+
+
+def test_columns_by_name_for_new_data(tmp_path):
+    table = read_table(write(tmp_path, "id,b,a\nr1,2,1\n\nr2,4,3\n"), ",")
+    assert table.rows == [["r1", "2", "1"], ["r2", "4", "3"]] and table.line_numbers == [2, 4]
+    np.testing.assert_array_equal(parse_columns(table, ["a", "b"], [2, 1]), [[1, 2], [3, 4]])
+    with pytest.raises(ConfigError) as info:
+        columns(table, ["a", "c", "d"], role="the run's feature")
+    assert str(info.value).endswith(
+        "lacks the run's feature columns 'c', 'd'; its columns: id, b, a"
+    )
+
+
+def test_long_lists_of_names_are_cut_short():
+    assert listed(["a", "b", "c"]) == "a, b, c"
+    assert listed(map(str, range(10)), limit=3) == "0, 1, 2, ... (10 in all)"
+    assert listed(["x" * 70]) == "x" * 57 + "..."
 
 
 def test_a_directory_is_not_a_csv_file(tmp_path):
@@ -122,33 +152,3 @@ def test_one_number_spelt_two_ways_is_one_class_whatever_the_hash_seed(tmp_path)
     assert outputs == {
         "['0', '1'] [1.0, 0.0, 1.0, 1.0, 0.0] {'0.0': '0', '1.0': '1', '1.00': '1'}\n"
     }
-
-
-def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
-    path = tmp_path / "data.csv"
-    path.write_bytes("a,label\n1,x\n2,y\n".encode("utf-8-sig"))
-    assert read_csv_dataset(path, "label").feature_names == ["a"]
-
-
-def test_a_file_that_is_not_utf8_text_is_one_line(tmp_path):
-    path = tmp_path / "data.csv"
-    path.write_bytes(b"a,label\n\xff\xfe,1\n")
-    with pytest.raises(ConfigError, match=r"data.csv line 2, byte 1: b'\\xff' is not UTF-8"):
-        read_table(path, ",")
-
-
-def test_columns_by_name_for_new_data(tmp_path):
-    table = read_table(write(tmp_path, "id,b,a\nr1,2,1\n\nr2,4,3\n"), ",")
-    assert table.rows == [["r1", "2", "1"], ["r2", "4", "3"]] and table.line_numbers == [2, 4]
-    np.testing.assert_array_equal(parse_columns(table, ["a", "b"], [2, 1]), [[1, 2], [3, 4]])
-    with pytest.raises(ConfigError) as info:
-        columns(table, ["a", "c", "d"], role="the run's feature")
-    assert str(info.value).endswith(
-        "lacks the run's feature columns 'c', 'd'; its columns: id, b, a"
-    )
-
-
-def test_long_lists_of_names_are_cut_short():
-    assert listed(["a", "b", "c"]) == "a, b, c"
-    assert listed(map(str, range(10)), limit=3) == "0, 1, 2, ... (10 in all)"
-    assert listed(["x" * 70]) == "x" * 57 + "..."
