@@ -19,7 +19,9 @@ def fit_recording(*overrides):
 
 def test_best_state_is_a_copy_of_the_best_epoch_not_the_last():
     # a large lr makes validation accuracy jump around, so the best epoch is not the last
-    exp, result, snapshots = fit_recording("updater.lr=0.5", "monitor=val_acc", "epochs=8")
+    exp, result, snapshots = fit_recording(
+        "updater.lr=0.5", "monitor=val_acc", "epochs=8", "dataset.n_samples=2000"
+    )
     accs = [m.val_acc for m in result.history]
     assert result.best_epoch == accs.index(max(accs)) + 1
     assert result.best_epoch < 8
@@ -29,7 +31,7 @@ def test_best_state_is_a_copy_of_the_best_epoch_not_the_last():
 
 
 def test_history_has_every_epoch_with_sane_metrics():
-    _, result, _ = fit_recording("epochs=3")
+    _, result, _ = fit_recording("epochs=3", "dataset.n_samples=1000")
     assert [m.epoch for m in result.history] == [1, 2, 3]
     for m in result.history:
         assert 0 < m.train_loss < 2 and 0 < m.val_loss < 2
