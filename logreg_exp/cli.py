@@ -123,11 +123,18 @@ def register_configs() -> None:
         cs.store(group="schema/updater", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
-    register_own_plugins()  # hydra/launcher=vectorized
+
+
+def register_launchers() -> None:
+    """This package's launchers, for Hydra: ``hydra/launcher=vectorized``, and
+    ``hydra/launcher=joblib`` in place of the plugin's. Called once the command line's
+    plugins are known to be installed (``run_cli``), not at import: registering runs Hydra's
+    listing of every installed plugin."""
+    register_own_plugins()
     if is_installed(JOBLIB.package):
         from logreg_exp.sweeps.joblib_launcher import register_config
 
-        register_config()  # replaces the plugin's hydra/launcher=joblib
+        register_config()
 
 
 register_configs()
@@ -148,6 +155,7 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        register_launchers()
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
@@ -305,6 +313,7 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
+    register_launchers()
     try:
         main()
     except KeyboardInterrupt:
