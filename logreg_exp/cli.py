@@ -133,7 +133,7 @@ def register_plugins() -> None:
     if is_installed(JOBLIB.package):
         from logreg_exp.sweeps.joblib_launcher import register_config
 
-        register_config()  # replaces the plugin's hydra/launcher=joblib
+        register_config()
 
 
 register_configs()

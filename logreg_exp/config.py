@@ -326,6 +326,8 @@ def reference(schemas: list[tuple[str, type, str]]) -> str:
                 rule: Allowed = f.metadata["allowed"]
                 if f.default_factory is not dataclasses.MISSING:
                     default = str(f.default_factory())
+                elif isinstance(f.default, bool):
+                    default = "true" if f.default else "false"
                 else:
                     default = "null" if f.default is None else str(f.default)
                 key = (f"`{prefix}{f.name}`", f"`{default}`", rule.doc or rule.describe(None))

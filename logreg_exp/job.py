@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
@@ -38,7 +37,7 @@ from logreg_exp.tracking.plots import (
     log_decision_boundary,
     painter_for,
 )
-from logreg_exp.training.build import Pipeline, build_pipeline
+from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
@@ -121,7 +120,7 @@ def run_job_group(
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([s.updater for s in settings])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
-    loss_fn = ColumnLosses(instantiate(OmegaConf.structured(first.loss), reduction="none"))
+    loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(

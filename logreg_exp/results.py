@@ -131,21 +131,27 @@ def failure_metrics(monitor: Monitor, reason: str, wall_s: float) -> dict[str, A
 NON_FINITE_KEY = "non_finite"
 
 
-def finite_json(metrics: dict[str, Any]) -> dict[str, Any]:
-    """``metrics`` as strict JSON can hold it: a NaN or infinite number becomes null, and
-    ``non_finite`` says which keys were nulled and what they held (``"nan"``, ``"inf"``,
-    ``"-inf"``). Strict readers (JavaScript's ``JSON.parse``, ``jq``) reject the bare
-    ``NaN`` that Python's json module writes by default."""
-    nulled = {
-        key: str(value)
-        for key, value in metrics.items()
-        if isinstance(value, float) and not math.isfinite(value)
-    }
-    if not nulled:
-        return metrics
-    clean = {key: (None if key in nulled else value) for key, value in metrics.items()}
-    clean[NON_FINITE_KEY] = {**clean.get(NON_FINITE_KEY, {}), **nulled}
-    return clean
+def finite_json(content: dict[str, Any]) -> dict[str, Any]:
+    """``content`` as strict JSON can hold it: a NaN or infinite number, at any depth,
+    becomes null, and ``non_finite`` says which keys were nulled (dotted below the top) and
+    what they held (``"nan"``, ``"inf"``, ``"-inf"``). Strict readers (JavaScript's
+    ``JSON.parse``, ``jq``) reject the bare ``NaN`` that Python's json module writes."""
+    nulled: dict[str, str] = {}
+
+    def clean(value: Any, key: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            nulled[key] = str(value)
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v, f"{key}.{i}") for i, v in enumerate(value)]
+        return value
+
+    cleaned = clean(content, "")
+    if nulled:
+        cleaned[NON_FINITE_KEY] = {**(content.get(NON_FINITE_KEY) or {}), **nulled}
+    return cleaned
 
 
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:

@@ -93,3 +93,12 @@ def test_metrics_json_is_strict_json_with_non_finite_numbers_nulled(tmp_path):
     assert metrics == {
         "status": "diverged", "a": None, "b": None, "non_finite": {"a": "nan", "b": "-inf"},
     }  # fmt: skip
+
+
+def test_nested_non_finite_numbers_are_nulled_at_any_depth(tmp_path):
+    from logreg_exp.results import write_evaluation
+
+    path = write_evaluation(tmp_path / "evaluation.json", {"splits": {"val": {"loss": math.inf}}})
+    assert json.loads(path.read_text(), parse_constant=float) == {
+        "splits": {"val": {"loss": None}}, "non_finite": {"splits.val.loss": "inf"},
+    }  # fmt: skip

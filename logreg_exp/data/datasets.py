@@ -93,7 +93,8 @@ class CsvConfig(DatasetConfig):
         ",",
         Allowed(
             lambda v, _: len(v) == 1 and v not in '"\r\n',
-            "one character other than a quote or a line break, such as ',' ';' '|' or a tab",
+            "one character other than a quote or a line break, such as a comma, a semicolon or "
+            "a tab",
         ),
     )
     val_fraction: float = allowed(0.3, FRACTION)

@@ -128,12 +128,13 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
-def build_loss(loss_cfg: Any) -> nn.Module:
-    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built."""
+def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
+    """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built,
+    with ``kwargs`` (``reduction="none"`` for a stacked model)."""
     setting = f"loss._target_={loss_cfg._target_}"
     locate(loss_cfg._target_, setting)  # a missing class named in one line
     try:
-        return instantiate(loss_cfg)
+        return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None

@@ -321,10 +321,9 @@ def fit_stacked(
     stop_requested: Callable[[], bool] = never,
 ) -> list[FitResult]:
     """``loop.fit`` for the K columns at once: one ``FitResult`` per column, each what
-    ``fit`` would return for that model alone. A column whose training loss, or whose
-    validation numbers, turn non-finite ends diverged at that epoch, as alone; the others
-    train on. A stop request (or a second
-    Ctrl-C) ends every column still training, interrupted."""
+    ``fit`` would return for that model alone. A column whose training loss or validation
+    numbers turn non-finite ends diverged at that epoch, as alone; the others train on. A
+    stop request (or a second Ctrl-C) ends every column still training, interrupted."""
     results = [FitResult(monitor) for _ in range(model.k)]
     training = list(range(model.k))
     best_w, best_bias = model.w.detach().clone(), model.bias.detach().clone()
@@ -360,7 +359,8 @@ def fit_stacked(
             t1 = time.perf_counter()
             for k in list(training):
                 if first_bad[k] is not None or not math.isfinite(train_loss[k]):
-                    results[k].diverge("train_loss", epoch, global_step + (first_bad[k] or 0) + 1)
+                    step = global_step + (first_bad[k] or 0) + 1
+                    results[k].diverge("train_loss", epoch, step)
                     training.remove(k)
             global_step += len(tally)
             if not training:
@@ -376,12 +376,12 @@ def fit_stacked(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
                     t2 - t1, extra,
                 )  # fmt: skip
-                result = results[k]
                 non_finite = first_non_finite(metrics)
-                if non_finite is not None:  # the last step made the parameters overflow
-                    result.diverge(non_finite, epoch, global_step)
+                if non_finite is not None:  # the epoch's last step made it overflow
+                    results[k].diverge(non_finite, epoch, global_step)
                     training.remove(k)
                     continue
+                result = results[k]
                 result.history.append(metrics)
                 value = getattr(metrics, monitor.value)
                 if monitor.improves(value, result.best_value):
@@ -393,6 +393,8 @@ def fit_stacked(
                 best_bias[cols] = model.bias.detach()[cols]
             if on_epoch is not None:
                 on_epoch(epoch, results)
+            if not training:
+                break
     except KeyboardInterrupt:  # a second Ctrl-C, which does not wait for the minibatch
         return stop_all(Status.INTERRUPTED)
     return finish()
