@@ -1,6 +1,6 @@
 """``python -m benchmarks.bench``: the framework's speed, side by side with what it replaces.
 
-Four comparisons, each run interleaved (every repeat runs every variant, in a rotated order,
+Five comparisons, each run interleaved (every repeat runs every variant, in a rotated order,
 so a noisy neighbour slows all of them alike) and reported as medians and ratios:
 
 1. The training loop, in this process, at exercise size and at scale. The framework's real
@@ -14,6 +14,11 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 3. Peak memory of a run at scale, against the same run at exercise size.
 4. A sweep of 100 learning rates with ``hydra/launcher=vectorized``, against one single run
    and against the basic launcher; then the vectorized launcher's phases for K = 1 to 1000.
+5. K learning rates as one stacked model, in this process, for K = 1, 100 and 10,000.
+
+With ``--device cuda`` the loops include the CUDA-graph train phase (``device.cuda_graphs``)
+beside the eager one, the scale is 4M samples, and the whole-process and stacked comparisons
+run the same commands on this machine's CPU too.
 
 There are no timed assertions anywhere: this prints numbers, a person reads them.
 """
@@ -41,9 +46,17 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from logreg_exp.cli import compose
 from logreg_exp.errors import ConfigError
-from logreg_exp.training.build import Pipeline, build_pipeline
+from logreg_exp.results import Monitor
+from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.devices import describe, resolve_device
+from logreg_exp.training.graphs import CapturedTraining
 from logreg_exp.training.loop import train_one_epoch
+from logreg_exp.training.stacked import (
+    ColumnLosses,
+    StackedLogisticRegression,
+    fit_stacked,
+    stacked_updater,
+)
 
 PLAIN_SCRIPT = Path(__file__).with_name("plain.py")
 
@@ -58,19 +71,20 @@ class Size:
     exercise_loop_epochs: int  # per-sample fetch is slow at scale: fewer epochs, same s/epoch
 
 
-SCALE = ["dataset.n_features=64", "batch_size=4096"]  # with dataset.n_samples=1000000
+SCALE = ["dataset.n_features=64", "batch_size=4096"]  # with 1M samples (4M on a GPU)
 
 
-def sizes(quick: bool) -> list[Size]:
+def sizes(quick: bool, device_name: str = "cpu") -> list[Size]:
     if quick:  # only that everything runs: tiny, so the numbers mean nothing
         return [
             Size("exercise", ["dataset.n_samples=400"], epochs=2, exercise_loop_epochs=1),
             Size("scale", [*SCALE, "dataset.n_samples=20000"], epochs=2, exercise_loop_epochs=1),
         ]
-    return [
-        Size("exercise", [], epochs=12, exercise_loop_epochs=12),
-        Size("scale", ["dataset.n_samples=1000000", *SCALE], epochs=3, exercise_loop_epochs=1),
-    ]
+    if device_name == "cuda":  # the exercise's per-sample fetch of 3.2M points: left out
+        scale = Size("scale", ["dataset.n_samples=4000000", *SCALE], 5, exercise_loop_epochs=0)
+    else:
+        scale = Size("scale", ["dataset.n_samples=1000000", *SCALE], 3, exercise_loop_epochs=1)
+    return [Size("exercise", [], epochs=12, exercise_loop_epochs=12), scale]
 
 
 # --- reference loops: what the framework is measured against, not part of it --------------
@@ -141,10 +155,23 @@ def framework_loop(exp: Pipeline, epochs: int) -> float:
     return timed(exp.device, lambda: [epoch() for _ in range(epochs)])
 
 
+CAPTURED: dict[int, CapturedTraining] = {}  # one per pipeline, so its graphs are kept
+
+
+def captured_loop(exp: Pipeline, epochs: int) -> float:
+    """The framework's CUDA-graph train phase (``device.cuda_graphs``, on a GPU only): its
+    first epoch is the eager warm-up, its second captures, later ones replay."""
+    captured = CAPTURED.setdefault(
+        id(exp), CapturedTraining(exp.model, exp.loss_fn, exp.updater, exp.train_loader)
+    )
+    return timed(exp.device, lambda: [captured.train_one_epoch() for _ in range(epochs)])
+
+
 LOOPS: dict[str, tuple[str, Callable[[Pipeline, int], float]]] = {
     "floor": ("eager floor (batches sliced beforehand)", eager_floor),
     "slicing": ("slicing loop (randperm + x[idx])", slicing_loop),
     "framework": ("framework train_one_epoch", framework_loop),
+    "captured": ("framework, CUDA graphs replayed", captured_loop),
     "exercise": ("exercise DataLoader(shuffle=True) loop", exercise_loop),
 }
 
@@ -185,9 +212,14 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
 
     # One epoch a sample, the loops taking turns epoch by epoch: a burst of load from
     # elsewhere then lands on all of them alike, and the median leaves it out.
-    names = list(LOOPS)
-    for name in names:  # warm-up: first calls, allocator, caches
-        LOOPS[name][1](exp, 1)
+    names = [
+        name
+        for name in LOOPS
+        if (name != "captured" or device.type == "cuda")
+        and (name != "exercise" or size.exercise_loop_epochs)
+    ]
+    for name in names:  # warm-up: first calls, allocator, caches; the graphs' capture
+        LOOPS[name][1](exp, 2 if name == "captured" else 1)
     times = interleaved(
         names,
         repeats * size.epochs,
@@ -210,10 +242,34 @@ def bench_loops(size: Size, device_name: str, repeats: int) -> None:
             f"{s / per_epoch['floor']:>8.2f}{s / per_epoch['slicing']:>9.2f}"
         )
     fw = per_epoch["framework"]
+    faster = (
+        f", {per_epoch['exercise'] / fw:.2f}x faster than the exercise loop"
+        if "exercise" in per_epoch
+        else " (the exercise loop left out: its per-sample fetch at this size)"
+    )
     print(
         f"  framework: {fw / per_epoch['floor']:.3f}x the eager floor, "
-        f"{fw / per_epoch['slicing']:.3f}x the slicing loop, "
-        f"{per_epoch['exercise'] / fw:.2f}x faster than the exercise loop"
+        f"{fw / per_epoch['slicing']:.3f}x the slicing loop{faster}"
+    )
+    if "captured" in per_epoch:
+        graphed = per_epoch["captured"]
+        print(
+            f"  CUDA graphs: {fw / graphed:.2f}x faster than the eager framework loop, "
+            f"{per_epoch['floor'] / graphed:.2f}x faster than the eager floor; "
+            f"{n / graphed:,.0f} samples/s"
+        )
+        replay_alone(CAPTURED[id(exp)], exp, cfg.batch_size)
+
+
+def replay_alone(captured: CapturedTraining, exp: Pipeline, batch_size: int) -> None:
+    """The largest graph's replay alone, without the epoch around it (the reshuffle, the
+    copies in and out, the tally): what a captured step costs the GPU."""
+    steps = max(captured.graphs)
+    graph = captured.graphs[steps].graph
+    seconds = timed(exp.device, lambda: [graph.replay() for _ in range(10)]) / (10 * steps)
+    print(
+        f"  a replayed step alone: {seconds * 1e6:.1f} us ({batch_size / seconds:,.0f} "
+        f"samples/s); the rest of an epoch is its reshuffle, copies and tally"
     )
 
 
@@ -262,10 +318,16 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
         "cli": [py, "-m", "logreg_exp", epochs, *cli_args, *size.overrides],
     }
     labels = {
-        "plain": "python benchmarks/plain.py",
+        "plain": f"python benchmarks/plain.py --device={device_name}",
         "cli_bce": "python -m logreg_exp loss=bce   (the exercise's loss)",
-        "cli": "python -m logreg_exp             (defaults)",
+        "cli": f"python -m logreg_exp device={device_name}",
     }
+    if device_name == "cuda":  # the same run eagerly, and on this machine's CPU
+        cli = [py, "-m", "logreg_exp", epochs, *size.overrides]
+        commands["cli_eager"] = [*cli, *cli_args, "device.cuda_graphs=false"]
+        commands["cli_cpu"] = [*cli, "device=cpu"]
+        labels["cli_eager"] = "python -m logreg_exp device=cuda device.cuda_graphs=false"
+        labels["cli_cpu"] = "python -m logreg_exp device=cpu"
     counter = itertools.count()
 
     def once(name: str) -> float:
@@ -277,10 +339,13 @@ def bench_processes(size: Size, device_name: str, repeats: int, tmp: Path) -> No
     times = interleaved(list(commands), repeats, once, lambda name: repeats)
     base = statistics.median(times["plain"])
     print(f"\nwhole process, {size.name} size, {size.epochs} epochs: wall seconds, fresh processes")
-    print(f"  {'command':<56}{'median':>8}{'min':>8}{'/plain':>8}")
+    print(f"  {'command':<60}{'median':>8}{'min':>8}{'/plain':>8}")
     for name, t in times.items():
         med = statistics.median(t)
-        print(f"  {labels[name]:<56}{med:>8.3f}{min(t):>8.3f}{med / base:>8.3f}")
+        print(f"  {labels[name]:<60}{med:>8.3f}{min(t):>8.3f}{med / base:>8.3f}")
+    if "cli_cpu" in times:
+        gpu, cpu = (statistics.median(times[n]) for n in ("cli", "cli_cpu"))
+        print(f"  device=cuda: {gpu / cpu:.2f}x the wall time of device=cpu on this machine")
 
 
 PHASES = {
@@ -357,6 +422,56 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     )
 
 
+def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> float:
+    """Seconds an epoch of ``fit_stacked`` for K learning rates, as the vectorized launcher
+    builds it: the pipeline's data, loaders and evaluators, SGD's stacked update."""
+    exp = build_pipeline(cfg, device)
+    model = StackedLogisticRegression(exp.model, k)
+    dummy = [torch.zeros(1, requires_grad=True)]
+    lrs = [float(lr) for lr in lr_values(k).split(",")]
+    settings = [torch.optim.SGD(dummy, lr=lr).defaults for lr in lrs]
+    updater = stacked_updater(list(model.parameters()), torch.optim.SGD, settings)
+    loss_fn = ColumnLosses(build_loss(cfg.loss, reduction="none"))
+
+    def train() -> None:
+        fit_stacked(
+            model, loss_fn, updater, exp.train_loader, exp.val_loader, epochs=epochs,
+            device=device, monitor=Monitor(cfg.monitor), evaluators=exp.evaluators,
+        )  # fmt: skip
+
+    return timed(device, train) / epochs
+
+
+def build_data_size(cfg: object) -> int:
+    """Training points of ``cfg``'s dataset (what each of the K models sees an epoch)."""
+    n = cfg.dataset.n_samples
+    return n - round(cfg.dataset.val_fraction * n) - round(cfg.dataset.test_fraction * n)
+
+
+def bench_stacked(quick: bool, device_name: str, repeats: int) -> None:
+    """K learning rates trained as one stacked model (the vectorized launcher's training, in
+    this process, with the dataset's per-epoch evaluators): seconds an epoch by K, on the
+    device asked for and, beside a GPU, on this machine's CPU."""
+    devices = ["cuda", "cpu"] if device_name == "cuda" else [device_name]
+    ks = (1, 10) if quick else (1, 100, 10_000)
+    epochs = 2 if quick else 4
+    overrides = ["dataset.n_samples=400"] if quick else []
+    print(
+        f"\nstacked model, exercise size: K learning rates as one model, {epochs} epochs "
+        f"(train, validation, evaluators); median of {repeats}"
+    )
+    print(f"  {'device':<8}{'K':>8}{'s/epoch':>10}{'model-samples/s':>18}{'/K=1':>8}")
+    for name in devices:
+        cfg = compose(*overrides, f"device={name}")
+        device = resolve_device(name)
+        per_k = {}
+        for k in ks:
+            times = [stacked_epoch_s(cfg, device, k, epochs) for _ in range(repeats)]
+            per_k[k] = statistics.median(times)
+            rate = k * build_data_size(cfg) / per_k[k]
+            print(f"  {name:<8}{k:>8}{per_k[k]:>10.4f}{rate:>18,.0f}{per_k[k] / per_k[1]:>8.2f}")
+
+
 def bench_memory(exercise: Size, scale: Size, device_name: str, tmp: Path) -> None:
     """Peak RSS of one epoch at scale minus the same at exercise size, against the data's size."""
     peaks = {}
@@ -406,12 +521,12 @@ def main(argv: list[str] | None = None) -> None:
         "default torch's own choice. 1 steadies numbers on a machine that others load",
     )  # fmt: skip
     parser.add_argument(
-        "--only", choices=["loops", "process", "memory", "sweep"], action="append",
+        "--only", choices=["loops", "process", "memory", "sweep", "stacked"], action="append",
         help="run only these parts (repeatable); default all",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    parts = args.only or ["loops", "process", "memory", "sweep"]
-    exercise, scale = sizes(args.quick)
+    parts = args.only or ["loops", "process", "memory", "sweep", "stacked"]
+    exercise, scale = sizes(args.quick, args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the subprocesses
@@ -425,6 +540,8 @@ def main(argv: list[str] | None = None) -> None:
     if "loops" in parts:
         for size in (exercise, scale):
             bench_loops(size, args.device, args.repeats)
+    if "stacked" in parts:
+        bench_stacked(args.quick, args.device, args.repeats)
     with tempfile.TemporaryDirectory(prefix="logreg_exp-bench-") as tmp:
         if "process" in parts:
             bench_processes(exercise, args.device, args.repeats, Path(tmp))

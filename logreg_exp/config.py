@@ -151,6 +151,8 @@ UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
 class DeviceConfig:
     name: str = "cpu"
     data_on_device: bool = True  # move the dataset to the device once, when it fits
+    # on a GPU, replay the training steps as CUDA graphs (see training/graphs.py)
+    cuda_graphs: bool = True
 
 
 @dataclass

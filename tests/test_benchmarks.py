@@ -17,7 +17,7 @@ def test_bench_quick_prints_every_comparison(capsys):
     out = capsys.readouterr().out
     headings = (
         "training loop, exercise", "training loop, scale", "whole process", "peak memory",
-        "sweep of 4 learning rates", "vectorized launcher by K",
+        "sweep of 4 learning rates", "vectorized launcher by K", "stacked model, exercise size",
     )  # fmt: skip
     for heading in headings:
         assert heading in out
@@ -26,6 +26,19 @@ def test_bench_quick_prints_every_comparison(capsys):
     assert re.search(r"is -?[\d.]+x the dataset", out)  # tiny sizes: the difference is noise
     assert re.search(r"vectorized: [\d.]+x one run, [\d.]+x faster than the basic launcher", out)
     assert re.search(r"\n +10 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +-?[\d.]+ +[\d.]+\n", out)
+    assert re.search(r"\n +cpu +10 +[\d.]+ +[\d,]+ +[\d.]+\n", out)  # the stacked model
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bench_on_a_gpu_compares_graphs_eager_and_the_cpu(capsys):
+    main(["--device", "cuda", "--quick", "--repeats", "1", "--only", "loops", "--only",
+          "process", "--only", "stacked"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "framework, CUDA graphs replayed" in out
+    assert re.search(r"CUDA graphs: [\d.]+x faster than the eager framework loop", out)
+    assert re.search(r"device=cuda: [\d.]+x the wall time of device=cpu", out)
+    assert re.search(r"\n +cuda +10 +[\d.]+ +[\d,]+ +[\d.]+\n", out)
 
 
 def test_plain_script_trains_and_saves_the_best_state(tmp_path):

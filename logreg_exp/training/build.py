@@ -30,6 +30,7 @@ from logreg_exp.data.preprocessing import Preprocessing
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
+from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
@@ -74,10 +75,15 @@ class Pipeline:
     evaluators: dict[str, Callable[[nn.Module], float]] = field(default_factory=dict)
     test_set: TensorDataset | None = None
     test_loader: DataLoader | None = None
+    cuda_graphs: bool = False
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
-        ``fit_kwargs``: ``on_epoch``, ``stop_requested``."""
+        ``fit_kwargs``: ``on_epoch``, ``stop_requested``. With ``cuda_graphs`` on a GPU the
+        train phase replays CUDA graphs (``graphs.captured_training``)."""
+        captured = None
+        if self.cuda_graphs:
+            captured = captured_training(self.model, self.loss_fn, self.updater, self.train_loader)
         return fit(
             self.model,
             self.loss_fn,
@@ -88,6 +94,7 @@ class Pipeline:
             device=self.device,
             monitor=monitor,
             evaluators=self.evaluators,
+            train_epoch=captured.train_one_epoch if captured else None,
             **fit_kwargs,
         )
 
@@ -208,4 +215,5 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         data.evaluators,
         test_set=data.test,
         test_loader=test_loader,
+        cuda_graphs=cfg.device.cuda_graphs,
     )

@@ -103,6 +103,11 @@ def never() -> bool:
     return False
 
 
+# A train phase: one pass over the training minibatches, checking the stop request between
+# them (``train_one_epoch`` with its arguments bound, or a CUDA-graph version of it).
+TrainEpoch = Callable[[Callable[[], bool]], TrainPhase]
+
+
 class EpochTally:
     """Each minibatch's mean loss, scores and labels, kept on the device and reduced once.
 
@@ -128,22 +133,33 @@ class EpochTally:
     def summary(self) -> tuple[float, float, int | None]:
         """Mean loss over samples, accuracy, and the index of the first minibatch whose loss
         was not finite (None if all were)."""
-        scores, labels = torch.cat(self.scores), torch.cat(self.labels)
         sizes = torch.tensor([len(s) for s in self.scores], dtype=torch.float64)
-        losses = torch.stack(self.losses).to(torch.float64)
-        loss_sum = losses @ sizes.to(losses.device)
-        correct = ((scores > 0) == (labels > 0.5)).sum()
-        bad = ~torch.isfinite(losses)
-        first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)
-        loss_sum, correct, first = torch.stack(
-            [loss_sum, correct.to(torch.float64), first_bad.to(torch.float64)]
-        ).tolist()
-        n = len(labels)
-        return loss_sum / n, correct / n, (int(first) if first >= 0 else None)
+        return tally_summary(
+            torch.stack(self.losses), sizes, torch.cat(self.scores), torch.cat(self.labels)
+        )
 
     def mean_loss_and_accuracy(self) -> tuple[float, float]:
         loss, acc, _ = self.summary()
         return loss, acc
+
+
+def tally_summary(
+    losses: torch.Tensor, sizes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, float, int | None]:
+    """An epoch's numbers from each minibatch's mean loss (``losses``) and size (``sizes``,
+    float64 on the host) and every sample's score and label: the mean loss over samples,
+    the accuracy, and the index of the first minibatch whose loss was not finite (None if
+    all were), read to the host in one transfer."""
+    losses = losses.to(torch.float64)
+    loss_sum = losses @ sizes.to(losses.device)
+    correct = ((scores > 0) == (labels > 0.5)).sum()
+    bad = ~torch.isfinite(losses)
+    first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)
+    loss_sum, correct, first = torch.stack(
+        [loss_sum, correct.to(torch.float64), first_bad.to(torch.float64)]
+    ).tolist()
+    n = len(labels)
+    return loss_sum / n, correct / n, (int(first) if first >= 0 else None)
 
 
 def improvements(history: Sequence[EpochMetrics], monitor: Monitor) -> list[bool]:
@@ -236,6 +252,7 @@ def fit(
     evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
     stop_requested: Callable[[], bool] = never,
+    train_epoch: TrainEpoch | None = None,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
 
@@ -246,7 +263,15 @@ def fit(
     that epoch is neither kept nor reported; ``stop_requested()``
     turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
     interrupted. Either way the result holds every finished epoch, and only those.
+
+    ``train_epoch`` replaces ``train_one_epoch`` for the train phase (the CUDA-graph
+    version, ``graphs.CapturedTraining.train_one_epoch``); it must keep its results.
     """
+    if train_epoch is None:
+
+        def train_epoch(stop: Callable[[], bool]) -> TrainPhase:
+            return train_one_epoch(model, loss_fn, updater, train_loader, device, stop)
+
     result = FitResult(Monitor(monitor))
     best_value: float | None = None
     global_step = 0
@@ -254,7 +279,7 @@ def fit(
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            phase = train_one_epoch(model, loss_fn, updater, train_loader, device, stop_requested)
+            phase = train_epoch(stop_requested)
             t1 = time.perf_counter()
             if phase.stopped:
                 return result.stop(Status.INTERRUPTED, epoch)

@@ -127,6 +127,7 @@ def test_run_hparams_of_the_default_config():
         "dataset.stratify": "false",
         "dataset.test_fraction": 0.0,
         "dataset.val_fraction": 0.5,
+        "device.cuda_graphs": "true",
         "device.data_on_device": "true",
         "device.name": "cpu",
         "dtype": "float64",
