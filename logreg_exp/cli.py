@@ -36,6 +36,7 @@ from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
 from logreg_exp.startup import import_heavy_modules
+from logreg_exp.sweeps.callback import summarize_unended_sweeps
 from logreg_exp.sweeps.launchers import (
     default_threads,
     gpus_for_device,
@@ -44,6 +45,7 @@ from logreg_exp.sweeps.launchers import (
     missing_plugin,
     register_own_plugins,
 )
+from logreg_exp.training.interrupts import GracefulInterrupt
 
 log = logging.getLogger("logreg_exp")
 
@@ -110,20 +112,27 @@ class RunFailed(CompactHydraException):
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
-    the best monitored value, for sweepers."""
-    start = time.perf_counter()
-    hydra_cfg = HydraConfig.get()
-    job_dir = Path(hydra_cfg.runtime.output_dir)
-    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    import_heavy_modules(cfg)
-    from logreg_exp.job import run_job  # imported just now, with the collector paused
+    the best monitored value, for sweepers.
 
-    warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
-    threads = default_threads(hydra_cfg.launcher)
-    try:
-        outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
-    except Exception as err:
-        outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
+    A stop signal from its first line on (while torch is imported, the data are built) ends
+    the job as soon as it would train, with its files written. In a submitit job this takes
+    the signals over from submitit's handlers, and hands a SIGUSR2 on to submitit's once the
+    files are written: submitit then requeues the job (``training.interrupts``).
+    """
+    with GracefulInterrupt():
+        start = time.perf_counter()
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+        import_heavy_modules(cfg)
+        from logreg_exp.job import run_job  # imported just now, with the collector paused
+
+        warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
+        threads = default_threads(hydra_cfg.launcher)
+        try:
+            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices)
+        except Exception as err:
+            outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
     return end_as(outcome, in_sweep)
 
 
@@ -169,14 +178,19 @@ def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:
 
 def run_cli() -> None:
     """``python -m logreg_exp``: ``main`` after checking that the launcher or sweeper the
-    command line chooses is installed; Ctrl-C before training starts ends it as in training."""
+    command line chooses is installed. A stop signal before a job starts stops it as soon as
+    it does (``main``); a sweep that stops early (a job interrupted, a launcher that raised)
+    still writes its summary."""
     problem = missing_plugin(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
     register_own_plugins()
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    with GracefulInterrupt():
+        try:
+            main()
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        finally:
+            summarize_unended_sweeps()

@@ -72,6 +72,7 @@ LEARNING_RATE = Allowed(
     lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
     doc="a number > 0 and <= the largest float of dtype",
 )
+RESUME = Allowed(lambda v, _: str(v).lower() in ("auto", "true", "false"), "auto, true or false")
 NON_NEGATIVE = Allowed(
     lambda v, root: 0 <= v <= largest_float(root),
     lambda root: f"a number >= 0 and <= {largest_float(root):.3g}",
@@ -143,6 +144,9 @@ class JobConfig:
     # torch's CPU threads per job; null: see launchers.default_threads
     threads: Optional[int] = allowed(None, POSITIVE_INT_OR_NULL)  # noqa: UP045
     tensorboard: bool = True
+    # in a dir holding an unfinished run: auto goes on with it when its config is the same,
+    # true requires one, false starts over (training/checkpoints.py)
+    resume: str = allowed("auto", RESUME)
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:

@@ -24,7 +24,17 @@ from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metr
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import log_decision_boundary
 from logreg_exp.training.build import Pipeline, build_pipeline
-from logreg_exp.training.checkpoints import save_checkpoint
+from logreg_exp.training.checkpoints import (
+    PROGRESS_FILE,
+    UnfinishedRun,
+    discard_progress,
+    restore,
+    resume_mode,
+    run_to_resume,
+    save_checkpoint,
+    save_progress,
+    unfinished_run,
+)
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
@@ -45,27 +55,84 @@ def run_job(
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Train as ``cfg`` says; write TensorBoard events, ``metrics.json`` and ``best.pt`` into
-    ``job_dir``. Bad config raises ConfigError before anything is written; Ctrl-C ends it
-    between minibatches, with what was reached written (status interrupted).
-    ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
-    (None: torch's own); ``choices`` are the config group options it was composed from, for
-    the HParams tab."""
+    """Train as ``cfg`` says; write TensorBoard events, ``metrics.json``, ``best.pt`` and
+    ``last.pt`` into ``job_dir``. Bad config raises ConfigError before anything is written.
+    A stop signal (Ctrl-C, SIGTERM, SIGUSR1/2; see ``training.interrupts``), from the moment
+    it starts, ends it between minibatches with what was reached written (status
+    interrupted). An unfinished run of the same config in ``job_dir`` goes on where it
+    stopped, as ``resume`` says. ``default_threads`` is the torch thread count for
+    ``threads: null``, from the launcher (None: torch's own); ``choices`` are the config
+    group options it was composed from, for the HParams tab."""
     start = time.perf_counter()
-    settings = validated(cfg)
-    device, threads = place(settings, default_threads)
-    pipeline = build_pipeline(settings, device)
-    log_what_trains(pipeline, settings, device, threads)
-    report = JobReport(cfg, settings, Path(job_dir), choices)
-    try:
-        with GracefulInterrupt() as interrupt:
+    job_dir = Path(job_dir)
+    with GracefulInterrupt() as interrupt:
+        settings = validated(cfg)
+        config, mode = run_config(cfg), resume_mode(settings.resume)
+        earlier = run_to_resume(job_dir, config, mode)
+        device, threads = place(settings, default_threads)
+        pipeline = build_pipeline(settings, device)
+        log_what_trains(pipeline, settings, device, threads)
+        done = FitResult(Monitor(settings.monitor))
+        replace = earlier is not None  # the event files of an earlier attempt
+        if earlier is not None:
+            log_resume(earlier, mode, settings.epochs)
+            done = restore(pipeline, earlier.progress)
+            start -= earlier.wall_s
+        else:
+            replace = start_over(job_dir, mode)
+
+        def save(result: FitResult) -> None:
+            try:
+                save_progress(job_dir, pipeline, result, config, time.perf_counter() - start)
+            except OSError as err:  # a full disk: training goes on, resuming goes back further
+                log.warning(
+                    "%s not written after epoch %d (%s); a restart resumes from an earlier one",
+                    PROGRESS_FILE, len(result.history), err,
+                )  # fmt: skip
+
+        if earlier is None:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            save(done)  # from here on, a run stopped at any moment resumes
+        report = JobReport(cfg, settings, job_dir, choices, done, replace)
+        try:
             result = pipeline.fit(
                 settings.epochs, Monitor(settings.monitor), on_epoch=report.log_epoch,
-                stop_requested=interrupt,
+                stop_requested=interrupt, start=done, save_progress=save,
             )  # fmt: skip
-        return report.finish(result, pipeline, time.perf_counter() - start)
-    finally:
-        report.close()
+            stopped_by = interrupt.received.name if interrupt.received else None
+            return report.finish(result, pipeline, time.perf_counter() - start, stopped_by)
+        finally:
+            report.close()
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The job config, resolved, as plain values: what ``last.pt`` records and compares."""
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(config, dict)
+    return config
+
+
+def log_resume(earlier: UnfinishedRun, mode: str, epochs: int) -> None:
+    done = earlier.epochs_done
+    where = f"at epoch {done + 1} of {epochs}" if done < epochs else "to write its results"
+    log.info(
+        "resume=%s: going on with %s %s (%d epochs done, %s)",
+        mode, earlier, where, done, PROGRESS_FILE,
+    )  # fmt: skip
+
+
+def start_over(job_dir: Path, mode: str) -> bool:
+    """With ``resume=false``, discard an unfinished run in ``job_dir`` (said in the log);
+    whether there was one, whose event files the new run's replace."""
+    found = unfinished_run(job_dir) if mode == "false" else None
+    if found is None:
+        return False
+    log.info(
+        "resume=false: starting over; %s (%d epochs done) is discarded",
+        found, found.epochs_done,
+    )  # fmt: skip
+    discard_progress(job_dir)
+    return True
 
 
 @dataclass
@@ -211,22 +278,36 @@ class JobReport:
         settings: Any,
         job_dir: Path,
         choices: Mapping[str, Any] | None = None,
+        done: FitResult | None = None,
+        replace: bool = False,
     ) -> None:
+        """``done``: the epochs a resumed run finished before, and ``replace``: whether the
+        dir holds an earlier attempt's event files; the new file starts with what those
+        epochs logged, and takes their place (``TensorBoardLogger``)."""
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
-        self.tensorboard = TensorBoardLogger(job_dir) if settings.tensorboard else None
+        self.tensorboard = TensorBoardLogger(job_dir, replace) if settings.tensorboard else None
         if self.tensorboard is not None:
             self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
             self.tensorboard.start_session(run_hparams(cfg, choices))
+            if done is not None:
+                for metrics, is_best in zip(
+                    done.history, improvements(done.history, done.monitor), strict=True
+                ):
+                    self.tensorboard.log_epoch(metrics, is_best)
+            self.tensorboard.drop_replaced()
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         self.console.log_epoch(metrics, is_best)
         if self.tensorboard is not None:
             self.tensorboard.log_epoch(metrics, is_best)
 
-    def finish(self, result: FitResult, pipeline: Pipeline, wall_s: float) -> Outcome:
+    def finish(
+        self, result: FitResult, pipeline: Pipeline, wall_s: float, stopped_by: str | None = None
+    ) -> Outcome:
         """Write what the job leaves behind; ``pipeline`` gives the validation points and a
-        model to draw the best state with. ``wall_s``: the job's time until now."""
+        model to draw the best state with. ``wall_s``: the job's time until now;
+        ``stopped_by``: the signal that interrupted it."""
         start = time.perf_counter()
         monitor = result.monitor
         if result.best_epoch:
@@ -235,27 +316,38 @@ class JobReport:
                 result.best_value,
             )  # fmt: skip
         wall_s += time.perf_counter() - start
-        metrics = fit_metrics(result, wall_s, pipeline.n_train)
+        metrics = fit_metrics(result, wall_s, pipeline.n_train, stopped_by)
         write_metrics(self.job_dir, metrics)
         if self.tensorboard is not None:
             self.tensorboard.end_session(metrics, step=len(result.history))
         if result.status is Status.COMPLETED:
             log_decision_boundary(pipeline, result, self.job_dir, self.tensorboard)
         self.close()
-        return outcome(result, self.settings, self.job_dir, self.tensorboard is not None)
+        return outcome(
+            result, self.settings, self.job_dir, self.tensorboard is not None, stopped_by
+        )
 
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
 
-def outcome(result: FitResult, settings: Any, job_dir: Path, has_events: bool) -> Outcome:
+def outcome(
+    result: FitResult,
+    settings: Any,
+    job_dir: Path,
+    has_events: bool,
+    stopped_by: str | None = None,
+) -> Outcome:
     """How the job ended, told in the log: its best epoch, or why it stopped."""
     monitor = result.monitor
     if result.status is Status.INTERRUPTED:
         log.warning(
-            "interrupted in epoch %d; metrics.json and best.pt hold the best epoch so far (%s)",
+            "interrupted%s in epoch %d; metrics.json and best.pt hold the best epoch so far, "
+            "last.pt the %d finished: run again in %s with the same config to resume",
+            f" by {stopped_by}" if stopped_by else "",
             result.stopped_at[0],
+            len(result.history),
             display_path(job_dir),
         )
         return Outcome(Status.INTERRUPTED, monitor.worst, "interrupted")

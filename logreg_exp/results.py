@@ -28,7 +28,8 @@ class Status(str, Enum):
 
     COMPLETED = "completed"
     DIVERGED = "diverged"  # a non-finite loss; the epochs before it are kept
-    INTERRUPTED = "interrupted"  # Ctrl-C between minibatches; the epochs before it are kept
+    # Ctrl-C, SIGTERM, SIGUSR1/2 between minibatches; the epochs before it are kept
+    INTERRUPTED = "interrupted"
     FAILED = "failed"  # a bad value or an error: nothing trained
 
     def __str__(self) -> str:
@@ -76,9 +77,12 @@ class Outcome:
     message: str | None = None
 
 
-def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any]:
+def fit_metrics(
+    result: FitResult, wall_s: float, n_train: int, stopped_by: str | None = None
+) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a job that trained; best and final values are
-    null if no epoch finished."""
+    null if no epoch finished. ``stopped_by``: the signal that interrupted it (SIGINT,
+    SIGTERM, ...)."""
     best, final = result.best, (result.history[-1] if result.history else None)
     train_s = sum(m.train_s for m in result.history)
     val_s = sum(m.val_s for m in result.history)
@@ -87,6 +91,8 @@ def fit_metrics(result: FitResult, wall_s: float, n_train: int) -> dict[str, Any
         metrics["diverged_epoch"], metrics["diverged_step"] = result.stopped_at
     if result.status is Status.INTERRUPTED:
         metrics["interrupted_epoch"] = result.stopped_at[0]
+        if stopped_by is not None:
+            metrics["interrupted_by"] = stopped_by
     metrics["best_epoch"] = result.best_epoch or None
     for prefix, epoch in (("best", best), ("final", final)):
         metrics[f"{prefix}_val_loss"] = epoch.val_loss if epoch else None
@@ -138,6 +144,12 @@ class JobResult:
     @property
     def completed(self) -> bool:
         return self.status == Status.COMPLETED
+
+    @property
+    def final(self) -> bool:
+        """The job ran to its end (completed, or stopped by a non-finite loss, which it would
+        meet again): nothing in its dir to resume."""
+        return self.status in (Status.COMPLETED, Status.DIVERGED)
 
     def number(self, key: str) -> float | None:
         """A finite number from metrics.json, else None."""

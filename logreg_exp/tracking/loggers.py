@@ -30,6 +30,8 @@ HParamValue = int | float | str | bool
 
 # Keys that say how hydra.utils.instantiate calls a _target_, not what the run is.
 INSTANTIATE_KEYS = frozenset({"_partial_", "_recursive_", "_convert_"})
+# Keys that say how a run starts in its dir, not what it is: a resumed run is the same row.
+NOT_HPARAMS = frozenset({"resume"})
 
 
 def hparam_value(value: Any) -> HParamValue:
@@ -69,10 +71,10 @@ def run_hparams(
     composed from (Hydra's ``runtime.choices``) that its ``<group>.name`` does not already
     say (``loss: bce_logits``, not ``updater: optim``). Hydra's own groups (``hydra/...``) and
     the schemas each option pulls in (``schema/updater@updater``) are left out: they follow
-    from the options."""
+    from the options; so are NOT_HPARAMS."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
-    hparams = flatten(container)
+    hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():
         if group.startswith(("hydra/", "schema")):
             continue
@@ -80,6 +82,8 @@ def run_hparams(
             hparams[group] = hparam_value(choice)
     return dict(sorted(hparams.items()))
 
+
+EVENT_FILE_PREFIX = "events.out.tfevents."
 
 SCALAR_TAGS = {
     "train/loss": "train_loss",
@@ -105,10 +109,24 @@ class TensorBoardLogger:
 
     Everything goes into one event file directly in the job's output dir, so TensorBoard's
     run list names the run by that dir and the HParams row of a run links to its curves.
+
+    ``replace``: the dir holds an earlier attempt's event files (a run resumed or started
+    over), which this file takes the place of. The caller logs again what the run keeps of
+    that attempt, then calls ``drop_replaced``, and the dir holds one file, as if the run had
+    never stopped: TensorBoard would otherwise show each step the attempts share twice, and
+    the first attempt's HParams session as well.
     """
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, replace: bool = False) -> None:
+        self.replaced = sorted(Path(log_dir).glob(f"{EVENT_FILE_PREFIX}*")) if replace else []
         self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def drop_replaced(self) -> None:
+        """Delete the earlier attempt's event files, once this one holds what they should."""
+        self.writer.flush()
+        for path in self.replaced:
+            path.unlink(missing_ok=True)
+        self.replaced = []
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():

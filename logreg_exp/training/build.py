@@ -24,7 +24,7 @@ from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.loop import FitResult, fit
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater
+from logreg_exp.training.updaters import StatefulUpdater, build_updater
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Pipeline:
 
     model: LogisticRegression
     loss_fn: nn.Module
-    updater: Updater
+    updater: StatefulUpdater
     train_set: TensorDataset
     val_set: TensorDataset
     train_loader: DataLoader
@@ -60,6 +60,21 @@ class Pipeline:
             evaluators=self.evaluators,
             **fit_kwargs,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """What training changes: the parameters, the updater's state (momentum, Adam's
+        moments, step counts) and where the training minibatches' next epoch starts."""
+        return {
+            "model": self.model.state_dict(),
+            "updater": self.updater.state_dict(),
+            "train_batches": self.train_loader.dataset.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put a freshly built pipeline where ``state_dict`` was taken."""
+        self.model.load_state_dict(state["model"])
+        self.updater.load_state_dict(state["updater"])
+        self.train_loader.dataset.load_state_dict(state["train_batches"])
 
     @property
     def n_train(self) -> int:

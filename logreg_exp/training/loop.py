@@ -9,11 +9,12 @@ and stops the run with the exact step it appeared at.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -54,7 +55,8 @@ class FitResult:
     parameters (empty if no epoch finished), and every finished epoch's metrics.
 
     ``status`` is completed, diverged (``stopped_at`` = (epoch, global step) of the first
-    non-finite training loss) or interrupted (``stopped_at`` = (epoch, None)).
+    non-finite training loss) or interrupted (``stopped_at`` = (epoch, None)). ``steps``:
+    the training steps of the finished epochs.
     """
 
     monitor: Monitor
@@ -63,6 +65,7 @@ class FitResult:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[EpochMetrics] = field(default_factory=list)
     stopped_at: tuple[int, int | None] | None = None
+    steps: int = 0
 
     @property
     def best(self) -> EpochMetrics | None:
@@ -76,6 +79,28 @@ class FitResult:
     @property
     def best_value(self) -> float | None:
         return getattr(self.best, self.monitor.value) if self.best else None
+
+    def progress(self) -> dict[str, Any]:
+        """The finished epochs and the best one, as plain values and tensors (for a
+        checkpoint that ``torch.load(..., weights_only=True)`` reads back)."""
+        return {
+            "monitor": self.monitor.value,
+            "best_epoch": self.best_epoch,
+            "best_state": {k: v.detach().cpu() for k, v in self.best_state.items()},
+            "history": [dataclasses.asdict(m) for m in self.history],
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_progress(cls, progress: Mapping[str, Any]) -> FitResult:
+        """The result after the finished epochs that ``progress()`` recorded, to go on from."""
+        return cls(
+            Monitor(progress["monitor"]),
+            best_epoch=progress["best_epoch"],
+            best_state=dict(progress["best_state"]),
+            history=[EpochMetrics(**m) for m in progress["history"]],
+            steps=progress["steps"],
+        )
 
 
 @dataclass
@@ -208,6 +233,8 @@ def fit(
     evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
     stop_requested: Callable[[], bool] = never,
+    start: FitResult | None = None,
+    save_progress: Callable[[FitResult], None] | None = None,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
 
@@ -216,13 +243,23 @@ def fit(
     ends training after that epoch's train phase (status diverged); ``stop_requested()``
     turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
     interrupted. Either way the result holds every finished epoch, and only those.
+
+    ``start``: the result of the epochs already finished (a resumed run; the model, updater
+    and loaders are where those epochs left them), to go on from. ``save_progress`` is called
+    with the result so far at the end of each epoch, before ``on_epoch``: a caller saves
+    there what a run needs to resume.
     """
     result = FitResult(Monitor(monitor))
-    best_value: float | None = None
-    global_step = 0
-    epoch = 0
+    if start is not None:
+        result = dataclasses.replace(
+            start, monitor=Monitor(monitor), status=Status.COMPLETED, stopped_at=None,
+            history=list(start.history), best_state=dict(start.best_state),
+        )  # fmt: skip
+    best_value = result.best_value
+    global_step = result.steps
+    epoch = len(result.history)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(len(result.history) + 1, epochs + 1):
             t0 = time.perf_counter()
             phase = train_one_epoch(model, loss_fn, updater, train_loader, device, stop_requested)
             t1 = time.perf_counter()
@@ -241,12 +278,15 @@ def fit(
                 epoch, phase.loss, phase.acc, val_loss, val_acc, t1 - t0, t2 - t1, extra
             )
             result.history.append(metrics)
+            result.steps = global_step
 
             value = getattr(metrics, result.monitor.value)
             improved = result.monitor.improves(value, best_value)
             if improved:
                 best_value, result.best_epoch = value, epoch
                 result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if save_progress is not None:
+                save_progress(result)
             if on_epoch is not None:
                 on_epoch(metrics, improved)
     except KeyboardInterrupt:  # a second Ctrl-C, which does not wait for the minibatch
