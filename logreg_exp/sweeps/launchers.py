@@ -52,26 +52,36 @@ NEEDS_PLUGIN = {
 }
 
 # GPUs a submitit job asks for, by the device choice: submitit hides every GPU from a job
-# that asks for none, so device=cuda needs one, and device=auto one to have a choice.
+# that asks for none, so device=cuda needs one, and device=auto one to have a choice. On a
+# SLURM cluster device=auto asks for none: sbatch rejects a GPU request on a partition without
+# GPUs, so there the user asks for one (hydra.launcher.gpus_per_node=1).
 GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
+GPUS_FOR_DEVICE_ON_SLURM = {**GPUS_FOR_DEVICE, "auto": 0}
 
 
 VECTORIZED_LAUNCHER = "hydra_plugins.logreg_exp_launcher.vectorized_launcher.VectorizedLauncher"
+SUBMITIT_LAUNCHERS = tuple(
+    f"hydra_plugins.logreg_exp_launcher.submitit_launchers.{name}"
+    for name in ("SlurmLauncher", "LocalLauncher")
+)
 
 
 def register_own_plugins() -> None:
-    """Make sure Hydra knows this package's launcher. Hydra 1.3 finds plugins by listing the
+    """Make sure Hydra knows this package's launchers. Hydra 1.3 finds plugins by listing the
     ``hydra_plugins`` namespace package, which fails for a package installed in editable mode
     by setuptools 64 or newer (hydra issue #2359; Hydra 1.4 moves to entry points): the class
-    imports, but the listing misses it. So it is put in Hydra's table of plugins here."""
+    imports, but the listing misses it. So each is put in Hydra's table of plugins here (the
+    submitit ones where the extra that they build on is installed)."""
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()
-    if VECTORIZED_LAUNCHER not in plugins.class_name_to_class:
-        module, name = VECTORIZED_LAUNCHER.rsplit(".", 1)
-        plugins.class_name_to_class[VECTORIZED_LAUNCHER] = getattr(
-            importlib.import_module(module), name
-        )
+    own = [VECTORIZED_LAUNCHER]
+    if is_installed(SUBMITIT.package):
+        own += SUBMITIT_LAUNCHERS
+    for target in own:
+        if target not in plugins.class_name_to_class:
+            module, name = target.rsplit(".", 1)
+            plugins.class_name_to_class[target] = getattr(importlib.import_module(module), name)
 
 
 def is_installed(module: str) -> bool:
@@ -98,10 +108,12 @@ def missing_plugin(overrides: Sequence[str]) -> str | None:
     return None
 
 
-def gpus_for_device(choice: str) -> int:
-    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``."""
+def gpus_for_device(choice: str, where: str = "local") -> int:
+    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``; ``where``: ``local``
+    (submitit's local executor) or ``slurm``."""
+    table = GPUS_FOR_DEVICE_ON_SLURM if where == "slurm" else GPUS_FOR_DEVICE
     try:
-        return GPUS_FOR_DEVICE[choice]
+        return table[choice]
     except KeyError:
         allowed = ", ".join(GPUS_FOR_DEVICE)
         raise ConfigError(
