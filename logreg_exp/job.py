@@ -20,14 +20,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
 from logreg_exp.files import display_path
-from logreg_exp.results import Monitor, Outcome, Status, fit_metrics, write_metrics
+from logreg_exp.results import (
+    Monitor,
+    Outcome,
+    Status,
+    fit_metrics,
+    recorded_outcome,
+    write_metrics,
+)
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import log_decision_boundary
 from logreg_exp.training.build import Pipeline, build_pipeline
 from logreg_exp.training.checkpoints import (
     PROGRESS_FILE,
-    UnfinishedRun,
+    SavedRun,
     discard_progress,
+    ended_run_of,
     restore,
     resume_mode,
     run_to_resume,
@@ -60,14 +68,23 @@ def run_job(
     A stop signal (Ctrl-C, SIGTERM, SIGUSR1/2; see ``training.interrupts``), from the moment
     it starts, ends it between minibatches with what was reached written (status
     interrupted). An unfinished run of the same config in ``job_dir`` goes on where it
-    stopped, as ``resume`` says. ``default_threads`` is the torch thread count for
-    ``threads: null``, from the launcher (None: torch's own); ``choices`` are the config
-    group options it was composed from, for the HParams tab."""
+    stopped, as ``resume`` says; with ``resume=auto``, one that ended stands as it is.
+    ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
+    (None: torch's own); ``choices`` are the config group options it was composed from, for
+    the HParams tab."""
     start = time.perf_counter()
     job_dir = Path(job_dir)
     with GracefulInterrupt() as interrupt:
         settings = validated(cfg)
         config, mode = run_config(cfg), resume_mode(settings.resume)
+        ended = ended_run_of(job_dir, config) if mode == "auto" else None
+        recorded = recorded_outcome(job_dir, Monitor(settings.monitor)) if ended else None
+        if recorded is not None:
+            log.info(
+                "resume=auto: %s (%s, %d epochs) has the same config: its results stand "
+                "(resume=false trains it again)", ended, recorded.status, ended.epochs_done,
+            )  # fmt: skip
+            return recorded
         earlier = run_to_resume(job_dir, config, mode)
         device, threads = place(settings, default_threads)
         pipeline = build_pipeline(settings, device)
@@ -112,7 +129,7 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     return config
 
 
-def log_resume(earlier: UnfinishedRun, mode: str, epochs: int) -> None:
+def log_resume(earlier: SavedRun, mode: str, epochs: int) -> None:
     done = earlier.epochs_done
     where = f"at epoch {done + 1} of {epochs}" if done < epochs else "to write its results"
     log.info(

@@ -119,6 +119,20 @@ def failure_metrics(monitor: Monitor, reason: str, wall_s: float) -> dict[str, A
     }
 
 
+def recorded_outcome(job_dir: Path, monitor: Monitor) -> Outcome | None:
+    """How the run in ``job_dir`` ended, as its metrics.json says, for a run that ended
+    (completed, or diverged); None otherwise."""
+    result = read_metrics(job_dir)
+    best = result.number(f"best_{monitor.value}")
+    if result.completed and best is not None:
+        return Outcome(Status.COMPLETED, best)
+    if result.status == Status.DIVERGED:
+        epoch, step = result.metrics.get("diverged_epoch"), result.metrics.get("diverged_step")
+        message = f"training diverged: non-finite loss at epoch {epoch}, step {step}"
+        return Outcome(Status.DIVERGED, monitor.worst, message)
+    return None
+
+
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
     path = Path(job_dir) / METRICS_FILE
     text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"

@@ -90,6 +90,19 @@ def test_a_run_stopped_by_sigterm_resumes_bit_for_bit(tmp_path):
     log = (run / "logreg_exp.log").read_text()  # one log, both attempts
     assert "interrupted by SIGTERM" in log and "going on with" in log
 
+    # the same command once more: the run has ended, its files stay as they are
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.suffix != ".log"}
+    again = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (
+        "resume=auto: the ended run in run (completed, 6 epochs) has the same config: its "
+        "results stand"
+    ) in again.stdout
+    assert "epoch 1/6" not in again.stdout
+    assert files == {
+        p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.suffix != ".log"
+    }
+
 
 def assert_same_run(run: Path, whole: Path) -> None:
     """Everything a user reads of the two runs is the same, but for timings."""

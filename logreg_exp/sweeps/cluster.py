@@ -94,16 +94,20 @@ def submit(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 def launch_and_wait(
     launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
 ) -> list[JobReturn]:
-    """Submit the jobs, wait until every one has ended, and return each one's result (a
-    failed JobReturn for a job that left none). Ctrl-C stops the waiting (the jobs go on on
-    the cluster) and raises KeyboardInterrupt."""
+    """Submit the jobs, wait until every one has ended, and return each one's result.
+    Ctrl-C stops the waiting and raises KeyboardInterrupt (SLURM jobs go on on the cluster;
+    local ones, in the terminal's process group, get the Ctrl-C too)."""
     jobs = submit(launcher, job_overrides, initial_job_idx)
     with GracefulInterrupt() as interrupt:
         try:
             wait_for_all(jobs, interrupt)
         except KeyboardInterrupt:
-            ids = " ".join(str(job.job_id) for job in jobs)
-            log.warning("stopped waiting; the jobs go on (squeue -j %s; scancel to stop them)", ids)
+            if launcher._EXECUTOR == "slurm":  # Ctrl-C reached this process, not the jobs
+                ids = ",".join(sorted({str(job.job_id).split("_")[0] for job in jobs}))
+                log.warning(
+                    "stopped waiting; the jobs go on on the cluster (squeue --jobs=%s; "
+                    "scancel %s stops them)", ids, ids.replace(",", " "),
+                )  # fmt: skip
             raise
     config = launcher.config
     monitor = config.get("monitor", Monitor.val_loss)  # the schema's Monitor

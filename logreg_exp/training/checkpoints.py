@@ -98,11 +98,13 @@ def restore(pipeline: Pipeline, progress: Mapping[str, Any]) -> FitResult:
 
 
 @dataclass
-class UnfinishedRun:
-    """A run in a dir that has not ended, and its ``last.pt`` (already loaded)."""
+class SavedRun:
+    """A run whose ``last.pt`` is in a dir (already loaded); ``ended``: its metrics.json says
+    that it completed or diverged."""
 
     run_dir: Path
     progress: dict[str, Any]
+    ended: bool = False
 
     @property
     def epochs_done(self) -> int:
@@ -119,7 +121,8 @@ class UnfinishedRun:
         return differences(old, {k: v for k, v in config.items() if k not in NOT_COMPARED})
 
     def __str__(self) -> str:
-        return f"the unfinished run in {display_path(self.run_dir)}"
+        which = "ended" if self.ended else "unfinished"
+        return f"the {which} run in {display_path(self.run_dir)}"
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -132,12 +135,10 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
 
 
-def unfinished_run(run_dir: Path) -> UnfinishedRun | None:
-    """The run in ``run_dir`` if it has not ended: a ``last.pt`` that loads, and no
-    ``metrics.json`` saying that the run completed or diverged (a run that was interrupted,
-    killed, or failed after it started training); None otherwise."""
+def saved_run(run_dir: Path) -> SavedRun | None:
+    """The run in ``run_dir`` if its ``last.pt`` loads, else None (none, cut short, foreign)."""
     path = Path(run_dir) / PROGRESS_FILE
-    if not path.is_file() or read_metrics(run_dir).final:
+    if not path.is_file():
         return None
     try:
         progress = torch.load(path, map_location="cpu", weights_only=True)
@@ -145,14 +146,32 @@ def unfinished_run(run_dir: Path) -> UnfinishedRun | None:
         return None
     if not isinstance(progress, dict) or progress.get("format") != PROGRESS_FORMAT:
         return None
-    return UnfinishedRun(Path(run_dir), progress)
+    return SavedRun(Path(run_dir), progress, read_metrics(run_dir).final)
 
 
-def unfinished_run_of(run_dir: Path, config: Mapping[str, Any]) -> UnfinishedRun | None:
+def unfinished_run(run_dir: Path) -> SavedRun | None:
+    """The run in ``run_dir`` if it has not ended: a ``last.pt`` that loads, and no
+    ``metrics.json`` saying that the run completed or diverged (a run that was interrupted,
+    killed, or failed after it started training); None otherwise."""
+    if read_metrics(run_dir).final:
+        return None
+    return saved_run(run_dir)
+
+
+def unfinished_run_of(run_dir: Path, config: Mapping[str, Any]) -> SavedRun | None:
     """Whether ``run_dir`` holds an unfinished run of ``config`` (the job config, resolved,
     as plain values): that run, which a run of ``config`` in this dir goes on with; else
     None."""
     found = unfinished_run(run_dir)
+    return found if found is not None and not found.differences(config) else None
+
+
+def ended_run_of(run_dir: Path, config: Mapping[str, Any]) -> SavedRun | None:
+    """Whether ``run_dir`` holds a run of ``config`` that has ended (completed or diverged):
+    that run, whose results a run of ``config`` with ``resume=auto`` leaves as they are."""
+    if not read_metrics(run_dir).final:
+        return None
+    found = saved_run(run_dir)
     return found if found is not None and not found.differences(config) else None
 
 
@@ -164,7 +183,7 @@ def resume_mode(value: Any) -> str:
     return str(value).lower()
 
 
-def run_to_resume(run_dir: Path, config: Mapping[str, Any], mode: str) -> UnfinishedRun | None:
+def run_to_resume(run_dir: Path, config: Mapping[str, Any], mode: str) -> SavedRun | None:
     """What ``resume=<mode>`` makes of ``run_dir``: the unfinished run to go on with, or None
     to start at epoch 1. ``auto`` goes on with an unfinished run of the same config, and
     refuses one of another config; ``true`` requires one; ``false`` always starts over.

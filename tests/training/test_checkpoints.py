@@ -9,6 +9,7 @@ from logreg_exp.errors import ConfigError
 from logreg_exp.results import Status
 from logreg_exp.training.checkpoints import (
     PROGRESS_FILE,
+    ended_run_of,
     load_checkpoint,
     random_states,
     restore,
@@ -57,7 +58,7 @@ UPDATERS = [
 
 def fit_in(run_dir, overrides, stop_after=None, start=None, perturb=False):
     """Fit a freshly built pipeline, saving last.pt in ``run_dir`` each epoch; stopped after
-    epoch ``stop_after``, or going on from ``start`` (an UnfinishedRun)."""
+    epoch ``stop_after``, or going on from ``start`` (a SavedRun)."""
     cfg, exp = build("epochs=4", "dataset.n_samples=400", "batch_size=16", *overrides)
     config = {"overrides": list(overrides)}
     run_dir.mkdir(exist_ok=True)
@@ -128,9 +129,12 @@ def test_what_resume_makes_of_a_run_dir(tmp_path):
 
     (tmp_path / "metrics.json").write_text('{"status": "interrupted"}')
     assert unfinished_run_of(tmp_path, config) is not None
+    assert ended_run_of(tmp_path, config) is None
     for ended in ("completed", "diverged"):
         (tmp_path / "metrics.json").write_text(f'{{"status": "{ended}"}}')
         assert unfinished_run(tmp_path) is None
+        assert ended_run_of(tmp_path, config).ended  # resume=auto leaves it as it is
+        assert ended_run_of(tmp_path, {**config, "seed": 1}) is None
 
     (tmp_path / "metrics.json").unlink()
     (tmp_path / PROGRESS_FILE).write_bytes(b"cut sh")  # a crash cannot leave this, a user can
