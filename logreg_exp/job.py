@@ -77,14 +77,9 @@ def run_job(
     with GracefulInterrupt() as interrupt:
         settings = validated(cfg)
         config, mode = run_config(cfg), resume_mode(settings.resume)
-        ended = ended_run_of(job_dir, config) if mode == "auto" else None
-        recorded = recorded_outcome(job_dir, Monitor(settings.monitor)) if ended else None
-        if recorded is not None:
-            log.info(
-                "resume=auto: %s (%s, %d epochs) has the same config: its results stand "
-                "(resume=false trains it again)", ended, recorded.status, ended.epochs_done,
-            )  # fmt: skip
-            return recorded
+        ended = outcome_of_ended_run(job_dir, config, mode, Monitor(settings.monitor))
+        if ended is not None:
+            return ended
         earlier = run_to_resume(job_dir, config, mode)
         device, threads = place(settings, default_threads)
         pipeline = build_pipeline(settings, device)
@@ -127,6 +122,21 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     return config
+
+
+def outcome_of_ended_run(
+    job_dir: Path, config: dict[str, Any], mode: str, monitor: Monitor
+) -> Outcome | None:
+    """With ``resume=auto``, a run of the same config in ``job_dir`` that has ended (said in
+    the log): its outcome, as its metrics.json records it; its files stay as they are."""
+    ended = ended_run_of(job_dir, config) if mode == "auto" else None
+    recorded = recorded_outcome(job_dir, monitor) if ended is not None else None
+    if ended is not None and recorded is not None:
+        log.info(
+            "resume=auto: %s (%s, %d epochs) has the same config: its results stand "
+            "(resume=false trains it again)", ended, recorded.status, ended.epochs_done,
+        )  # fmt: skip
+    return recorded
 
 
 def log_resume(earlier: SavedRun, mode: str, epochs: int) -> None:
