@@ -13,7 +13,8 @@ the dir holds and by ``resume`` (``auto``, ``true`` or ``false``):
 - an unfinished run of the same config (interrupted, killed, failed): it resumes from its
   ``last.pt`` (``Start.RESUME``) unless ``resume=false``, or it left none; else it starts over
   in the dir. An unfinished sweep of the same config goes on likewise, each job resuming or
-  starting in its own dir, unless its launcher cannot resume (``launchers.NOT_RESUMING``);
+  starting in its own dir, where its launcher and sweeper allow it
+  (``launchers.why_a_sweep_cannot_resume``);
 - a finished run, or one of another config: refused with one line naming the dir, unless
   ``overwrite=true``, which clears it first (only the files a run writes; anything else in
   the dir stays). A job of a sweep that goes on keeps a run that ended (``Start.ENDED``).
@@ -39,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
 from logreg_exp.results import read_metrics
-from logreg_exp.sweeps.launchers import NOT_RESUMING
+from logreg_exp.sweeps.launchers import why_a_sweep_cannot_resume
 from logreg_exp.sweeps.summary import collect_jobs
 
 try:
@@ -152,7 +153,7 @@ def sweep_identity(config: DictConfig) -> dict[str, Any]:
         for override in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         if str(override).lstrip("+~").split("=")[0] not in DIR_KEYS
     ]
-    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
+    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False, enum_to_str=True)
     return {"config": task_identity(config), "overrides": overrides, "sweeper": sweeper}
 
 
@@ -214,10 +215,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent.parent for p in Path(sweep_dir).glob(f"**/{HYDRA_DIR}/hydra.yaml"))
 
 
-def inspect_sweep_dir(path: Path, sweep: dict[str, Any], launcher: str | None = None) -> DirState:
-    """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``) through
-    the launcher ``launcher`` (``hydra.launcher._target_``). A sweep that stopped early has
-    its summary too, but not every one of its jobs ended: it is unfinished."""
+def inspect_sweep_dir(path: Path, sweep: dict[str, Any], why_not: str = "") -> DirState:
+    """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``);
+    ``why_not``: why such a sweep cannot go on where it stopped ("" where it can). A sweep
+    that stopped early has its summary too, but not every one of its jobs ended: it is
+    unfinished."""
     path = Path(path)
     if has_any(path, RUN_RESULTS):
         return DirState(path, Holds.OTHER, "a single run")
@@ -229,8 +231,6 @@ def inspect_sweep_dir(path: Path, sweep: dict[str, Any], launcher: str | None = 
     why = other_config(None if saved is None else sweep_identity(saved), sweep)
     if why is not None:
         return DirState(path, Holds.OTHER, f"a sweep {why}")
-    not_resuming = NOT_RESUMING.get(str(launcher))
-    why_not = f"{not_resuming} trains its jobs from the first epoch" if not_resuming else ""
     return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep", not why_not, why_not)
 
 
@@ -408,8 +408,9 @@ def claim_sweep_dir(
     """Lock the sweep dir ``path`` for the sweep of ``config`` (with its Hydra node) and
     make it ready, before the sweeper writes into it."""
     lock = lock_dir(path, "sweep dir")
-    launcher = OmegaConf.select(config, "hydra.launcher._target_")
-    state = inspect_sweep_dir(path, sweep_identity(config), launcher)
+    hydra = config.hydra
+    why_not = why_a_sweep_cannot_resume(hydra.launcher.get("_target_"), hydra.sweeper._target_)
+    state = inspect_sweep_dir(path, sweep_identity(config), why_not)
     return claim(
         state,
         overwrite,

@@ -160,29 +160,43 @@ def test_a_job_of_a_sweep_that_goes_on_keeps_its_ended_run_and_resumes_its_unfin
     assert claim.start is Start.FRESH
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=vectorized"]], ids=["basic", "vect"])
-def test_a_sweep_that_stopped_early_goes_on_unless_its_launcher_cannot_resume(tmp_path, launcher):
-    sweep_cfg = compose_config("epochs=1", *launcher, with_hydra=True)
+@pytest.mark.parametrize(
+    ("choice", "why_not"),
+    [
+        ("hydra/launcher=basic", None),
+        ("hydra/launcher=vectorized", "hydra/launcher=vectorized trains its jobs from the first "
+         "epoch"),
+        ("hydra/sweeper=optuna", "its sweeper (hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+         "OptunaSweeper) chooses its jobs as it goes"),
+    ],
+)  # fmt: skip
+def test_a_sweep_that_stopped_early_goes_on_where_its_launcher_and_sweeper_allow(
+    tmp_path, choice, why_not
+):
+    sweep_cfg = compose_config("epochs=1", choice, with_hydra=True)
     sweep = tmp_path / "s"
-    sweep.mkdir()
-    OmegaConf.save(sweep_cfg, sweep / "multirun.yaml")
-    make_job(sweep, 0, [], {"status": "completed"})
-    make_job(sweep, 1, [], {"status": "interrupted"})
-    (sweep / "summary.csv").write_text("written when it stopped\n")  # cli.summarize_unended
+
+    def stopped_early():
+        sweep.mkdir(exist_ok=True)
+        OmegaConf.save(sweep_cfg, sweep / "multirun.yaml")
+        make_job(sweep, 0, [], {"status": "completed"})
+        make_job(sweep, 1, [], {"status": "interrupted"})
+        (sweep / "summary.csv").write_text("written when it stopped\n")  # run_cli's finally
+
+    stopped_early()
     claim = claim_sweep_dir(sweep, sweep_cfg, False, "logreg_exp.log")
     claim.release()
-    if not launcher:
+    if why_not is None:
         assert claim.start is Start.RESUME and len(list(sweep.glob("000*"))) == 2
         return
     assert claim.start is Start.FRESH and not list(sweep.glob("000*"))
-    OmegaConf.save(sweep_cfg, sweep / "multirun.yaml")
-    make_job(sweep, 1, [], {"status": "interrupted"})
-    with pytest.raises(OutputDirInUse, match=(
-        r"^resume=true, but the sweep dir .* holds no unfinished sweep of this config to resume "
-        r"\(an unfinished sweep, but hydra/launcher=vectorized trains its jobs from the first "
-        r"epoch\); resume=auto starts a new one$"
-    )):  # fmt: skip
+    stopped_early()
+    with pytest.raises(OutputDirInUse) as refused:
         claim_sweep_dir(sweep, sweep_cfg, False, "logreg_exp.log", "true")
+    assert str(refused.value) == (
+        f"resume=true, but the sweep dir {sweep} holds no unfinished sweep of this config to "
+        f"resume (an unfinished sweep, but {why_not}); resume=auto starts a new one"
+    )
 
 
 # Through the CLI.

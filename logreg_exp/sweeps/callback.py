@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.results import Monitor, Status
-from logreg_exp.sweeps.launchers import NOT_RESUMING
+from logreg_exp.sweeps.launchers import BASIC_SWEEPER, why_a_sweep_cannot_resume
 from logreg_exp.sweeps.plots import SWEEP_PNG, draw_sweep
 from logreg_exp.sweeps.summary import (
     SUMMARY_CSV,
@@ -42,8 +42,6 @@ from logreg_exp.sweeps.summary import (
 from logreg_exp.sweeps.swept import PLAN_FILE, read_plan
 
 log = logging.getLogger(__name__)
-
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def planned_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -79,7 +77,7 @@ def job_line(num: int, total: int | None, overrides: list[str]) -> str:
 
 
 # The dirs of the sweeps that started in this process and have not ended.
-UNENDED_SWEEPS: dict[Path, str | None] = {}  # and each one's launcher (its _target_)
+UNENDED_SWEEPS: dict[Path, tuple[Any, Any]] = {}  # and their launcher's and sweeper's _target_
 
 
 class SweepCallback(Callback):
@@ -87,7 +85,8 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        UNENDED_SWEEPS[sweep_dir] = OmegaConf.select(config, "hydra.launcher._target_")
+        hydra = config.hydra
+        UNENDED_SWEEPS[sweep_dir] = (hydra.launcher.get("_target_"), hydra.sweeper.get("_target_"))
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
         if jobs is None:
@@ -145,13 +144,9 @@ def summarize_unended_sweeps() -> None:
     """The summary of each sweep of this process that stopped before its end; the exit
     status stays the one it stopped with (non-zero)."""
     while UNENDED_SWEEPS:
-        sweep_dir, launcher = next(reversed(UNENDED_SWEEPS.items()))
-        not_resuming = NOT_RESUMING.get(str(launcher))
-        goes_on = (
-            f"starts it over ({not_resuming} does not resume)"
-            if not_resuming
-            else ("finishes it (interrupted jobs resume)")
-        )
+        sweep_dir, (launcher, sweeper) = next(reversed(UNENDED_SWEEPS.items()))
+        why_not = why_a_sweep_cannot_resume(launcher, sweeper)
+        goes_on = f"starts it over ({why_not})" if why_not else "finishes it (jobs resume)"
         log.warning(
             "the sweep stopped early; the same command with hydra.sweep.dir=%s %s. Its "
             "summary, from the files:", display_path(sweep_dir), goes_on,

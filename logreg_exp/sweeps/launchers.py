@@ -59,11 +59,24 @@ GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
 GPUS_FOR_DEVICE_ON_SLURM = {**GPUS_FOR_DEVICE, "auto": 0}
 
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 # Launchers that train some jobs without a last.pt (a stacked group of the vectorized launcher
 # trains from its first epoch): an unfinished sweep of theirs starts over rather than resume.
 NOT_RESUMING = {
     "hydra_plugins.logreg_exp.launchers.VectorizedLauncher": "hydra/launcher=vectorized",
 }
+
+
+def why_a_sweep_cannot_resume(launcher: Any, sweeper: Any) -> str:
+    """Why an unfinished sweep through ``launcher`` and ``sweeper`` (their ``_target_``) starts
+    over rather than go on where it stopped; "" where it goes on. Going on needs the jobs
+    that the basic sweeper lists, the same each time (a search such as Optuna's chooses its
+    jobs as it goes), and a launcher whose jobs resume."""
+    if str(launcher) in NOT_RESUMING:
+        return f"{NOT_RESUMING[str(launcher)]} trains its jobs from the first epoch"
+    if str(sweeper) != BASIC_SWEEPER:
+        return f"its sweeper ({sweeper}) chooses its jobs as it goes"
+    return ""
 
 
 def register_own_plugins() -> None:
