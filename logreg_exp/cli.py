@@ -42,11 +42,13 @@ from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
 from logreg_exp.output_dirs import (
-    DirLock,
+    Claim,
     OutputDirInUse,
+    Start,
     claim_job_dir,
     claim_run_dir,
     claim_sweep_dir,
+    resume_mode,
 )
 from logreg_exp.results import (
     METRICS_FILE,
@@ -57,6 +59,7 @@ from logreg_exp.results import (
     write_metrics,
 )
 from logreg_exp.startup import import_heavy_modules
+from logreg_exp.sweeps.callback import summarize_unended_sweeps
 from logreg_exp.sweeps.launchers import (
     JOBLIB,
     default_threads,
@@ -68,7 +71,7 @@ from logreg_exp.sweeps.launchers import (
     register_own_plugins,
 )
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
-from logreg_exp.training.interrupts import ignore_interrupts
+from logreg_exp.training.interrupts import GracefulInterrupt, ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
 T = TypeVar("T")
@@ -167,30 +170,42 @@ class RunFailed(CompactHydraException):
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
-    the best monitored value, for sweepers."""
-    start = time.perf_counter()
-    hydra_cfg = HydraConfig.get()
-    job_dir = Path(hydra_cfg.runtime.output_dir)
-    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    import_heavy_modules(cfg)
-    from logreg_exp.job import run_job  # imported just now, with the collector paused
+    the best monitored value, for sweepers.
 
-    warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
-    threads = default_threads(hydra_cfg.launcher)
-    swept = None
-    if in_sweep:  # the HParams of a sweep's job: what the sweep varies
-        swept = keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper)
-    try:
-        # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
-        lock = claim_job_dir(job_dir, cfg, bool(cfg.overwrite)) if in_sweep else None
+    A stop signal from its first line on (while torch is imported, the data are built) ends
+    the job as soon as it would train, with its files written. In a submitit job this takes
+    the signals over from submitit's handlers, and hands a SIGUSR2 on to submitit's once the
+    files are written: submitit then requeues the job (``training.interrupts``).
+    """
+    with GracefulInterrupt():
+        start = time.perf_counter()
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+        import_heavy_modules(cfg)
+        from logreg_exp.job import ended_job, run_job  # imported now, with the collector paused
+
+        warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
+        threads = default_threads(hydra_cfg.launcher)
+        swept = None
+        if in_sweep:  # the HParams of a sweep's job: what the sweep varies
+            swept = keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper)
         try:
-            outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
-        finally:
-            if lock is not None:
-                lock.release()
-    except Exception as err:
-        outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
-    if not in_sweep:  # its files say how it ended: a Ctrl-C from now on cannot change that
+            # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
+            claim = None
+            if in_sweep:
+                claim = claim_job_dir(job_dir, cfg, bool(cfg.overwrite), cfg.resume)
+            try:
+                if claim is not None and claim.start is Start.ENDED:
+                    outcome = ended_job(job_dir, Monitor(cfg.monitor))
+                else:
+                    outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
+            finally:
+                if claim is not None:
+                    claim.release()
+        except Exception as err:
+            outcome = failed(err, cfg, job_dir, in_sweep, time.perf_counter() - start)
+    if not in_sweep:  # its files say how it ended: a signal from now on cannot change that
         ignore_interrupts()
     return end_as(outcome, in_sweep)
 
@@ -246,23 +261,27 @@ class OutputDirGuard(Callback):
     first under ``hydra.callbacks`` in conf/config.yaml."""
 
     def __init__(self) -> None:
-        self.lock: DirLock | None = None
+        self.claim: Claim | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """With ``overwrite=true`` the config's values are checked first: a typo must not
-        cost the run that is there."""
+        """With ``overwrite=true`` or ``resume=false``, which may delete the run that is
+        there, the config's values are checked first: a typo must not cost that run."""
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
         path = Path(str(config.hydra.run.dir))
         log_file = f"{config.hydra.job.name}.log"
-        if config.overwrite:
+        if config.overwrite or resume_mode(config.resume) == "false":
             one_line(lambda: validated(task_config(config)))
-        self.lock = one_line(lambda: claim_run_dir(path, config, config.overwrite, log_file))
+        self.claim = one_line(
+            lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
+        )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
         path = Path(str(config.hydra.sweep.dir))
         log_file = f"{config.hydra.job.name}.log"
-        self.lock = one_line(lambda: claim_sweep_dir(path, config, config.overwrite, log_file))
+        self.claim = one_line(
+            lambda: claim_sweep_dir(path, config, config.overwrite, log_file, config.resume)
+        )
 
     def on_run_end(self, *args: Any, **kwargs: Any) -> None:
         self.release()
@@ -271,9 +290,9 @@ class OutputDirGuard(Callback):
         self.release()
 
     def release(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
 
 def task_config(config: DictConfig) -> DictConfig:
@@ -307,14 +326,19 @@ def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:
 
 def run_cli() -> None:
     """``python -m logreg_exp``: ``main`` after checking that the launcher or sweeper the
-    command line chooses is installed; Ctrl-C before training starts ends it as in training."""
+    command line chooses is installed. A stop signal before a job starts stops it as soon as
+    it does (``main``); a sweep that stops early (a job interrupted, a launcher that raised)
+    still writes its summary."""
     problem = missing_plugin(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
     register_plugins()
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    with GracefulInterrupt():
+        try:
+            main()
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        finally:
+            summarize_unended_sweeps()

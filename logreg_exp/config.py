@@ -93,6 +93,7 @@ DOTTED_NAMES = Allowed(
     lambda v, _: all(re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", name) for name in v),
     "a list of dotted names, such as [mypackage.losses.FocalLoss]",
 )
+RESUME = Allowed(lambda v, _: str(v).lower() in ("auto", "true", "false"), "auto, true or false")
 NON_NEGATIVE = Allowed(
     lambda v, root: 0 <= v <= largest_float(root),
     lambda root: f"a number >= 0 and <= {largest_float(root):.3g}",
@@ -179,6 +180,9 @@ class JobConfig:
     allow_targets: list[str] = allowed(list, DOTTED_NAMES)  # noqa: RUF009 (a field())
     # clear the output dir first when it holds another run's results (see output_dirs.py)
     overwrite: bool = allowed(False, Allowed(lambda v, _: isinstance(v, bool), "true or false"))
+    # in a dir holding an unfinished run: auto goes on with it when its config is the same,
+    # true requires one, false starts over (training/checkpoints.py)
+    resume: str = allowed("auto", RESUME)
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:

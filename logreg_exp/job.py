@@ -20,14 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
 from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
-from logreg_exp.errors import writing
+from logreg_exp.errors import os_reason, writing
 from logreg_exp.files import display_path
 from logreg_exp.results import (
     METRICS_FILE,
     Monitor,
     Outcome,
     Status,
+    divergence,
     fit_metrics,
+    recorded_outcome,
     write_metrics,
 )
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
@@ -38,7 +40,14 @@ from logreg_exp.tracking.plots import (
     painter_for,
 )
 from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
-from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+from logreg_exp.training.checkpoints import (
+    CHECKPOINT_FILE,
+    PROGRESS_FILE,
+    load_progress,
+    restore,
+    save_checkpoint,
+    save_progress,
+)
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
@@ -61,35 +70,93 @@ def run_job(
     swept: Sequence[str] | None = None,
 ) -> Outcome:
     """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
-    once on the test split; write TensorBoard events and the files of ``write_results`` into
-    ``job_dir``, ``metrics.json`` last. Bad config raises ConfigError before anything is
-    written; a file that cannot be written raises OutputError naming it. Ctrl-C ends
-    training between minibatches, with what was reached written (status interrupted); the
-    final writes are part of the run, so a Ctrl-C during them lets them finish.
+    once on the test split; write TensorBoard events, ``last.pt`` after each epoch and the
+    files of ``write_results`` into ``job_dir``, ``metrics.json`` last. A ``last.pt`` already
+    in ``job_dir`` is an unfinished run of this config that the dir's claim kept for it
+    (``output_dirs``): training goes on from its last finished epoch. Bad config raises
+    ConfigError before anything is written; a file that cannot be written raises OutputError
+    naming it. A stop signal (Ctrl-C, SIGTERM, SIGUSR1/2: ``training.interrupts``), from the
+    moment it starts, ends training between minibatches, with what was reached written
+    (status interrupted); the final writes are part of the run, so a signal during them lets
+    them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, and
     ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
     start = time.perf_counter()
-    settings = validated(cfg)
-    device, threads = place(settings, default_threads)
-    pipeline = build_pipeline(settings, device)
-    log_what_trains(pipeline, settings, device, threads)
+    job_dir = Path(job_dir)
     report: JobReport | None = None
     try:
         with GracefulInterrupt() as interrupt:
-            report = JobReport(cfg, settings, Path(job_dir), choices, swept)
+            settings = validated(cfg)
+            earlier = load_progress(job_dir)
+            device, threads = place(settings, default_threads)
+            pipeline = build_pipeline(settings, device)
+            log_what_trains(pipeline, settings, device, threads)
+            done = None
+            if earlier is not None:
+                done = restore(pipeline, earlier)
+                start -= float(earlier["wall_s"])
+                log_resume(job_dir, settings, len(done.history))
+            report = JobReport(cfg, settings, job_dir, choices, swept, done, writes_progress=True)
+            save = ProgressSaver(job_dir, pipeline, start)
+            if done is None:  # from here on, a run stopped at any moment resumes
+                save(FitResult(Monitor(settings.monitor)))
             result = pipeline.fit(
                 settings.epochs, Monitor(settings.monitor), on_epoch=report.log_epoch,
-                stop_requested=interrupt,
+                stop_requested=interrupt, start=done, save_progress=save,
             )  # fmt: skip
-            late = interrupt.requested and result.status is not Status.INTERRUPTED
-            ended = report.finish(result, pipeline, time.perf_counter() - start)
+            stopped_by = interrupt.received.name if interrupt.received else None
+            late = stopped_by is not None and result.status is not Status.INTERRUPTED
+            ended = report.finish(
+                result, pipeline, time.perf_counter() - start, stopped_by=stopped_by
+            )
     finally:
-        if report is not None:  # an error or a second Ctrl-C came first
+        if report is not None:  # an error or a second signal came first
             report.close()
     if late:
-        log.warning("Ctrl-C came after the last epoch; the run's files were all written")
+        log.warning("%s came after the last epoch; the run's files were all written", stopped_by)
     return ended
+
+
+def log_resume(job_dir: Path, settings: Any, done: int) -> None:
+    epochs = settings.epochs
+    where = f"at epoch {done + 1} of {epochs}" if done < epochs else "to write its results"
+    log.info(
+        "resume=%s: going on with the unfinished run in %s %s (%d epochs done, %s)",
+        str(settings.resume).lower(), display_path(job_dir), where, done, PROGRESS_FILE,
+    )  # fmt: skip
+
+
+class ProgressSaver:
+    """``save_progress`` for ``fit``: ``last.pt`` after each epoch. One that cannot be
+    written (a full disk) is said in the log, and training goes on: a restart resumes from
+    an earlier epoch. ``start``: the run's start by ``time.perf_counter``, earlier attempts
+    included."""
+
+    def __init__(self, job_dir: Path, pipeline: Pipeline, start: float) -> None:
+        self.job_dir, self.pipeline, self.start = job_dir, pipeline, start
+
+    def __call__(self, result: FitResult) -> None:
+        wall_s = time.perf_counter() - self.start
+        try:
+            save_progress(self.job_dir, self.pipeline, result, wall_s)
+        except OSError as err:
+            done = len(result.history)
+            log.warning(
+                "%s not written %s (%s); a restart resumes from an earlier one",
+                display_path(self.job_dir / PROGRESS_FILE),
+                f"after epoch {done}" if done else "before the first epoch", os_reason(err),
+            )  # fmt: skip
+
+
+def ended_job(job_dir: Path, monitor: Monitor) -> Outcome:
+    """A job of a sweep that goes on, whose run in ``job_dir`` ended before: its outcome, as
+    its metrics.json records it (said in the log); its files stay as they are."""
+    recorded = recorded_outcome(job_dir, monitor)
+    log.info(
+        "%s holds this job's %s run: its results stand", display_path(job_dir), recorded.status
+    )
+    return recorded
 
 
 @dataclass
@@ -248,18 +315,30 @@ class JobReport:
         job_dir: Path,
         choices: Mapping[str, Any] | None = None,
         swept: Sequence[str] | None = None,
+        done: FitResult | None = None,
+        writes_progress: bool = False,
     ) -> None:
+        """``done``: the epochs a resumed run finished before, and ``replace``: whether the
+        dir holds an earlier attempt's event files; the new file starts with what those
+        epochs logged, and takes their place (``TensorBoardLogger``)."""
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
         self.tensorboard: TensorBoardLogger | None = None
         self.events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
+        self.writes_progress = writes_progress
         if settings.tensorboard:
             with writing(self.events):
-                self.tensorboard = TensorBoardLogger(job_dir)
+                self.tensorboard = TensorBoardLogger(job_dir, replace=done is not None)
             self.events = display_path(self.tensorboard.path)
             with writing(self.events):
                 self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
                 self.tensorboard.start_session(run_hparams(cfg, choices, swept))
+                if done is not None:
+                    for metrics, is_best in zip(
+                        done.history, improvements(done.history, done.monitor), strict=True
+                    ):
+                        self.tensorboard.log_epoch(metrics, is_best)
+                    self.tensorboard.drop_replaced()
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         self.console.log_epoch(metrics, is_best)
@@ -273,20 +352,24 @@ class JobReport:
         pipeline: Pipeline,
         wall_s: float,
         painter: BoundaryPainter | None = None,
+        stopped_by: str | None = None,
     ) -> Outcome:
         """Evaluate the best model on the test split and write what the job leaves behind;
         ``pipeline`` gives the splits and a model to draw the best state with (with
-        ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
+        ``painter`` where jobs share one). ``wall_s``: the job's time until now;
+        ``stopped_by``: the signal that interrupted it."""
         start = time.perf_counter()
         test = None
         if result.status is Status.COMPLETED:
             test = pipeline.test(result.best_state)
         wall_s += time.perf_counter() - start
-        metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
+        metrics = fit_metrics(result, wall_s, pipeline.n_train, test, stopped_by)
         has_events = self.tensorboard is not None
         tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
         write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, painter)
-        return outcome(result, self.settings, self.job_dir, has_events, metrics)
+        return outcome(
+            result, self.settings, self.job_dir, has_events, metrics, self.writes_progress
+        )
 
     def close(self) -> None:
         if self.tensorboard is not None:
@@ -335,14 +418,27 @@ def outcome(
     job_dir: Path,
     has_events: bool,
     metrics: Mapping[str, Any] | None = None,
+    resumable: bool = False,
 ) -> Outcome:
-    """How the job ended, told in the log: its best epoch, or why it stopped."""
+    """How the job ended, told in the log: its best epoch, or why it stopped (and, for a
+    ``resumable`` run, which writes last.pt, how to go on with it)."""
     monitor = result.monitor
+    metrics = metrics or {}
     if result.status is Status.INTERRUPTED:
+        by = metrics.get("interrupted_by")
+        if resumable:
+            where = (
+                f"last.pt the {len(result.history)} finished: run again in "
+                f"{display_path(job_dir)} with the same config to resume"
+            )
+        else:
+            where = f"({display_path(job_dir)})"
         log.warning(
-            "interrupted in epoch %d; metrics.json and best.pt hold the best epoch so far (%s)",
+            "interrupted%s in epoch %d; metrics.json and best.pt hold the best epoch so far%s%s",
+            f" by {by}" if by else "",
             result.stopped_at[0],
-            display_path(job_dir),
+            ", " if resumable else " ",
+            where,
         )
         return Outcome(Status.INTERRUPTED, monitor.worst, "interrupted")
     if result.status is Status.DIVERGED:
@@ -350,16 +446,12 @@ def outcome(
         knobs = f"updater.lr={settings.updater.lr:g}"
         if settings.updater.weight_decay:
             knobs += f" and updater.weight_decay={settings.updater.weight_decay:g}"
-        if result.non_finite == "train_loss":
-            where = f"non-finite loss at epoch {epoch}, step {step}"
-        else:  # the parameters overflowed in the epoch's last step
-            where = f"non-finite {result.non_finite} at epoch {epoch}, after step {step}"
+        where = divergence(result.non_finite, epoch, step)
         message = f"training diverged: {where} with {knobs}; try a smaller updater.lr"
         log.error("%s (run dir %s)", message, display_path(job_dir))
         return Outcome(Status.DIVERGED, monitor.worst, message)
 
     best = result.best
-    metrics = metrics or {}
     test = ""
     if metrics.get("test_loss") is not None:
         test = f"  test_loss {metrics['test_loss']:.4f}  test_acc {metrics['test_acc']:.4f}"

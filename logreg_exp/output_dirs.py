@@ -1,16 +1,23 @@
-"""What an output dir holds, and whether a run or a sweep may write there: one decision for
-single runs, sweep jobs and sweep dirs alike, so that runs are never mixed in one dir.
+"""What an output dir holds, and whether and how a run or a sweep may write there: one
+decision for single runs, sweep jobs and sweep dirs alike, so that runs are never mixed in one
+dir, and an unfinished run goes on where it stopped.
 
 A dir holds a run's results when it has any of RESULT_FILES; the run's config is in its
 ``.hydra/config.yaml`` (a sweep's in ``multirun.yaml``), and how it ended in ``metrics.json``
-(a sweep ended when it has its summary). ``claim`` decides, by what the dir holds:
+(a sweep ended when it has its summary and each of its jobs ended). ``claim`` decides, by what
+the dir holds and by ``resume`` (``auto``, ``true`` or ``false``):
 
-- nothing of a run's results: the run may write; files a run left without results (the
-  ``.hydra/`` of a run stopped by a bad value) are cleared first;
-- an unfinished run (or sweep) of the same config: it starts over in the dir;
+- nothing of a run's results: the run starts there (``resume=true`` refuses: nothing to
+  resume); files a run left without results (the ``.hydra/`` of a run stopped by a bad
+  value) are cleared first;
+- an unfinished run of the same config (interrupted, killed, failed): it resumes from its
+  ``last.pt`` (``Start.RESUME``) unless ``resume=false``, or it left none; else it starts over
+  in the dir. An unfinished sweep of the same config goes on likewise, each job resuming or
+  starting in its own dir, where its launcher and sweeper allow it
+  (``launchers.why_a_sweep_cannot_resume``);
 - a finished run, or one of another config: refused with one line naming the dir, unless
   ``overwrite=true``, which clears it first (only the files a run writes; anything else in
-  the dir stays).
+  the dir stays). A job of a sweep that goes on keeps a run that ended (``Start.ENDED``).
 
 A dir that another process is writing (it holds the dir's lock, a ``flock`` that ends with
 the process) is refused whatever ``overwrite`` says. The keys in DIR_KEYS say how to treat
@@ -20,9 +27,9 @@ the dir, not what the run is, so they are left out when configs are compared.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -32,17 +39,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
-from logreg_exp.results import Status, read_metrics
+from logreg_exp.results import read_metrics
+from logreg_exp.sweeps.launchers import why_a_sweep_cannot_resume
+from logreg_exp.sweeps.summary import collect_jobs
 
 try:
     import fcntl
 except ImportError:  # not on POSIX: no lock
     fcntl = None  # type: ignore[assignment]
 
-DIR_KEYS = ("overwrite",)  # how to treat the output dir: not part of a run's identity
+log = logging.getLogger(__name__)
+
+DIR_KEYS = ("overwrite", "resume")  # how to treat the output dir: not part of a run's identity
+RESUME_MODES = ("auto", "true", "false")
 
 # What a run writes: its results, then the files Hydra writes around them.
-RUN_RESULTS = ("metrics.json", "best.pt")  # what makes a dir a run's
+PROGRESS_FILE = "last.pt"  # what a run resumes from (training.checkpoints)
+RUN_RESULTS = ("metrics.json", "best.pt", PROGRESS_FILE)  # what makes a dir a run's
 RESULT_FILES = (
     *RUN_RESULTS,
     "preprocessing.json",
@@ -76,18 +89,47 @@ class Holds(Enum):
     """What an output dir holds, as ``claim`` decides on it."""
 
     NOTHING = "nothing"  # no results: write (after clearing a run's leftovers)
-    SAME_UNFINISHED = "same unfinished"  # this config, not finished: start over in it
+    SAME_UNFINISHED = "same unfinished"  # this config, not finished: resume it, or start over
     FINISHED = "finished"  # a finished run or sweep: refuse, unless overwrite
     OTHER = "other"  # another config's run or sweep: refuse, unless overwrite
 
 
+class Start(Enum):
+    """How a run (or sweep) starts in the dir it claimed."""
+
+    FRESH = "fresh"  # from its first epoch: nothing of an earlier run is left in the dir
+    RESUME = "resume"  # goes on with the unfinished run (its last.pt) or sweep in the dir
+    ENDED = "ended"  # a job of a sweep that goes on, whose run ended: its results stand
+
+
 @dataclass
 class DirState:
-    """What ``path`` holds, and in words (``a completed run``) for a message."""
+    """What ``path`` holds, and in words (``a completed run``) for a message; ``resumable``:
+    an unfinished run with its ``last.pt`` (whatever its config), or an unfinished sweep whose
+    launcher resumes, else ``why_not`` says why it is not (for ``resume=true``)."""
 
     path: Path
     holds: Holds
     words: str = ""
+    resumable: bool = False
+    why_not: str = ""
+
+
+@dataclass
+class Claim:
+    """A claimed dir: its lock, held until ``release``, and how the run starts there."""
+
+    lock: DirLock
+    start: Start = Start.FRESH
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def resume_mode(value: Any) -> str:
+    """``resume`` as one of RESUME_MODES (a YAML or command-line true/false arrives as a bool,
+    and as ``True`` in a str field); the config's rule rejects any other value."""
+    return str(value).lower()
 
 
 def identity(node: Any) -> dict[str, Any]:
@@ -111,7 +153,7 @@ def sweep_identity(config: DictConfig) -> dict[str, Any]:
         for override in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         if str(override).lstrip("+~").split("=")[0] not in DIR_KEYS
     ]
-    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
+    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False, enum_to_str=True)
     return {"config": task_identity(config), "overrides": overrides, "sweeper": sweeper}
 
 
@@ -153,15 +195,19 @@ def inspect_run_dir(path: Path, config: dict[str, Any]) -> DirState:
         return DirState(path, Holds.OTHER, "a sweep")
     if not has_any(path, RESULT_FILES):
         return DirState(path, Holds.NOTHING)
+    result = read_metrics(path)
+    # interrupted, failed, or killed before it wrote metrics.json
+    unfinished = not result.ended
+    resumable = unfinished and (path / PROGRESS_FILE).is_file()
     saved = load_yaml(path / HYDRA_DIR / "config.yaml")
     why = other_config(None if saved is None else task_identity(saved), config)
     if why is not None:
-        return DirState(path, Holds.OTHER, f"a run {why}")
-    result = read_metrics(path)
-    if result.status in (Status.COMPLETED, Status.DIVERGED):
+        run = "an unfinished run" if resumable else "a run"
+        return DirState(path, Holds.OTHER, f"{run} {why}", resumable)
+    if not unfinished:
         return DirState(path, Holds.FINISHED, f"a {result.status} run")
-    # interrupted, failed, killed before it wrote metrics.json: issue 12 resumes it
-    return DirState(path, Holds.SAME_UNFINISHED, f"an unfinished run ({result.status})")
+    words = f"an unfinished run ({result.status})"
+    return DirState(path, Holds.SAME_UNFINISHED, words, resumable, f"it left no {PROGRESS_FILE}")
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -169,20 +215,23 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent.parent for p in Path(sweep_dir).glob(f"**/{HYDRA_DIR}/hydra.yaml"))
 
 
-def inspect_sweep_dir(path: Path, sweep: dict[str, Any]) -> DirState:
-    """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``)."""
+def inspect_sweep_dir(path: Path, sweep: dict[str, Any], why_not: str = "") -> DirState:
+    """What the sweep dir ``path`` holds, for a sweep of ``sweep`` (``sweep_identity``);
+    ``why_not``: why such a sweep cannot go on where it stopped ("" where it can). A sweep
+    that stopped early has its summary too, but not every one of its jobs ended: it is
+    unfinished."""
     path = Path(path)
     if has_any(path, RUN_RESULTS):
         return DirState(path, Holds.OTHER, "a single run")
     if not (has_any(path, SWEEP_FILES) or job_dirs(path)):
         return DirState(path, Holds.NOTHING)
-    if has_any(path, FINISHED_SWEEP):
+    if has_any(path, FINISHED_SWEEP) and all(job.result.ended for job in collect_jobs(path)):
         return DirState(path, Holds.FINISHED, "a finished sweep (it has its summary)")
     saved = load_yaml(path / "multirun.yaml")
     why = other_config(None if saved is None else sweep_identity(saved), sweep)
     if why is not None:
         return DirState(path, Holds.OTHER, f"a sweep {why}")
-    return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep")
+    return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep", not why_not, why_not)
 
 
 def remove(path: Path) -> None:
@@ -261,72 +310,113 @@ def lock_dir(path: Path, what: str) -> DirLock:
 
 
 def claim(
-    state: DirState, overwrite: bool, what: str, key: str, clear: Any, lock: DirLock
-) -> DirLock:
-    """Apply the decision on ``state`` (see the module docstring); ``clear()`` empties the
-    dir; ``key`` is the setting that chooses another dir. Returns ``lock``, still held."""
+    state: DirState,
+    overwrite: bool,
+    resume: str,
+    what: str,
+    key: str,
+    clear: Any,
+    lock: DirLock,
+    keep_ended: bool = False,
+) -> Claim:
+    """Apply the decision on ``state`` (see the module docstring) for ``resume`` (one of
+    RESUME_MODES); ``clear()`` empties the dir; ``key`` is the setting that chooses another
+    dir; ``keep_ended``: a run that ended stands (a job of a sweep that goes on). Returns
+    the claim, its lock still held."""
     shown = display_path(state.path)
+    if state.holds is Holds.FINISHED and keep_ended and resume != "false":
+        return Claim(lock, Start.ENDED)
+    resumes = state.holds is Holds.SAME_UNFINISHED and state.resumable and resume != "false"
+    if resume == "true" and not resumes:
+        lock.release()
+        raise OutputDirInUse(nothing_to_resume(state, what))
     if state.holds in (Holds.FINISHED, Holds.OTHER) and not overwrite:
         lock.release()
+        resume_it = "run it with its own config to resume it, " if state.resumable else ""
         raise OutputDirInUse(
-            f"the {what} {shown} holds {state.words}; choose another {key}, or add "
-            "overwrite=true to delete it first"
+            f"the {what} {shown} holds {state.words}; {resume_it}choose another {key}, or "
+            "add overwrite=true to delete it first"
         )
-    # Holds.SAME_UNFINISHED: an unfinished run of this config starts over here (the place
-    # where issue 12's resume continues it instead).
+    if resumes:
+        return Claim(lock, Start.RESUME)
+    if state.holds is Holds.SAME_UNFINISHED:
+        how = "resume=false" if state.resumable else state.why_not
+        log.info("%s in %s starts over (%s)", state.words, shown, how)
     try:
         clear()
     except OSError as err:
         lock.release()
         raise OutputError(f"cannot clear the {what} {shown}: {os_reason(err)}") from None
-    return lock
+    return Claim(lock, Start.FRESH)
 
 
-def claim_run_dir(path: Path, config: DictConfig, overwrite: bool, log_file: str | None) -> DirLock:
+def nothing_to_resume(state: DirState, what: str) -> str:
+    """The one-line refusal of ``resume=true`` where ``state`` holds nothing to resume."""
+    if state.holds is Holds.SAME_UNFINISHED:
+        held = f"{state.words}, but {state.why_not}"
+    else:
+        held = state.words or "nothing"
+    thing = "sweep" if what == "sweep dir" else "run"
+    return (
+        f"resume=true, but the {what} {display_path(state.path)} holds no unfinished {thing} "
+        f"of this config to resume ({held}); resume=auto starts a new one"
+    )
+
+
+def claim_run_dir(
+    path: Path, config: DictConfig, overwrite: bool, log_file: str | None, resume: str = "auto"
+) -> Claim:
     """Lock the run dir ``path`` for a run of ``config`` (the task config) and make it
     ready, before Hydra writes into it; OutputDirInUse (one line) if it may not be used."""
     lock = lock_dir(path, "run dir")
     state = inspect_run_dir(path, task_identity(config))
     return claim(
-        state, overwrite, "run dir", "hydra.run.dir", lambda: clear_run_dir(path, log_file), lock
-    )
-
-
-def claim_job_dir(path: Path, config: DictConfig, overwrite: bool) -> DirLock:
-    """The same for a sweep's job dir, from inside the job: Hydra has written its
-    ``.hydra/`` and log already, so these are this job's and stay."""
-    lock = lock_dir(path, "job dir")
-    state = inspect_run_dir(path, task_identity(config))
-    return claim(
         state,
         overwrite,
-        "job dir",
-        "hydra.sweep.dir",
-        lambda: clear_run_dir(path, None, keep_hydra=True),
+        resume_mode(resume),
+        "run dir",
+        "hydra.run.dir",
+        lambda: clear_run_dir(path, log_file),
         lock,
     )
 
 
-def claim_sweep_dir(
-    path: Path, config: DictConfig, overwrite: bool, log_file: str | None
-) -> DirLock:
-    """Lock the sweep dir ``path`` for the sweep of ``config`` (with its Hydra node) and
-    make it ready, before the sweeper writes into it."""
-    lock = lock_dir(path, "sweep dir")
-    state = inspect_sweep_dir(path, sweep_identity(config))
+def claim_job_dir(path: Path, config: DictConfig, overwrite: bool, resume: str = "auto") -> Claim:
+    """The same for a sweep's job dir, from inside the job: Hydra has written its
+    ``.hydra/`` and log already, so these are this job's and stay. The job dir of a sweep
+    that goes on may hold this job's run from before: one that ended stands, an unfinished
+    one resumes. ``resume=true`` was asked of the sweep dir (``claim_sweep_dir``): a job
+    that had not started starts."""
+    lock = lock_dir(path, "job dir")
+    state = inspect_run_dir(path, task_identity(config))
+    mode = resume_mode(resume)
     return claim(
         state,
         overwrite,
+        "auto" if mode == "true" else mode,
+        "job dir",
+        "hydra.sweep.dir",
+        lambda: clear_run_dir(path, None, keep_hydra=True),
+        lock,
+        keep_ended=True,
+    )
+
+
+def claim_sweep_dir(
+    path: Path, config: DictConfig, overwrite: bool, log_file: str | None, resume: str = "auto"
+) -> Claim:
+    """Lock the sweep dir ``path`` for the sweep of ``config`` (with its Hydra node) and
+    make it ready, before the sweeper writes into it."""
+    lock = lock_dir(path, "sweep dir")
+    hydra = config.hydra
+    why_not = why_a_sweep_cannot_resume(hydra.launcher.get("_target_"), hydra.sweeper._target_)
+    state = inspect_sweep_dir(path, sweep_identity(config), why_not)
+    return claim(
+        state,
+        overwrite,
+        resume_mode(resume),
         "sweep dir",
         "hydra.sweep.dir",
         lambda: clear_sweep_dir(path, log_file),
         lock,
     )
-
-
-@contextlib.contextmanager
-def held(lock: DirLock) -> Iterator[DirLock]:
-    try:
-        yield lock
-    finally:
-        lock.release()

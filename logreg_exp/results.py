@@ -31,7 +31,8 @@ class Status(str, Enum):
 
     COMPLETED = "completed"
     DIVERGED = "diverged"  # a non-finite loss or metric; the epochs before it are kept
-    INTERRUPTED = "interrupted"  # Ctrl-C between minibatches; the epochs before it are kept
+    # Ctrl-C, SIGTERM, SIGUSR1/2 between minibatches; the epochs before it are kept
+    INTERRUPTED = "interrupted"
     FAILED = "failed"  # a bad value or an error: nothing trained
 
     def __str__(self) -> str:
@@ -84,11 +85,13 @@ def fit_metrics(
     wall_s: float,
     n_train: int,
     test: Mapping[str, float | None] | None = None,
+    stopped_by: str | None = None,
 ) -> dict[str, Any]:
     """The contents of ``metrics.json`` for a job that trained; best and final values are
     null if no epoch finished. ``test`` is what ``Pipeline.test`` measured of the best
     model at the end (``loss``, ``acc`` and the dataset's evaluators): ``test_loss`` and
-    ``test_acc`` are null without a test split, or when the job did not complete (None)."""
+    ``test_acc`` are null without a test split, or when the job did not complete (None).
+    ``stopped_by``: the signal that interrupted it (SIGINT, SIGTERM, ...)."""
     best, final = result.best, (result.history[-1] if result.history else None)
     train_s = sum(m.train_s for m in result.history)
     val_s = sum(m.val_s for m in result.history)
@@ -98,6 +101,8 @@ def fit_metrics(
         metrics["diverged_on"] = result.non_finite
     if result.status is Status.INTERRUPTED:
         metrics["interrupted_epoch"] = result.stopped_at[0]
+        if stopped_by is not None:
+            metrics["interrupted_by"] = stopped_by
     metrics["best_epoch"] = result.best_epoch or None
     for prefix, epoch in (("best", best), ("final", final)):
         metrics[f"{prefix}_val_loss"] = epoch.val_loss if epoch else None
@@ -154,6 +159,27 @@ def finite_json(content: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def divergence(non_finite: str | None, epoch: int | None, step: int | None) -> str:
+    """Where training diverged, in words, from what ``metrics.json`` records of it."""
+    if non_finite in (None, "train_loss"):
+        return f"non-finite loss at epoch {epoch}, step {step}"
+    # a validation number: the parameters overflowed in the epoch's last step
+    return f"non-finite {non_finite} at epoch {epoch}, after step {step}"
+
+
+def recorded_outcome(job_dir: Path, monitor: Monitor) -> Outcome | None:
+    """How the run in ``job_dir`` ended, as its metrics.json says, for a run that ended
+    (completed, or diverged); None otherwise."""
+    result = read_metrics(job_dir)
+    if result.status == Status.DIVERGED:
+        where = divergence(*(result.metrics.get(f"diverged_{k}") for k in ("on", "epoch", "step")))
+        return Outcome(Status.DIVERGED, monitor.worst, f"training diverged: {where}")
+    if not result.completed:
+        return None
+    best = result.number(f"best_{monitor.value}")
+    return Outcome(Status.COMPLETED, best if best is not None else monitor.worst)
+
+
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
     return write_json(Path(job_dir) / METRICS_FILE, metrics)
 
@@ -189,6 +215,12 @@ class JobResult:
     @property
     def completed(self) -> bool:
         return self.status == Status.COMPLETED
+
+    @property
+    def ended(self) -> bool:
+        """The job ran to its end: completed, or diverged (a non-finite value, which it would
+        meet again); nothing in its dir to resume."""
+        return self.status in (Status.COMPLETED, Status.DIVERGED)
 
     def number(self, key: str) -> float | None:
         """A finite number from metrics.json, else None."""

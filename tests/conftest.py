@@ -1,8 +1,21 @@
 """Fixtures shared by the test modules (the helpers they import are in ``helpers.py``)."""
 
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import compose_config
+from tests.helpers import REPO, compose_config
+
+CLUSTER_SCRIPT = REPO / ".ci" / "slurm" / "cluster.sh"
+SLURM_DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch")
 
 
 @pytest.fixture
@@ -51,3 +64,60 @@ def cli_csv_run(tmp_path_factory):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return launch_dir / "run", data
+
+
+def cluster_unavailable() -> str | None:
+    """Why a one-node SLURM cluster cannot start here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "the test cluster runs on Linux"
+    if os.geteuid() != 0:
+        return "the test cluster starts its daemons as root (run the tests as root, as CI does)"
+    missing = [name for name in SLURM_DAEMONS if shutil.which(name) is None]
+    if missing:
+        return f"SLURM is not installed ({', '.join(missing)}): run .ci/slurm/cluster.sh install"
+    return None
+
+
+def free_port_base(first: int = 6817) -> int:
+    """The first of 4 consecutive free local ports from ``first`` on, in steps of 10: a
+    cluster someone else started on this machine keeps its ports."""
+    for base in range(first, first + 1000, 10):
+        try:
+            for port in range(base, base + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no 4 free consecutive ports for the test cluster")
+
+
+def cluster_problem(reason: str) -> None:
+    """Skip the cluster's tests with ``reason``; fail them where CI requires the cluster
+    (``SLURM_CI_REQUIRED=1``), so a broken cluster cannot pass for a missing one."""
+    if os.environ.get("SLURM_CI_REQUIRED") == "1":
+        pytest.fail(f"SLURM_CI_REQUIRED=1, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM cluster (partition ``debug``) for this session, started by
+    .ci/slurm/cluster.sh in a dir of its own under /tmp (its daemons' users must reach it)
+    and stopped at the end; the environment that points commands at it (SLURM_CONF)."""
+    reason = cluster_unavailable()
+    if reason:
+        cluster_problem(reason)
+    state = Path(tempfile.mkdtemp(prefix="slurm-ci-", dir="/tmp"))
+    env = {**os.environ, "SLURM_CI_PORT_BASE": str(free_port_base())}
+    start = subprocess.run(
+        [str(CLUSTER_SCRIPT), "start", str(state)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        if start.returncode != 0:
+            cluster_problem(f"the test cluster did not start:\n{start.stderr[-3000:]}")
+        yield {**os.environ, "SLURM_CONF": str(state / "etc" / "slurm.conf")}
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)

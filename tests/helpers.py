@@ -4,14 +4,19 @@ the real CLI, read what a run leaves behind."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from logreg_exp.cli import compose
 from logreg_exp.results import Monitor
@@ -131,6 +136,31 @@ def read_metrics_json(job_dir: Path) -> dict:
     return json.loads((Path(job_dir) / "metrics.json").read_text())
 
 
+def event_records(run_dir: Path) -> list[tuple[str, int, object]]:
+    """Everything the run dir's event files hold, file after file, as (tag, step, value):
+    scalars' values, texts' and images' bytes, the HParams session's start and end (their
+    clock times left out); what two runs that computed the same must share exactly."""
+    records = []
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                records.append((value.tag, event.step, summary_value(value)))
+    return records
+
+
+def summary_value(value) -> object:
+    if value.HasField("simple_value"):
+        return value.simple_value
+    if value.HasField("image"):
+        return value.image.encoded_image_string
+    if value.metadata.plugin_data.plugin_name == "hparams":
+        data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        data.session_start_info.start_time_secs = 0
+        data.session_end_info.end_time_secs = 0
+        return data.SerializeToString(deterministic=True)
+    return value.tensor.SerializeToString(deterministic=True)
+
+
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag in the run dir's event files, as (step, value) pairs."""
     acc = EventAccumulator(str(run_dir))
@@ -194,3 +224,29 @@ def finished_run(run_dir: Path, *overrides: str, launched_in: Path | None = None
     cwd = str(launched_in or Path.cwd())
     OmegaConf.save({"hydra": {"runtime": {"cwd": cwd}}}, run_dir / ".hydra" / "hydra.yaml")
     return run_dir
+
+
+def wait_until(found, what: str, limit_s: float = 300):
+    """``found()``'s first true value, polled; a test that would hang fails instead."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} after {limit_s} s")
+
+
+def job_id(job: Path) -> str | None:
+    """The submitit job id Hydra recorded in a started job's dir (for the local executor,
+    the job's process id), or None before then."""
+    try:
+        hydra_cfg = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())
+        return str(hydra_cfg["hydra"]["job"]["id"])
+    except (OSError, TypeError, KeyError, yaml.YAMLError):  # not there, or half written
+        return None
+
+
+def reached_epoch(job: Path, epoch: int) -> bool:
+    log = job / "logreg_exp.log"
+    return log.exists() and re.search(rf"epoch +{epoch}/", log.read_text()) is not None

@@ -16,8 +16,9 @@ from logreg_exp import job
 from logreg_exp.cli import RunFailed, main
 from logreg_exp.job import run_job, write_results
 from logreg_exp.results import Monitor, Status
+from logreg_exp.tracking.loggers import ConsoleLogger
 from logreg_exp.training.loop import EpochMetrics
-from tests.helpers import compose_config
+from tests.helpers import compose_config, event_records, read_metrics_json, without_timings
 
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
@@ -130,3 +131,52 @@ def test_a_second_ctrl_c_during_the_final_writes_leaves_no_claim_of_success(tmp_
     with pytest.raises(KeyboardInterrupt):
         run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def signal_after_epoch(monkeypatch, epoch, sig):
+    """Send ``sig`` to this process once the console has shown ``epoch``: mid-run, as a
+    cluster would (the job stops in the next epoch, between minibatches)."""
+    shown = ConsoleLogger.log_epoch
+
+    def log_epoch(self, metrics, is_best):
+        shown(self, metrics, is_best)
+        if metrics.epoch == epoch:
+            os.kill(os.getpid(), sig)
+
+    monkeypatch.setattr(ConsoleLogger, "log_epoch", log_epoch)
+
+
+def test_a_job_stopped_by_sigterm_resumes_to_the_files_of_one_never_stopped(tmp_path, monkeypatch):
+    overrides = ("epochs=4", "dataset.n_samples=400", "batch_size=16")
+    run_job(compose_config(*overrides), tmp_path / "whole")
+    signal_after_epoch(monkeypatch, 2, signal.SIGTERM)
+    run = tmp_path / "run"
+    assert run_job(compose_config(*overrides), run).status is Status.INTERRUPTED
+    stopped = read_metrics_json(run)
+    assert stopped["status"] == "interrupted" and stopped["interrupted_by"] == "SIGTERM"
+    assert (stopped["epochs_run"], stopped["interrupted_epoch"]) == (2, 3)
+    monkeypatch.undo()
+
+    assert run_job(compose_config(*overrides), run).status is Status.COMPLETED
+    whole = tmp_path / "whole"
+    assert without_timings(read_metrics_json(run)) == without_timings(read_metrics_json(whole))
+    assert (run / "best.pt").read_bytes() == (whole / "best.pt").read_bytes()
+    last, expected = (torch.load(d / "last.pt", weights_only=True) for d in (run, whole))
+    for name, tensor in expected["pipeline"]["model"].items():
+        assert torch.equal(last["pipeline"]["model"][name], tensor)
+    # TensorBoard: one file, with every step once, as in the run never stopped
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert event_records(run) == event_records(whole)
+
+
+def test_a_full_disk_for_last_pt_warns_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import logreg_exp.job
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(logreg_exp.job, "save_progress", full)
+    outcome = run_job(compose_config("epochs=2", "dataset.n_samples=400"), tmp_path)
+    assert outcome.status is Status.COMPLETED
+    assert read_metrics_json(tmp_path)["epochs_run"] == 2
+    assert "last.pt not written after epoch 2 (No space left on device)" in caplog.text

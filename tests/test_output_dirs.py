@@ -18,13 +18,16 @@ from logreg_exp.output_dirs import (
     LOCK_FILE,
     Holds,
     OutputDirInUse,
+    Start,
+    claim_job_dir,
     claim_run_dir,
+    claim_sweep_dir,
     inspect_run_dir,
     lock_dir,
     task_identity,
 )
 from logreg_exp.results import write_metrics
-from tests.helpers import can_mount_tmpfs, compose_config, run_cli, run_on_tmpfs
+from tests.helpers import can_mount_tmpfs, compose_config, make_job, run_cli, run_on_tmpfs
 
 
 def a_run(path, config, status=None):
@@ -83,6 +86,117 @@ def test_a_dir_another_process_holds_is_refused_even_with_overwrite(tmp_path, co
     finally:
         lock.release()
     claim_run_dir(tmp_path / "run", config, overwrite=False, log_file=None).release()
+
+
+def a_resumable_run(path, config, status="interrupted"):
+    a_run(path, config, status)
+    (path / "last.pt").write_bytes(b"what the run goes on from")
+    return path
+
+
+@pytest.mark.parametrize(("resume", "start"), [("auto", Start.RESUME), ("true", Start.RESUME),
+                                                ("false", Start.FRESH)])  # fmt: skip
+def test_an_unfinished_run_of_this_config_resumes_unless_resume_false(
+    tmp_path, config, resume, start
+):
+    run = a_resumable_run(tmp_path / "run", config)
+    claim_run_dir(run, config, False, "logreg_exp.log", resume).release()
+    claim = claim_run_dir(run, config, False, "logreg_exp.log", resume)
+    claim.release()
+    assert claim.start is start
+    kept = {LOCK_FILE, "metrics.json", "last.pt", "events.out.tfevents.1.host.1.0", ".hydra",
+            "logreg_exp.log"}  # fmt: skip
+    assert {p.name for p in run.iterdir()} == (kept if start is Start.RESUME else {LOCK_FILE})
+
+
+@pytest.mark.parametrize(
+    ("make", "held"),
+    [
+        (lambda run, cfg: run.mkdir(), "nothing"),
+        (lambda run, cfg: a_run(run, cfg, "interrupted"),
+         "an unfinished run (interrupted), but it left no last.pt"),
+        (lambda run, cfg: a_resumable_run(run, cfg, "completed"), "a completed run"),
+        (lambda run, cfg: a_resumable_run(run, compose_config("seed=4")),
+         "an unfinished run of another config (epochs, seed differ)"),
+    ],
+)  # fmt: skip
+def test_resume_true_refuses_a_dir_with_nothing_to_resume(tmp_path, config, make, held):
+    make(tmp_path / "run", config)
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    with pytest.raises(OutputDirInUse) as refused:
+        claim_run_dir(tmp_path / "run", config, True, None, resume="true")
+    assert str(refused.value) == (
+        f"resume=true, but the run dir {tmp_path / 'run'} holds no unfinished run of this config "
+        f"to resume ({held}); resume=auto starts a new one"
+    )
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != LOCK_FILE) == [
+        p for p in before if p != LOCK_FILE
+    ]  # overwrite=true deleted nothing
+
+
+def test_an_unfinished_run_of_another_config_says_how_to_resume_it(tmp_path, config):
+    run = a_resumable_run(tmp_path / "run", compose_config("seed=4"))
+    with pytest.raises(OutputDirInUse, match=(
+        r"holds an unfinished run of another config \(epochs, seed differ\); run it with its "
+        r"own config to resume it, choose another hydra.run.dir, or add overwrite=true"
+    )):  # fmt: skip
+        claim_run_dir(run, config, False, None)
+
+
+def test_a_job_of_a_sweep_that_goes_on_keeps_its_ended_run_and_resumes_its_unfinished_one(
+    tmp_path, config
+):
+    ended = a_resumable_run(tmp_path / "0", config, "completed")
+    for resume in ("auto", "true"):
+        claim = claim_job_dir(ended, config, False, resume)
+        claim.release()
+        assert claim.start is Start.ENDED and (ended / "metrics.json").exists()
+    unfinished = a_resumable_run(tmp_path / "1", config)
+    claim = claim_job_dir(unfinished, config, False, "true")
+    claim.release()
+    assert claim.start is Start.RESUME
+    claim = claim_job_dir(tmp_path / "2", config, False, "true")  # not started before: starts
+    claim.release()
+    assert claim.start is Start.FRESH
+
+
+@pytest.mark.parametrize(
+    ("choice", "why_not"),
+    [
+        ("hydra/launcher=basic", None),
+        ("hydra/launcher=vectorized", "hydra/launcher=vectorized trains its jobs from the first "
+         "epoch"),
+        ("hydra/sweeper=optuna", "its sweeper (hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+         "OptunaSweeper) chooses its jobs as it goes"),
+    ],
+)  # fmt: skip
+def test_a_sweep_that_stopped_early_goes_on_where_its_launcher_and_sweeper_allow(
+    tmp_path, choice, why_not
+):
+    sweep_cfg = compose_config("epochs=1", choice, with_hydra=True)
+    sweep = tmp_path / "s"
+
+    def stopped_early():
+        sweep.mkdir(exist_ok=True)
+        OmegaConf.save(sweep_cfg, sweep / "multirun.yaml")
+        make_job(sweep, 0, [], {"status": "completed"})
+        make_job(sweep, 1, [], {"status": "interrupted"})
+        (sweep / "summary.csv").write_text("written when it stopped\n")  # run_cli's finally
+
+    stopped_early()
+    claim = claim_sweep_dir(sweep, sweep_cfg, False, "logreg_exp.log")
+    claim.release()
+    if why_not is None:
+        assert claim.start is Start.RESUME and len(list(sweep.glob("000*"))) == 2
+        return
+    assert claim.start is Start.FRESH and not list(sweep.glob("000*"))
+    stopped_early()
+    with pytest.raises(OutputDirInUse) as refused:
+        claim_sweep_dir(sweep, sweep_cfg, False, "logreg_exp.log", "true")
+    assert str(refused.value) == (
+        f"resume=true, but the sweep dir {sweep} holds no unfinished sweep of this config to "
+        f"resume (an unfinished sweep, but {why_not}); resume=auto starts a new one"
+    )
 
 
 # Through the CLI.
@@ -147,10 +261,11 @@ def interrupt_after(tmp_path, line, *args):
 
 
 @pytest.mark.slow
-def test_an_unfinished_run_of_the_same_config_starts_over(tmp_path):
+def test_an_unfinished_run_of_the_same_config_starts_over_with_resume_false(tmp_path):
     args = ["epochs=100000", "dataset.n_samples=400", "hydra.run.dir=x"]
     assert interrupt_after(tmp_path, r"epoch +3/100000", *args).returncode == 130
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["epochs_run"] >= 3
+    args.append("resume=false")  # the default, resume=auto, goes on with it (test_resume.py)
     assert interrupt_after(tmp_path, r"epoch +1/100000", *args).returncode == 130
     metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] < 3

@@ -8,7 +8,15 @@ import sys
 import pytest
 
 import logreg_exp.files
-from logreg_exp.results import JobResult, Monitor, Status, read_metrics, write_metrics
+from logreg_exp.results import (
+    JobResult,
+    Monitor,
+    Outcome,
+    Status,
+    read_metrics,
+    recorded_outcome,
+    write_metrics,
+)
 
 
 def test_a_crash_mid_write_keeps_the_previous_metrics(tmp_path, monkeypatch):
@@ -102,3 +110,18 @@ def test_nested_non_finite_numbers_are_nulled_at_any_depth(tmp_path):
     assert json.loads(path.read_text(), parse_constant=float) == {
         "splits": {"val": {"loss": None}}, "non_finite": {"splits.val.loss": "inf"},
     }  # fmt: skip
+
+
+def test_the_recorded_outcome_of_a_run_that_ended(tmp_path):
+    assert recorded_outcome(tmp_path, Monitor.val_acc) is None  # nothing there
+    (tmp_path / "metrics.json").write_text('{"status": "interrupted", "best_val_acc": 0.7}')
+    assert recorded_outcome(tmp_path, Monitor.val_acc) is None  # not ended: to resume
+    (tmp_path / "metrics.json").write_text('{"status": "completed", "best_val_acc": 0.7}')
+    assert recorded_outcome(tmp_path, Monitor.val_acc) == Outcome(Status.COMPLETED, 0.7)
+    (tmp_path / "metrics.json").write_text(
+        '{"status": "diverged", "diverged_epoch": 6, "diverged_step": 1738}'
+    )
+    message = "training diverged: non-finite loss at epoch 6, step 1738"
+    assert recorded_outcome(tmp_path, Monitor.val_loss) == Outcome(
+        Status.DIVERGED, Monitor.val_loss.worst, message
+    )

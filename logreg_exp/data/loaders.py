@@ -146,6 +146,10 @@ class Minibatches(IterableDataset):
     (180 ms against 30 ms an epoch for 500k x 64 float32 on one core). The price is one more
     copy of the training set, and a batch stays valid for one more epoch only: take a copy
     to keep one longer.
+
+    Each epoch's order is a permutation of the one before, so where the next epoch starts
+    is the generator's state and ``order``, the current position of every sample in the
+    dataset as built (kept on the host: 8 bytes a sample): ``state_dict`` holds both.
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class Minibatches(IterableDataset):
         self.shuffle = shuffle
         self.generator = generator
         self.spare: tuple[torch.Tensor, ...] | None = None
+        self.order: torch.Tensor | None = None  # None: as built
 
     def __len__(self) -> int:
         """The number of minibatches an epoch (what ``len(DataLoader)`` reports)."""
@@ -167,14 +172,38 @@ class Minibatches(IterableDataset):
 
     def reshuffle(self) -> None:
         """Put the dataset's samples in a new random order, the same one for every tensor."""
+        order = torch.randperm(len(self.dataset), generator=self.generator)
+        self.order = order if self.order is None else self.order[order]
+        self.permute(order)
+
+    def permute(self, order: torch.Tensor) -> None:
+        """Reorder the dataset's tensors: sample ``order[i]`` becomes sample ``i``."""
         current = self.dataset.tensors
         if self.spare is None:
             self.spare = tuple(torch.empty_like(t) for t in current)
-        order = torch.randperm(len(self.dataset), generator=self.generator)
         order = order.to(current[0].device)
         for source, target in zip(current, self.spare, strict=True):
             torch.index_select(source, 0, order, out=target)
         self.dataset.tensors, self.spare = self.spare, current
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        """Where the next epoch starts: the shuffling generator's state and the samples'
+        order."""
+        generator = self.generator.get_state() if self.generator is not None else None
+        return {"generator": generator, "order": self.order}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        """Go on from where ``state_dict`` was taken, on the same dataset."""
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+        target = state["order"]
+        if target is None and self.order is None:
+            return
+        n = len(self.dataset)
+        target = torch.arange(n) if target is None else target
+        # the current tensors hold the built ones in ``self.order``: undo it, then apply target
+        self.permute(target if self.order is None else torch.argsort(self.order)[target])
+        self.order = target.clone()
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         if self.shuffle:

@@ -5,6 +5,10 @@ Configured (on by default) under ``hydra.callbacks.sweep`` in conf/config.yaml; 
 with ``~hydra.callbacks.sweep``. Everything it passes between the sweep's process and the
 jobs goes through files in the sweep dir, so it works with any launcher whose jobs share
 that dir (the jobs write their results there anyway).
+
+Hydra calls no callback for a sweep that stops early (a job interrupted, a launcher or
+sweeper that raised); the entrypoint then calls ``summarize_unended_sweeps``, so a sweep
+always ends with its summary.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.files import atomic_write
-from logreg_exp.results import Monitor
+from logreg_exp.files import atomic_write, display_path
+from logreg_exp.results import Monitor, Status
+from logreg_exp.sweeps.launchers import BASIC_SWEEPER, why_a_sweep_cannot_resume
 from logreg_exp.sweeps.plots import SWEEP_PNG, draw_sweep
 from logreg_exp.sweeps.summary import (
     SUMMARY_CSV,
@@ -37,8 +42,6 @@ from logreg_exp.sweeps.summary import (
 from logreg_exp.sweeps.swept import PLAN_FILE, read_plan
 
 log = logging.getLogger(__name__)
-
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def planned_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -73,11 +76,17 @@ def job_line(num: int, total: int | None, overrides: list[str]) -> str:
     return f"{place} (#{num}): {' '.join(overrides) or '(no overrides)'}"
 
 
+# The dirs of the sweeps that started in this process and have not ended.
+UNENDED_SWEEPS: dict[Path, tuple[Any, Any]] = {}  # and their launcher's and sweeper's _target_
+
+
 class SweepCallback(Callback):
     """See the module docstring; a single run (no ``-m``) passes through untouched."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        hydra = config.hydra
+        UNENDED_SWEEPS[sweep_dir] = (hydra.launcher.get("_target_"), hydra.sweeper.get("_target_"))
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
         if jobs is None:
@@ -97,31 +106,52 @@ class SweepCallback(Callback):
         log.info(job_line(config.hydra.job.num, total, overrides))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Write the summary and draw the picture, then exit 1 if any job failed, so scripts
-        notice. A failed job does not stop the others (it returns a value that ranks it
-        last); this is where the sweep as a whole reports it. A job dir without a readable
-        metrics.json counts as failed: its job was killed (out of memory, by a cluster)
-        before it could say."""
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = collect_jobs(sweep_dir)
-        monitor = sweep_monitor(jobs)
-        try:
-            text = write_summary(sweep_dir, monitor, jobs)
-        except OSError as err:
-            log.error("error: sweep summary not written: %s", err)
-            text = ""
-        picture = draw_picture(sweep_dir, jobs, monitor) if jobs else None
-        if text is None:
-            log.warning("no jobs in %s, no sweep summary", sweep_dir)
-        elif text:
-            files = [SUMMARY_MD, SUMMARY_CSV]
-            if (sweep_dir / SWEEP_PNG).exists():
-                files.append(SWEEP_PNG)
-            listed = ", ".join(files[:-1]) + f" and {files[-1]}"
-            print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
-        if picture:
-            log.info(picture)
-        exit_on_failed_jobs(jobs)
+        """Write the summary and draw the picture, then exit non-zero if a job failed or was
+        interrupted, so scripts notice. A failed job does not stop the others (it returns a
+        value that ranks it last); this is where the sweep as a whole reports it. A job dir
+        without a readable metrics.json counts as failed: its job was killed (out of memory,
+        by a cluster) before it could say."""
+        jobs = summarize(Path(config.hydra.sweep.dir))
+        exit_on_unfinished_jobs(jobs)
+
+
+def summarize(sweep_dir: Path) -> list[Job]:
+    """Write and print the summary of the sweep in ``sweep_dir`` and draw its picture, from
+    its files; its jobs."""
+    UNENDED_SWEEPS.pop(sweep_dir, None)
+    jobs = collect_jobs(sweep_dir)
+    monitor = sweep_monitor(jobs)
+    try:
+        text = write_summary(sweep_dir, monitor, jobs)
+    except OSError as err:
+        log.error("error: sweep summary not written: %s", err)
+        text = ""
+    picture = draw_picture(sweep_dir, jobs, monitor) if jobs else None
+    if text is None:
+        log.warning("no jobs in %s, no sweep summary", sweep_dir)
+    elif text:
+        files = [SUMMARY_MD, SUMMARY_CSV]
+        if (sweep_dir / SWEEP_PNG).exists():
+            files.append(SWEEP_PNG)
+        listed = ", ".join(files[:-1]) + f" and {files[-1]}"
+        print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
+    if picture:
+        log.info(picture)
+    return jobs
+
+
+def summarize_unended_sweeps() -> None:
+    """The summary of each sweep of this process that stopped before its end; the exit
+    status stays the one it stopped with (non-zero)."""
+    while UNENDED_SWEEPS:
+        sweep_dir, (launcher, sweeper) = next(reversed(UNENDED_SWEEPS.items()))
+        why_not = why_a_sweep_cannot_resume(launcher, sweeper)
+        goes_on = f"starts it over ({why_not})" if why_not else "finishes it (jobs resume)"
+        log.warning(
+            "the sweep stopped early; the same command with hydra.sweep.dir=%s %s. Its "
+            "summary, from the files:", display_path(sweep_dir), goes_on,
+        )  # fmt: skip
+        summarize(sweep_dir)
 
 
 def draw_picture(sweep_dir: Path, jobs: list[Job], monitor: Monitor) -> str | None:
@@ -136,11 +166,20 @@ def draw_picture(sweep_dir: Path, jobs: list[Job], monitor: Monitor) -> str | No
     return None
 
 
-def exit_on_failed_jobs(jobs: list[Job]) -> None:
-    """Exit 1, naming them, if any job that ran counts as failed."""
+def exit_on_unfinished_jobs(jobs: list[Job]) -> None:
+    """Exit 1, naming them, if any job that ran counts as failed; else 130 (as a shell
+    reports Ctrl-C) if any was interrupted (cancelled, stopped by a signal, and not resumed
+    to its end)."""
     ran = [job for job in jobs if job.dir is not None]
     failed = [job for job in ran if job.result.counts_as_failure]
+    interrupted = [job for job in ran if job.status == Status.INTERRUPTED]
     if failed:
-        names = ", ".join(job.dir.name for job in failed if job.dir is not None)
-        log.error("%d of %d jobs failed: %s", len(failed), len(ran), names)
+        log.error("%d of %d jobs failed: %s", len(failed), len(ran), names(failed))
         sys.exit(1)
+    if interrupted:
+        log.error("%d of %d jobs interrupted: %s", len(interrupted), len(ran), names(interrupted))
+        sys.exit(130)
+
+
+def names(jobs: list[Job]) -> str:
+    return ", ".join(job.dir.name for job in jobs if job.dir is not None)

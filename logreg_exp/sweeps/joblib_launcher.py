@@ -43,12 +43,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.results import METRICS_FILE, Monitor, failure_metrics, read_metrics, write_metrics
 from logreg_exp.sweeps.launchers import jobs_at_once
+from logreg_exp.training.interrupts import GracefulInterrupt
 
 log = logging.getLogger(__name__)
 
 # Hydra instantiates launchers only from the hydra_plugins namespace; the class there is this
 # module's JoblibLauncher, by another name.
 TARGET = "hydra_plugins.logreg_exp.launchers.JoblibLauncher"
+# How often the sweep looks for a stop signal (Ctrl-C, SIGTERM: ``kill PID``) while its jobs
+# run; the signal only records a request (``training.interrupts``).
+STOP_POLL_S = 0.2
 
 
 class JoblibLauncher(Launcher):
@@ -101,27 +105,30 @@ class JoblibLauncher(Launcher):
         returns: list[JobReturn | None] = [None] * len(job_overrides)
         started: dict[Future, tuple[int, int, float]] = {}  # future -> slot, job, start
         try:
-            while waiting or started:
-                for slot in pool.free(busy={s for s, _, _ in started.values()}):
-                    if not waiting:
-                        break
-                    i, overrides = waiting.popleft()
-                    args = (initial_job_idx + i, overrides, self.hydra_context, self.config)
-                    future = pool.submit(slot, execute_job, *args, self.task_function, state)
-                    started[future] = (slot, i, time.perf_counter())
-                done, _ = wait(started, return_when=FIRST_COMPLETED)
-                for future in done:
-                    slot, i, start = started.pop(future)
-                    try:
-                        returns[i] = future.result()
-                    except Exception as err:  # the worker died, or the job could not start
-                        if isinstance(err, BrokenProcessPool):
-                            pool.replace(slot)
-                        wall_s = time.perf_counter() - start
-                        returns[i] = self.failed_job(
-                            initial_job_idx + i, job_overrides[i], err, wall_s
-                        )
-        except BaseException:  # Ctrl-C, or a bug here: no worker outlives the sweep
+            with GracefulInterrupt() as stop:  # a stop signal ends the sweep, as Ctrl-C does
+                while waiting or started:
+                    for slot in pool.free(busy={s for s, _, _ in started.values()}):
+                        if not waiting:
+                            break
+                        i, overrides = waiting.popleft()
+                        args = (initial_job_idx + i, overrides, self.hydra_context, self.config)
+                        future = pool.submit(slot, execute_job, *args, self.task_function, state)
+                        started[future] = (slot, i, time.perf_counter())
+                    done, _ = wait(started, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
+                    if stop():
+                        raise KeyboardInterrupt
+                    for future in done:
+                        slot, i, start = started.pop(future)
+                        try:
+                            returns[i] = future.result()
+                        except Exception as err:  # the worker died, or the job could not start
+                            if isinstance(err, BrokenProcessPool):
+                                pool.replace(slot)
+                            wall_s = time.perf_counter() - start
+                            returns[i] = self.failed_job(
+                                initial_job_idx + i, job_overrides[i], err, wall_s
+                            )
+        except BaseException:  # a stop signal, or a bug here: no worker outlives the sweep
             pool.close()
             raise
         assert all(ret is not None for ret in returns)

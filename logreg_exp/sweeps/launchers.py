@@ -52,20 +52,47 @@ NEEDS_PLUGIN = {
 }
 
 # GPUs a submitit job asks for, by the device choice: submitit hides every GPU from a job
-# that asks for none, so device=cuda needs one, and device=auto one to have a choice.
+# that asks for none, so device=cuda needs one, and device=auto one to have a choice. On a
+# SLURM cluster device=auto asks for none: sbatch rejects a GPU request on a partition without
+# GPUs, so there the user asks for one (hydra.launcher.gpus_per_node=1).
 GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
+GPUS_FOR_DEVICE_ON_SLURM = {**GPUS_FOR_DEVICE, "auto": 0}
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Launchers that train some jobs without a last.pt (a stacked group of the vectorized launcher
+# trains from its first epoch): an unfinished sweep of theirs starts over rather than resume.
+NOT_RESUMING = {
+    "hydra_plugins.logreg_exp.launchers.VectorizedLauncher": "hydra/launcher=vectorized",
+}
+
+
+def why_a_sweep_cannot_resume(launcher: Any, sweeper: Any) -> str:
+    """Why an unfinished sweep through ``launcher`` and ``sweeper`` (their ``_target_``) starts
+    over rather than go on where it stopped; "" where it goes on. Going on needs the jobs
+    that the basic sweeper lists, the same each time (a search such as Optuna's chooses its
+    jobs as it goes), and a launcher whose jobs resume."""
+    if str(launcher) in NOT_RESUMING:
+        return f"{NOT_RESUMING[str(launcher)]} trains its jobs from the first epoch"
+    if str(sweeper) != BASIC_SWEEPER:
+        return f"its sweeper ({sweeper}) chooses its jobs as it goes"
+    return ""
 
 
 def register_own_plugins() -> None:
     """Make sure Hydra knows this package's launchers. Hydra 1.3 finds plugins by listing the
     ``hydra_plugins`` namespace package, which misses a package installed in editable mode by
     setuptools 64 or newer (hydra issue #2359; Hydra 1.4 moves to entry points): the classes
-    import, but the listing does not see them. So they are registered here, by name."""
+    import, but the listing does not see them. So they are registered here, by name (the
+    submitit ones where the extra that they build on is installed)."""
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.logreg_exp.launchers import VectorizedLauncher
+    from hydra_plugins.logreg_exp import launchers
 
-    Plugins.instance().register(VectorizedLauncher)
+    for name in ("VectorizedLauncher", "SlurmLauncher", "LocalLauncher"):
+        launcher = getattr(launchers, name, None)
+        if launcher is not None:
+            Plugins.instance().register(launcher)
 
 
 def is_installed(module: str) -> bool:
@@ -92,10 +119,12 @@ def missing_plugin(overrides: Sequence[str]) -> str | None:
     return None
 
 
-def gpus_for_device(choice: str) -> int:
-    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``."""
+def gpus_for_device(choice: str, where: str = "local") -> int:
+    """The ``gpus_per_node`` a submitit job needs for ``device=<choice>``; ``where``: ``local``
+    (submitit's local executor) or ``slurm``."""
+    table = GPUS_FOR_DEVICE_ON_SLURM if where == "slurm" else GPUS_FOR_DEVICE
     try:
-        return GPUS_FOR_DEVICE[choice]
+        return table[choice]
     except KeyError:
         allowed = ", ".join(GPUS_FOR_DEVICE)
         raise ConfigError(

@@ -134,13 +134,27 @@ class TensorBoardLogger:
 
     Everything goes into one event file directly in the job's output dir, so TensorBoard's
     run list names the run by that dir and the HParams row of a run links to its curves.
+
+    ``replace``: the dir holds the event files of a resumed run's earlier attempts, which this
+    file takes the place of. The caller logs again what the run keeps of
+    that attempt, then calls ``drop_replaced``, and the dir holds one file, as if the run had
+    never stopped: TensorBoard would otherwise show each step the attempts share twice, and
+    the first attempt's HParams session as well.
     """
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, replace: bool = False) -> None:
         quiet_event_writer_errors()
         before = set(event_files(log_dir))
+        self.replaced = sorted(before) if replace else []
         self.writer = SummaryWriter(log_dir=str(log_dir))
         (self.path,) = set(event_files(log_dir)) - before  # the file this run writes
+
+    def drop_replaced(self) -> None:
+        """Delete the earlier attempt's event files, once this one holds what they should."""
+        self.writer.flush()
+        for path in self.replaced:
+            path.unlink(missing_ok=True)
+        self.replaced = []
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():

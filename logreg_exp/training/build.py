@@ -34,7 +34,7 @@ from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import Updater, build_updater, locate, one_line
+from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate, one_line
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Pipeline:
 
     model: LogisticRegression
     loss_fn: nn.Module
-    updater: Updater
+    updater: StatefulUpdater
     train_set: TensorDataset
     val_set: TensorDataset
     train_loader: DataLoader
@@ -79,8 +79,9 @@ class Pipeline:
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
-        ``fit_kwargs``: ``on_epoch``, ``stop_requested``. With ``cuda_graphs`` on a GPU the
-        train phase replays CUDA graphs (``graphs.captured_training``)."""
+        ``fit_kwargs``: ``on_epoch``, ``stop_requested``, ``start``, ``save_progress``. With
+        ``cuda_graphs`` on a GPU the train phase replays CUDA graphs
+        (``graphs.captured_training``)."""
         captured = None
         if self.cuda_graphs:
             captured = captured_training(self.model, self.loss_fn, self.updater, self.train_loader)
@@ -108,6 +109,21 @@ class Pipeline:
             loss, acc = evaluate(self.model, self.loss_fn, self.test_loader, self.device)
         extra = {name: fn(self.model) for name, fn in self.evaluators.items()}
         return {"loss": loss, "acc": acc, **extra}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What training changes: the parameters, the updater's state (momentum, Adam's
+        moments, step counts) and where the training minibatches' next epoch starts."""
+        return {
+            "model": self.model.state_dict(),
+            "updater": self.updater.state_dict(),
+            "train_batches": self.train_loader.dataset.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put a freshly built pipeline where ``state_dict`` was taken."""
+        self.model.load_state_dict(state["model"])
+        self.updater.load_state_dict(state["updater"])
+        self.train_loader.dataset.load_state_dict(state["train_batches"])
 
     @property
     def n_train(self) -> int:

@@ -1,19 +1,37 @@
-"""``best.pt``: the best epoch's parameters and what they were chosen by, and reading it back
-as a model, with a one-line error for a file that is not one of ours."""
+"""A run's two checkpoints: ``best.pt``, the best epoch's parameters and what they were chosen
+by, read back as a model with a one-line error for a file that is not one of ours; and
+``last.pt``, everything a run needs to go on after its last finished epoch.
+
+``last.pt`` is rewritten (atomically) before the first epoch and after each one. It holds the
+pipeline's state (parameters, updater state, where the training minibatches' next epoch
+starts), torch's random generators, and the finished epochs' metrics with the best epoch so
+far. A run resumed from it ends exactly as if it had never stopped (``tests/test_resume.py``
+checks it bit for bit). numpy's generator is not in it: the data are drawn from ``seed`` while
+the pipeline is built, and built again the same on resume. Whether a run resumes is the
+output dir's decision (``output_dirs``): a dir keeps its ``last.pt`` only for a run of the
+same config that goes on with it.
+"""
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import atomic_write
+from logreg_exp.training.loop import FitResult
 from logreg_exp.training.model import LogisticRegression
 
+if TYPE_CHECKING:
+    from logreg_exp.training.build import Pipeline
+
 CHECKPOINT_FILE = "best.pt"
+PROGRESS_FILE = "last.pt"
+PROGRESS_FORMAT = 1
 
 
 def save_checkpoint(
@@ -35,9 +53,19 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint, read with ``weights_only=True``: tensors and plain values only, so a
-    file from elsewhere cannot run code. ConfigError in one line for anything else."""
+    """``best.pt``'s contents (``read_checkpoint_file``); ConfigError in one line for a file
+    without a state dict."""
     path = Path(path)
+    checkpoint = read_checkpoint_file(path)
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise ConfigError(f"{path} is not a checkpoint of logreg_exp: it has no state_dict")
+    return checkpoint
+
+
+def read_checkpoint_file(path: Path) -> dict[str, Any]:
+    """The dict a checkpoint file holds, read with ``weights_only=True``: tensors and plain
+    values only, so a file from elsewhere cannot run code. ConfigError in one line for
+    anything else."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
@@ -49,8 +77,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     except Exception as err:  # a truncated or foreign file: torch raises several kinds
         raise ConfigError(f"{path} is not a readable checkpoint ({one_line(err)})") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ConfigError(f"{path} is not a checkpoint of logreg_exp: it has no state_dict")
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"{path} is not a checkpoint of logreg_exp")
     return checkpoint
 
 
@@ -81,3 +109,57 @@ def load_model(path: Path, n_features: int) -> tuple[LogisticRegression, dict[st
     model = LogisticRegression(n_features, dtype=w.dtype)
     model.load_state_dict(state)
     return model.eval(), checkpoint
+
+
+def random_states() -> dict[str, Any]:
+    """torch's global generators: the CPU one, and each GPU's where CUDA is in use."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_random_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_progress(run_dir: Path, pipeline: Pipeline, result: FitResult, wall_s: float) -> Path:
+    """``last.pt`` after the epochs in ``result`` (none yet: the start); ``wall_s``: the
+    run's time so far, earlier attempts included."""
+    progress = {
+        "format": PROGRESS_FORMAT,
+        "epoch": len(result.history),
+        "pipeline": pipeline.state_dict(),
+        "fit": result.progress(),
+        "random": random_states(),
+        "wall_s": wall_s,
+    }
+    path = Path(run_dir) / PROGRESS_FILE
+    atomic_write(path, lambda f: torch.save(progress, f))
+    return path
+
+
+def load_progress(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s ``last.pt``, None where there is none; ConfigError in one line for one
+    that cannot be resumed from (``resume=false`` starts the run over)."""
+    path = Path(run_dir) / PROGRESS_FILE
+    if not path.exists():
+        return None
+    try:
+        progress = read_checkpoint_file(path)
+        if progress.get("format") != PROGRESS_FORMAT:
+            raise ConfigError(
+                f"{path} is not a {PROGRESS_FILE} of this logreg_exp (format "
+                f"{progress.get('format')!r}, not {PROGRESS_FORMAT})"
+            )
+    except ConfigError as err:
+        raise ConfigError(f"cannot resume: {err}; resume=false starts the run over") from None
+    return progress
+
+
+def restore(pipeline: Pipeline, progress: Mapping[str, Any]) -> FitResult:
+    """Put a freshly built pipeline and torch's generators where ``last.pt`` left them; the
+    result of the finished epochs, for ``fit(start=...)``."""
+    pipeline.load_state_dict(progress["pipeline"])
+    set_random_states(progress["random"])
+    return FitResult.from_progress(progress["fit"])

@@ -61,11 +61,20 @@ def cannot_capture(updater: Updater) -> str | None:
 
 def make_capturable(updater: Updater) -> None:
     """Set ``capturable=True`` where the optimizer has the option: its step count and bias
-    corrections then live on the device, which a replayed graph can update."""
-    if isinstance(updater, torch.optim.Optimizer):
-        for group in updater.param_groups:
-            if "capturable" in group:
-                group["capturable"] = True
+    corrections then live on the device, which a replayed graph can update. A step count
+    already kept on the host (state restored by a resumed run) moves to its parameter's
+    device, where a capturable step expects it."""
+    if not isinstance(updater, torch.optim.Optimizer):
+        return
+    for group in updater.param_groups:
+        if "capturable" not in group:
+            continue
+        group["capturable"] = True
+        for param in group["params"]:
+            state = updater.state.get(param, {})
+            step = state.get("step")
+            if isinstance(step, torch.Tensor) and step.device != param.device:
+                state["step"] = step.to(param.device)
 
 
 class StepGraph:

@@ -1,45 +1,84 @@
-"""Ctrl-C that stops training between minibatches, so everything written stays consistent."""
+"""Signals that stop a run between minibatches, so everything written stays consistent: Ctrl-C
+(SIGINT), and what a cluster sends before it stops a job: SIGTERM (``scancel``, a time limit,
+preemption, a requeue) and SIGUSR1/SIGUSR2 (the warning a scheduler sends ahead of a time
+limit, e.g. ``sbatch --signal=USR2@90``, which submitit asks for)."""
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)  # Windows has SIGINT and SIGTERM only
+)
+
 
 class GracefulInterrupt:
-    """While active, the first SIGINT only sets ``requested``; the loop checks it between
-    minibatches and stops cleanly. A second SIGINT raises KeyboardInterrupt at once.
+    """While active, the first of ``signals`` only records the request (``requested``, and
+    which signal in ``received``); the loop checks it between minibatches and stops cleanly.
+    A second one raises KeyboardInterrupt at once.
+
+    Nested, an inner one takes over a request its outer one received before it (a signal
+    while the process started up stops the job as soon as it trains) and hands its own
+    request back on exit. Otherwise, on a clean exit, a received signal goes on to the Python
+    handler this one displaced: once the job's files are written, a library that had its own
+    use for the signal gets it (submitit checkpoints and requeues the job on SIGUSR2).
 
     Outside the main thread (where Python delivers no signals) it does nothing.
     """
 
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous: Any = None
+    def __init__(self, signals: Sequence[signal.Signals] = STOP_SIGNALS) -> None:
+        self.signals = tuple(signals)
+        self.received: signal.Signals | None = None
+        self.displaced: dict[signal.Signals, Any] = {}
+        self.outer: GracefulInterrupt | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
 
     def __call__(self) -> bool:
         return self.requested
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
+        if self.received is not None:
             raise KeyboardInterrupt
-        self.requested = True  # nothing else here: a handler may run inside any call
+        self.received = signal.Signals(signum)  # nothing else: a handler may run inside any call
 
     def __enter__(self) -> GracefulInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in self.signals:
+            self.displaced[signum] = signal.signal(signum, self.handle)
+        outer = getattr(self.displaced.get(self.signals[0]), "__self__", None)
+        if isinstance(outer, GracefulInterrupt):
+            self.outer = outer
+            self.received = self.received or outer.received
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        displaced, self.displaced = self.displaced, {}
+        for signum, handler in displaced.items():
+            if signal.getsignal(signum) == self.handle:  # not taken over since (ignore_interrupts)
+                signal.signal(signum, handler)
+        if self.received is None or not displaced:
+            return
+        if self.outer is not None:
+            self.outer.received = self.outer.received or self.received
+            return
+        handler = displaced.get(self.received)
+        if exc_type is None and callable(handler) and handler is not signal.default_int_handler:
+            handler(self.received, None)
 
 
 def ignore_interrupts() -> None:
-    """From now on Ctrl-C does nothing: a single run whose files say how it ended is only
-    exiting, and an interrupt must not make its exit status disagree with them."""
+    """From now on the stop signals do nothing: a single run whose files say how it ended is
+    only exiting, and a signal must not make its exit status disagree with them."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)

@@ -9,11 +9,12 @@ and stops the run with the exact step it appeared at.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -57,7 +58,7 @@ class FitResult:
     Diverged: ``non_finite`` names what was not finite, ``train_loss`` (``stopped_at`` =
     (epoch, global step) of the first non-finite minibatch loss) or a validation metric
     (``stopped_at`` = (epoch, the epoch's last global step): the parameters that step left
-    gave it).
+    gave it). ``steps``: the training steps of the finished epochs.
     """
 
     monitor: Monitor
@@ -67,6 +68,7 @@ class FitResult:
     history: list[EpochMetrics] = field(default_factory=list)
     stopped_at: tuple[int, int | None] | None = None
     non_finite: str | None = None
+    steps: int = 0
 
     @property
     def best(self) -> EpochMetrics | None:
@@ -85,6 +87,28 @@ class FitResult:
     @property
     def best_value(self) -> float | None:
         return getattr(self.best, self.monitor.value) if self.best else None
+
+    def progress(self) -> dict[str, Any]:
+        """The finished epochs and the best one, as plain values and tensors (for a
+        checkpoint that ``torch.load(..., weights_only=True)`` reads back)."""
+        return {
+            "monitor": self.monitor.value,
+            "best_epoch": self.best_epoch,
+            "best_state": {k: v.detach().cpu() for k, v in self.best_state.items()},
+            "history": [dataclasses.asdict(m) for m in self.history],
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_progress(cls, progress: Mapping[str, Any]) -> FitResult:
+        """The result after the finished epochs that ``progress()`` recorded, to go on from."""
+        return cls(
+            Monitor(progress["monitor"]),
+            best_epoch=progress["best_epoch"],
+            best_state=dict(progress["best_state"]),
+            history=[EpochMetrics(**m) for m in progress["history"]],
+            steps=progress["steps"],
+        )
 
 
 @dataclass
@@ -252,6 +276,8 @@ def fit(
     evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
     stop_requested: Callable[[], bool] = never,
+    start: FitResult | None = None,
+    save_progress: Callable[[FitResult], None] | None = None,
     train_epoch: TrainEpoch | None = None,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
@@ -264,6 +290,11 @@ def fit(
     turning true, checked between minibatches, or a KeyboardInterrupt ends it with status
     interrupted. Either way the result holds every finished epoch, and only those.
 
+    ``start``: the result of the epochs already finished (a resumed run; the model, updater
+    and loaders are where those epochs left them), to go on from. ``save_progress`` is called
+    with the result so far at the end of each epoch, before ``on_epoch``: a caller saves
+    there what a run needs to resume.
+
     ``train_epoch`` replaces ``train_one_epoch`` for the train phase (the CUDA-graph
     version, ``graphs.CapturedTraining.train_one_epoch``); it must keep its results.
     """
@@ -273,11 +304,16 @@ def fit(
             return train_one_epoch(model, loss_fn, updater, train_loader, device, stop)
 
     result = FitResult(Monitor(monitor))
-    best_value: float | None = None
-    global_step = 0
-    epoch = 0
+    if start is not None:
+        result = dataclasses.replace(
+            start, monitor=Monitor(monitor), status=Status.COMPLETED, stopped_at=None,
+            history=list(start.history), best_state=dict(start.best_state),
+        )  # fmt: skip
+    best_value = result.best_value
+    global_step = result.steps
+    epoch = len(result.history)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(len(result.history) + 1, epochs + 1):
             t0 = time.perf_counter()
             phase = train_epoch(stop_requested)
             t1 = time.perf_counter()
@@ -299,12 +335,15 @@ def fit(
             if non_finite is not None:
                 return result.diverge(non_finite, epoch, global_step)
             result.history.append(metrics)
+            result.steps = global_step
 
             value = getattr(metrics, result.monitor.value)
             improved = result.monitor.improves(value, best_value)
             if improved:
                 best_value, result.best_epoch = value, epoch
                 result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if save_progress is not None:
+                save_progress(result)
             if on_epoch is not None:
                 on_epoch(metrics, improved)
     except KeyboardInterrupt:  # a second Ctrl-C, which does not wait for the minibatch

@@ -1,7 +1,7 @@
 """The two ways to apply gradients: a torch.optim optimizer, or a hand-written SGD step.
 
 Both expose ``zero_grad()`` and ``step()`` (the loop's ``Updater``), so the training loop calls
-them the same way.
+them the same way, and ``state_dict()`` / ``load_state_dict()``, so a run resumes either.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from hydra.errors import InstantiationException
@@ -19,6 +19,15 @@ from logreg_exp.errors import ConfigError
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
+
+
+class StatefulUpdater(Updater, Protocol):
+    """An updater whose state (momentum, Adam's moments, step counts) can be saved and put
+    back, as torch.optim.Optimizer's is."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class ManualSGD:
@@ -54,6 +63,19 @@ class ManualSGD:
             "nesterov": False,
             "maximize": False,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the next step depends on besides the parameters: the momentum buffers."""
+        return {"momentum_buffers": list(self.momentum_buffers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        buffers = state["momentum_buffers"]
+        if len(buffers) != len(self.params):
+            raise ValueError(f"{len(buffers)} momentum buffers for {len(self.params)} parameters")
+        self.momentum_buffers = [
+            None if b is None else b.to(p.device, p.dtype).clone()
+            for b, p in zip(buffers, self.params, strict=True)
+        ]
 
     def zero_grad(self) -> None:
         """Drop the gradients (as torch's ``set_to_none=True``), so backward writes fresh ones."""
@@ -157,7 +179,7 @@ def one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Updater:
+def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> StatefulUpdater:
     """The updater that ``updater.name`` names: ``optim`` or ``manual``."""
     if updater_cfg.name == "optim":
         return build_optimizer(params, updater_cfg)

@@ -131,6 +131,28 @@ def test_minibatches_follow_one_randperm_of_their_generator_per_epoch():
         torch.testing.assert_close(torch.cat([y for _, y in got]), order)
 
 
+def test_minibatches_go_on_from_their_state_dict_in_a_fresh_loader():
+    n, b = 30, 4
+
+    def dataset():
+        return to_tensor_dataset(np.arange(n)[:, None], np.arange(n), torch.float64, CPU)
+
+    def epoch(batches):
+        return torch.cat([x[:, 0] for x, _ in batches])
+
+    first = Minibatches(dataset(), b, True, torch.Generator().manual_seed(5))
+    for _ in range(2):
+        epoch(first)
+    state = first.state_dict()
+    assert torch.equal(first.dataset.tensors[1].long(), state["order"])  # where each sample is
+    expected = torch.stack([epoch(first) for _ in range(2)])
+
+    fresh = Minibatches(dataset(), b, True, torch.Generator().manual_seed(99))
+    epoch(fresh)  # wherever it was, loading the state puts it where ``first`` was
+    fresh.load_state_dict(state)
+    assert torch.equal(torch.stack([epoch(fresh) for _ in range(2)]), expected)
+
+
 def test_shuffled_batches_are_views_and_labels_stay_with_their_points():
     n = 50
     ds = to_tensor_dataset(np.arange(n)[:, None], np.arange(n) * 10, torch.float64, CPU)

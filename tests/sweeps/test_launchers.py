@@ -26,16 +26,41 @@ def launcher_config(*overrides: str):
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 
-@pytest.mark.parametrize(("device", "gpus"), [("cpu", 0), ("cuda", 1), ("auto", 1)])
-@pytest.mark.parametrize("preset", ["slurm", "slurm_local"])
+@pytest.mark.parametrize(
+    ("preset", "device", "gpus"),
+    [
+        ("slurm_local", "cpu", 0),
+        ("slurm_local", "cuda", 1),
+        ("slurm_local", "auto", 1),
+        ("slurm", "cpu", 0),
+        ("slurm", "cuda", 1),
+        ("slurm", "auto", 0),  # sbatch rejects a GPU request on a partition without GPUs
+    ],
+)
 def test_submitit_presets_ask_for_a_gpu_when_the_device_may_use_one(preset, device, gpus):
     launcher = launcher_config(f"hydra/launcher={preset}", f"device={device}")
     assert launcher["gpus_per_node"] == gpus
 
 
+def test_device_auto_on_slurm_gets_a_gpu_when_the_user_asks_for_one():
+    launcher = launcher_config(
+        "hydra/launcher=slurm", "device=auto", "hydra.launcher.gpus_per_node=1"
+    )
+    assert launcher["gpus_per_node"] == 1
+
+
+def test_slurm_presets_use_the_launchers_that_wait_for_every_job():
+    slurm = launcher_config("hydra/launcher=slurm")
+    assert slurm["_target_"] == "hydra_plugins.logreg_exp.launchers.SlurmLauncher"
+    assert slurm["max_num_timeout"] > 0  # a job that reaches its time limit is requeued
+    assert slurm["additional_parameters"] == {"requeue": True}
+    local = launcher_config("hydra/launcher=slurm_local")
+    assert local["_target_"] == "hydra_plugins.logreg_exp.launchers.LocalLauncher"
+
+
 def test_slurm_preset_exposes_what_users_edit_on_the_slurm_launcher():
     launcher = launcher_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu")
-    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["_target_"].endswith("launchers.SlurmLauncher")
     assert launcher["partition"] == "gpu"
     assert (launcher["timeout_min"], launcher["cpus_per_task"], launcher["mem_gb"]) == (60, 2, 4)
     assert {"account", "qos", "nodes", "tasks_per_node", "array_parallelism", "setup"} <= set(
@@ -45,7 +70,7 @@ def test_slurm_preset_exposes_what_users_edit_on_the_slurm_launcher():
 
 def test_slurm_local_preset_runs_submitits_local_executor():
     launcher = launcher_config("hydra/launcher=slurm_local")
-    assert launcher["_target_"].endswith("submitit_launcher.LocalLauncher")
+    assert launcher["_target_"].endswith("launchers.LocalLauncher")
     assert launcher["cpus_per_task"] == 1
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 import yaml
 
 from logreg_exp.sweeps.launchers import usable_cores
-from tests.helpers import run_cli, scalars, without_timings
+from tests.helpers import job_id, reached_epoch, run_cli, scalars, wait_until, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +106,34 @@ def test_submitit_local_runs_each_job_through_submitit(tmp_path, launcher):
     logs = sorted((sweep / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2
     assert all("best epoch" in log.read_text() for log in logs)
+
+
+def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_killed_ones(tmp_path):
+    """Job 0 gets SIGTERM (as scancel sends it), job 1 SIGKILL (the out-of-memory killer);
+    job 2 completes. The sweep waits for all three, lists each, and exits 1."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=slurm_local",
+         "epochs=3000,3001,3", "dataset.max_samples=400", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        jobs = {n: sweep / f"{n}_dataset.max_samples=400,epochs={e}" for n, e in
+                ((0, 3000), (1, 3001), (2, 3))}  # fmt: skip
+        for n, sig in ((0, signal.SIGTERM), (1, signal.SIGKILL)):
+            pid = int(wait_until(lambda n=n: job_id(jobs[n]), f"job {n} started"))
+            wait_until(lambda n=n: reached_epoch(jobs[n], 2), f"epoch 2 of job {n}")
+            os.kill(pid, sig)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    rows = {int(r["job"]): r for r in summary_rows(sweep)}
+    assert [rows[n]["status"] for n in range(3)] == ["interrupted", "no metrics.json", "completed"]
+    assert json.loads((jobs[0] / "metrics.json").read_text())["interrupted_by"] == "SIGTERM"
+    assert re.search(r"job #1 \(\d+\) ended without a result: no result", out)
+    assert "1 of 3 jobs failed: 1_dataset.max_samples=400,epochs=3001" in out
 
 
 def test_optuna_search_records_the_best_trial(tmp_path):

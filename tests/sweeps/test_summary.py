@@ -214,17 +214,22 @@ def test_no_spread_for_a_single_completed_job(tmp_path):
 
 
 def test_a_job_dir_without_a_readable_metrics_json_fails_the_sweep(tmp_path, caplog):
-    from logreg_exp.sweeps.callback import exit_on_failed_jobs
+    from logreg_exp.sweeps.callback import exit_on_unfinished_jobs
 
     make_job(tmp_path, 0, ["seed=0"], completed(0.5, 0.7))
     make_job(tmp_path, 1, ["seed=1"], {"status": "diverged"})
-    exit_on_failed_jobs(collect_jobs(tmp_path))  # diverged ends as asked: no failure
+    exit_on_unfinished_jobs(collect_jobs(tmp_path))  # diverged ends as asked: no failure
+    make_job(tmp_path, 4, ["seed=4"], {"status": "interrupted", "interrupted_by": "SIGTERM"})
+    with pytest.raises(SystemExit) as stop:
+        exit_on_unfinished_jobs(collect_jobs(tmp_path))
+    assert stop.value.code == 130  # a cancelled job: as a shell reports Ctrl-C
+    assert "1 of 3 jobs interrupted: 0004_seed=4" in caplog.text
     make_job(tmp_path, 2, ["seed=2"], None)  # killed before it could write its result
     make_job(tmp_path, 3, ["seed=3"], '{"status": "compl')
     with pytest.raises(SystemExit) as stop:
-        exit_on_failed_jobs(collect_jobs(tmp_path))
+        exit_on_unfinished_jobs(collect_jobs(tmp_path))
     assert stop.value.code == 1
-    assert "2 of 4 jobs failed: 0002_seed=2, 0003_seed=3" in caplog.text
+    assert "2 of 5 jobs failed: 0002_seed=2, 0003_seed=3" in caplog.text
 
 
 def test_test_numbers_get_columns_and_spread_lines_beside_the_validation_ones(tmp_path):

@@ -1,11 +1,24 @@
 """best.pt: read back with weights_only, and replaced atomically: a failed write leaves the old
-file whole."""
+file whole. last.pt: a run resumed from it ends bit for bit as if it had never stopped; and
+what ``resume`` makes of a run dir."""
 
 import pytest
 import torch
 
 from logreg_exp.errors import ConfigError
-from logreg_exp.training.checkpoints import load_checkpoint, load_model, save_checkpoint
+from logreg_exp.results import Status
+from logreg_exp.training.checkpoints import (
+    PROGRESS_FILE,
+    load_checkpoint,
+    load_model,
+    load_progress,
+    random_states,
+    restore,
+    save_checkpoint,
+    save_progress,
+    set_random_states,
+)
+from tests.helpers import build, fit_built
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
@@ -83,3 +96,91 @@ def test_a_file_that_is_not_our_model_is_one_line(tmp_path, make, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_model(make(tmp_path / "best.pt"), n_features=2)
     assert "\n" not in str(info.value)
+
+
+# last.pt and resuming: a run stopped after some epochs and resumed in a freshly built
+# pipeline ends bit for bit as a run that was never stopped.
+
+UPDATERS = [
+    ("updater=optim", "updater.optimizer._target_=torch.optim.Adam", "updater.lr=0.05"),
+    ("updater=manual", "updater.momentum=0.9", "updater.weight_decay=0.01"),
+]
+
+
+def fit_in(run_dir, overrides, stop_after=None, start=None, perturb=False):
+    """Fit a freshly built pipeline, saving last.pt in ``run_dir`` each epoch; stopped after
+    epoch ``stop_after``, or going on from ``start`` (what ``load_progress`` read)."""
+    cfg, exp = build("epochs=4", "dataset.n_samples=400", "batch_size=16", *overrides)
+    run_dir.mkdir(exist_ok=True)
+    done = None
+    if perturb:
+        torch.manual_seed(1234)  # whatever ran before in this process must not matter
+    if start is not None:
+        done = restore(exp, start)
+    stop = []
+    result = fit_built(
+        cfg, exp, start=done, stop_requested=lambda: bool(stop),
+        save_progress=lambda r: save_progress(run_dir, exp, r, wall_s=1.0),
+        on_epoch=lambda m, best: stop.append(True) if m.epoch == stop_after else None,
+    )  # fmt: skip
+    return exp, result
+
+
+def same_history(a, b):
+    keep = lambda m: {k: v for k, v in vars(m).items() if k not in ("train_s", "val_s")}  # noqa: E731
+    return [keep(m) for m in a.history] == [keep(m) for m in b.history]
+
+
+@pytest.mark.parametrize("overrides", UPDATERS, ids=["adam", "manual-momentum"])
+def test_a_resumed_fit_ends_exactly_as_one_never_stopped(tmp_path, overrides):
+    whole, expected = fit_in(tmp_path / "whole", overrides)
+    run = tmp_path / "run"
+    _, stopped = fit_in(run, overrides, stop_after=2)
+    assert stopped.status is Status.INTERRUPTED and len(stopped.history) == 2
+    earlier = load_progress(run)
+    assert earlier is not None and earlier["epoch"] == 2
+
+    resumed_exp, resumed = fit_in(run, overrides, start=earlier, perturb=True)
+    assert resumed.status is Status.COMPLETED
+    assert same_history(resumed, expected)
+    assert resumed.best_epoch == expected.best_epoch and resumed.steps == expected.steps
+    for name, p in whole.model.state_dict().items():
+        assert torch.equal(resumed_exp.model.state_dict()[name], p), name
+        assert torch.equal(resumed.best_state[name].cpu(), expected.best_state[name]), name
+
+
+def test_last_pt_is_rewritten_each_epoch_and_reads_with_weights_only(tmp_path):
+    fit_in(tmp_path, UPDATERS[0])
+    progress = torch.load(tmp_path / PROGRESS_FILE, weights_only=True)
+    assert progress["epoch"] == 4 and len(progress["fit"]["history"]) == 4
+    assert set(progress["pipeline"]) == {"model", "updater", "train_batches"}
+    assert [p.name for p in tmp_path.iterdir()] == [PROGRESS_FILE]  # no temporary left
+    assert load_progress(tmp_path)["epoch"] == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"cut sh", r"last.pt (is not a readable checkpoint|holds objects other than tensors)"),
+        ({"format": 99, "epoch": 2}, r"last.pt is not a last.pt of this logreg_exp \(format 99"),
+    ],
+)
+def test_a_last_pt_that_cannot_be_resumed_from_is_one_line(tmp_path, content, message):
+    assert load_progress(tmp_path) is None  # none: the run starts at epoch 1
+    path = tmp_path / PROGRESS_FILE
+    if isinstance(content, bytes):
+        path.write_bytes(content)  # a crash cannot leave this (atomic writes), a user can
+    else:
+        torch.save(content, path)
+    with pytest.raises(ConfigError, match=f"^cannot resume: .*{message}") as info:
+        load_progress(tmp_path)
+    assert str(info.value).endswith("; resume=false starts the run over")
+    assert "\n" not in str(info.value)
+
+
+def test_random_states_put_back_draw_the_same_numbers():
+    states = random_states()
+    expected = torch.rand(5)
+    torch.manual_seed(7)
+    set_random_states(states)
+    assert torch.equal(torch.rand(5), expected)

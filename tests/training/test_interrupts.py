@@ -15,3 +15,52 @@ def test_first_sigint_asks_to_stop_second_interrupts_and_handler_is_restored():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2])
+def test_what_a_cluster_sends_stops_like_ctrl_c(sig):
+    before = signal.getsignal(sig)
+    with GracefulInterrupt() as interrupt:
+        os.kill(os.getpid(), sig)
+        assert interrupt() and interrupt.received is sig
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(sig) is before
+
+
+def test_an_inner_one_takes_over_an_earlier_request_and_hands_its_own_back():
+    with GracefulInterrupt() as outer:
+        os.kill(os.getpid(), signal.SIGTERM)  # while the process started up
+        with GracefulInterrupt() as inner:
+            assert inner.received is signal.SIGTERM
+        with GracefulInterrupt() as later:
+            assert later.received is signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):  # the second signal of the process
+                os.kill(os.getpid(), signal.SIGUSR1)
+    with GracefulInterrupt() as outer:
+        with GracefulInterrupt() as inner:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        assert outer.received is signal.SIGUSR2 and inner.received is signal.SIGUSR2
+
+
+def test_the_signal_goes_on_to_the_handler_it_displaced_once_the_block_ends():
+    """As submitit's: it gets SIGUSR2 when the job's files are written, and requeues it."""
+    calls = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+    try:
+        with GracefulInterrupt():
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert calls == []  # not while the job runs
+        assert calls == [signal.SIGUSR2]
+        with pytest.raises(RuntimeError), GracefulInterrupt():  # not when the block failed
+            os.kill(os.getpid(), signal.SIGUSR2)
+            raise RuntimeError
+        assert calls == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_ctrl_c_is_not_handed_on_to_pythons_default_handler():
+    with GracefulInterrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+    # no KeyboardInterrupt: the run that stopped says so itself

@@ -57,6 +57,26 @@ def test_manual_step_is_plain_sgd_by_hand():
     torch.testing.assert_close(p.detach(), before - 0.1 * (0.9 * g1 + g2), rtol=0, atol=1e-15)
 
 
+def test_manual_sgd_goes_on_from_its_state_dict():
+    def steps(sgd, p, grads):
+        for g in grads:
+            p.grad = g.clone()
+            sgd.step()
+
+    grads = [torch.tensor([0.2, -0.4]), torch.tensor([0.1, 0.3]), torch.tensor([-0.5, 0.2])]
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    sgd = ManualSGD([p], lr=0.1, momentum=0.9)
+    steps(sgd, p, grads)
+
+    q = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    first = ManualSGD([q], lr=0.1, momentum=0.9)
+    steps(first, q, grads[:2])
+    second = ManualSGD([q], lr=0.1, momentum=0.9)
+    second.load_state_dict(first.state_dict())
+    steps(second, q, grads[2:])
+    assert torch.equal(p, q)
+
+
 def test_optimizer_target_can_be_swapped_without_code_changes():
     exp, result = train("updater.optimizer._target_=torch.optim.Adam", "updater.lr=0.05")
     assert isinstance(exp.updater, torch.optim.Adam)
