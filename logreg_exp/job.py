@@ -46,6 +46,7 @@ from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
+    one_thread_is_enough,
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD, build_updater
@@ -111,12 +112,18 @@ def run_job_group(
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
     would leave in it, its log file the same lines. The console gets one line an epoch for
-    the group. Ctrl-C stops the group: every job interrupted, its files written."""
+    the group. Ctrl-C stops the group: every job interrupted, its files written. Where
+    neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
     settings = [validated(m.cfg) for m in members]
     first = settings[0]
     device, threads = place(first, default_threads)
     pipeline = build_pipeline(first, device)
+    batch_sizes = (first.batch_size, first.val_batch_size)
+    if default_threads is None and one_thread_is_enough(
+        len(members), pipeline.model.n_features, batch_sizes
+    ):
+        threads = set_torch_threads(first.threads, 1)
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([s.updater for s in settings])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
