@@ -201,14 +201,16 @@ class GroupProgress:
 
 
 @contextmanager
-def logging_only_to(log_file: Path, line_format: str) -> Iterator[None]:
-    """Log records go to ``log_file`` alone while in the block (not to the console): a group's
-    jobs write their own lines to their own log files, one job after another."""
+def logging_only_to(
+    log_file: Path, line_format: str, also: Sequence[logging.Handler] = ()
+) -> Iterator[None]:
+    """Log records go to ``log_file`` (and to the handlers ``also``) alone while in the block:
+    a group's jobs write their own lines to their own log files, one job after another."""
     root = logging.getLogger()
     saved = root.handlers[:]
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter(line_format))
-    root.handlers = [handler]
+    root.handlers = [*also, handler]
     try:
         yield
     finally:
