@@ -54,11 +54,13 @@ class YamlTemplate:
         text = dump(marked)
         self.parts: list[str] = []
         self.columns: list[int] = []  # where each hole starts in its line
+        self.order: list[int] = []  # the path of each hole, in the text's order
         self.valid = all(text.count(m) == 1 for m in markers)
         if not self.valid:
             return
-        for marker in markers:
-            before, text = text.split(marker)
+        self.order = sorted(range(len(markers)), key=lambda n: text.index(markers[n]))
+        for n in self.order:
+            before, text = text.split(markers[n])
             if not text.startswith("\n"):  # a value must end its line
                 self.valid = False
                 return
@@ -73,7 +75,8 @@ class YamlTemplate:
         if not self.valid:
             return None
         pieces = [self.parts[0]]
-        for value, column, after in zip(values, self.columns, self.parts[1:], strict=True):
+        in_order = [values[n] for n in self.order]
+        for value, column, after in zip(in_order, self.columns, self.parts[1:], strict=True):
             text = scalar_text(value)
             if "\n" in text or column + len(text) > WIDTH:
                 return None

@@ -36,18 +36,22 @@ def test_a_filled_template_is_the_dump_or_nothing(value):
         assert filled == expected
 
 
+def test_holes_are_filled_whatever_the_order_of_their_paths():
+    template = YamlTemplate({"a": 1, "b": [2, 3]}, [("b", 1), ("a",)])
+    assert template.fill(["x", "y"]) == dump({"a": "y", "b": [2, "x"]})
+
+
 def test_a_hole_that_is_not_a_leaf_makes_no_template():
     assert YamlTemplate({"a": {"b": 1}}, [("a",)]).fill([2]) is None
 
 
-JOBS = [
-    ["updater.lr=0.1", "batch_size=8"],
-    ["updater.lr=1", "batch_size=8"],  # an int for a float key: written 1.0
-    ["updater.lr=0.001", "batch_size=32"],
-    ["updater.lr=1e-5", "batch_size=8"],
-    ["updater.lr=0.5", f"batch_size={10**70}"],  # a dir name too long for one line
+JOBS = [  # batch_size comes after updater in the config: holes out of the overrides' order
+    ["batch_size=8", "updater.lr=0.1"],
+    ["batch_size=8", "updater.lr=1"],  # an int for a float key: written 1.0
+    ["batch_size=32", "updater.lr=0.001"],
+    ["batch_size=8", "updater.lr=1e-5"],
+    [f"batch_size={10**70}", "updater.lr=0.5"],  # a dir name too long for one line
 ]
-
 
 def test_the_hydra_files_are_what_hydra_writes(tmp_path):
     """Each job's config.yaml, hydra.yaml and overrides.yaml from the first job's template
