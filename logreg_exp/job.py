@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from logreg_exp.config import validated
 from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
 from logreg_exp.errors import writing
-from logreg_exp.files import display_path
+from logreg_exp.files import display_path, settle, synced_together
 from logreg_exp.results import (
     METRICS_FILE,
     Monitor,
@@ -139,21 +139,22 @@ def run_job_group(
         completed = any(r.status is Status.COMPLETED for r in results)
         painter = painter_for(pipeline) if completed else None
         outcomes = []
-        for member, job_settings, result in zip(members, settings, results, strict=True):
-            with logging_only_to(member.log_file, member.log_format):
-                log_what_trains(pipeline, job_settings, device, threads)
-                report = JobReport(
-                    member.cfg, job_settings, member.job_dir, member.choices, member.swept
-                )
-                try:
-                    for metrics, is_best in zip(
-                        result.history, improvements(result.history, result.monitor),
-                        strict=True,
-                    ):  # fmt: skip
-                        report.log_epoch(metrics, is_best)
-                    outcomes.append(report.finish(result, pipeline, trained_s, painter))
-                finally:
-                    report.close()
+        with synced_together():
+            for member, job_settings, result in zip(members, settings, results, strict=True):
+                with logging_only_to(member.log_file, member.log_format):
+                    log_what_trains(pipeline, job_settings, device, threads)
+                    report = JobReport(
+                        member.cfg, job_settings, member.job_dir, member.choices, member.swept
+                    )
+                    try:
+                        for metrics, is_best in zip(
+                            result.history, improvements(result.history, result.monitor),
+                            strict=True,
+                        ):  # fmt: skip
+                            report.log_epoch(metrics, is_best)
+                        outcomes.append(report.finish(result, pipeline, trained_s, painter))
+                    finally:
+                        report.close()
     progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
 
@@ -329,6 +330,7 @@ def write_results(
         with writing(events):
             tensorboard.end_session(metrics, step=len(result.history))
             tensorboard.close()
+    settle()  # the files above are durable (where synced_together left them to a pool)
     with writing(display_path(job_dir / METRICS_FILE)):
         write_metrics(job_dir, metrics)
 

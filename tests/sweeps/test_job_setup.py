@@ -53,6 +53,7 @@ JOBS = [  # batch_size comes after updater in the config: holes out of the overr
     [f"batch_size={10**70}", "updater.lr=0.5"],  # a dir name too long for one line
 ]
 
+
 def test_the_hydra_files_are_what_hydra_writes(tmp_path):
     """Each job's config.yaml, hydra.yaml and overrides.yaml from the first job's template
     (derived configs), against OmegaConf.to_yaml of the configs Hydra composes, as its
