@@ -30,10 +30,11 @@ from logreg_exp.results import (
     fit_metrics,
     write_metrics,
 )
+from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import (
     DECISION_BOUNDARY_FILE,
-    BoundaryPainter,
+    PicturesAhead,
     log_decision_boundary,
     painter_for,
 )
@@ -138,25 +139,47 @@ def run_job_group(
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)
         painter = painter_for(pipeline) if completed else None
+        pictures = PicturesAhead(painter, pipeline, results) if painter is not None else None
         outcomes = []
-        with synced_together():
-            for member, job_settings, result in zip(members, settings, results, strict=True):
-                with logging_only_to(member.log_file, member.log_format):
-                    log_what_trains(pipeline, job_settings, device, threads)
-                    report = JobReport(
-                        member.cfg, job_settings, member.job_dir, member.choices, member.swept
+        try:
+            with synced_together():
+                for k, member in enumerate(members):
+                    picture = None
+                    if pictures is not None and results[k].status is Status.COMPLETED:
+                        picture = pictures.picture(k)
+                    outcomes.append(
+                        write_member(
+                            member, settings[k], results[k], pipeline, threads, trained_s, picture
+                        )
                     )
-                    try:
-                        for metrics, is_best in zip(
-                            result.history, improvements(result.history, result.monitor),
-                            strict=True,
-                        ):  # fmt: skip
-                            report.log_epoch(metrics, is_best)
-                        outcomes.append(report.finish(result, pipeline, trained_s, painter))
-                    finally:
-                        report.close()
+        finally:
+            if pictures is not None:
+                pictures.close()
     progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
+
+
+def write_member(
+    member: GroupMember,
+    settings: Any,
+    result: FitResult,
+    pipeline: Pipeline,
+    threads: int,
+    trained_s: float,
+    picture: Picture | None,
+) -> Outcome:
+    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
+    with logging_only_to(member.log_file, member.log_format):
+        log_what_trains(pipeline, settings, pipeline.device, threads)
+        report = JobReport(member.cfg, settings, member.job_dir, member.choices, member.swept)
+        try:
+            for metrics, is_best in zip(
+                result.history, improvements(result.history, result.monitor), strict=True
+            ):
+                report.log_epoch(metrics, is_best)
+            return report.finish(result, pipeline, trained_s, picture)
+        finally:
+            report.close()
 
 
 def stacking_of(updaters: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
@@ -282,11 +305,11 @@ class JobReport:
         result: FitResult,
         pipeline: Pipeline,
         wall_s: float,
-        painter: BoundaryPainter | None = None,
+        picture: Picture | None = None,
     ) -> Outcome:
         """Evaluate the best model on the test split and write what the job leaves behind;
-        ``pipeline`` gives the splits and a model to draw the best state with (with
-        ``painter`` where jobs share one). ``wall_s``: the job's time until now."""
+        ``pipeline`` gives the splits and a model to draw the best state with (``picture``:
+        the picture, where it was painted already). ``wall_s``: the job's time until now."""
         start = time.perf_counter()
         test = None
         if result.status is Status.COMPLETED:
@@ -295,7 +318,7 @@ class JobReport:
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test)
         has_events = self.tensorboard is not None
         tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
-        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, painter)
+        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, picture)
         return outcome(result, self.settings, self.job_dir, has_events, metrics)
 
     def close(self) -> None:
@@ -312,7 +335,7 @@ def write_results(
     job_dir: Path,
     tensorboard: TensorBoardLogger | None,
     events: str | Path,
-    painter: BoundaryPainter | None = None,
+    picture: Picture | None = None,
 ) -> None:
     """``preprocessing.json`` and ``best.pt`` (where an epoch finished), the picture, the end
     of the TensorBoard session, and ``metrics.json`` last: it says how the run ended only once
@@ -325,7 +348,7 @@ def write_results(
             save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
     if result.status is Status.COMPLETED:
         with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
-            log_decision_boundary(pipeline, result, job_dir, tensorboard, painter)
+            log_decision_boundary(pipeline, result, job_dir, tensorboard, picture)
     if tensorboard is not None:
         with writing(events):
             tensorboard.end_session(metrics, step=len(result.history))
