@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from logreg_exp.config import validated
 from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
 from logreg_exp.errors import os_reason, writing
-from logreg_exp.files import display_path
+from logreg_exp.files import display_path, settle, synced_together
 from logreg_exp.results import (
     METRICS_FILE,
     Monitor,
@@ -32,10 +32,11 @@ from logreg_exp.results import (
     recorded_outcome,
     write_metrics,
 )
+from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import (
     DECISION_BOUNDARY_FILE,
-    BoundaryPainter,
+    PicturesAhead,
     log_decision_boundary,
     painter_for,
 )
@@ -55,6 +56,7 @@ from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
+    one_thread_is_enough,
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD, build_updater
@@ -178,12 +180,18 @@ def run_job_group(
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
     would leave in it, its log file the same lines. The console gets one line an epoch for
-    the group. Ctrl-C stops the group: every job interrupted, its files written."""
+    the group. Ctrl-C stops the group: every job interrupted, its files written. Where
+    neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
     settings = [validated(m.cfg) for m in members]
     first = settings[0]
     device, threads = place(first, default_threads)
     pipeline = build_pipeline(first, device)
+    batch_sizes = (first.batch_size, first.val_batch_size)
+    if default_threads is None and one_thread_is_enough(
+        len(members), pipeline.model.n_features, batch_sizes
+    ):
+        threads = set_torch_threads(first.threads, 1)
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([s.updater for s in settings])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
@@ -198,24 +206,47 @@ def run_job_group(
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)
         painter = painter_for(pipeline) if completed else None
+        pictures = PicturesAhead(painter, pipeline, results) if painter is not None else None
         outcomes = []
-        for member, job_settings, result in zip(members, settings, results, strict=True):
-            with logging_only_to(member.log_file, member.log_format):
-                log_what_trains(pipeline, job_settings, device, threads)
-                report = JobReport(
-                    member.cfg, job_settings, member.job_dir, member.choices, member.swept
-                )
-                try:
-                    for metrics, is_best in zip(
-                        result.history, improvements(result.history, result.monitor),
-                        strict=True,
-                    ):  # fmt: skip
-                        report.log_epoch(metrics, is_best)
-                    outcomes.append(report.finish(result, pipeline, trained_s, painter))
-                finally:
-                    report.close()
+        try:
+            with synced_together():
+                for k, member in enumerate(members):
+                    picture = None
+                    if pictures is not None and results[k].status is Status.COMPLETED:
+                        picture = pictures.picture(k)
+                    outcomes.append(
+                        write_member(
+                            member, settings[k], results[k], pipeline, threads, trained_s, picture
+                        )
+                    )
+        finally:
+            if pictures is not None:
+                pictures.close()
     progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
+
+
+def write_member(
+    member: GroupMember,
+    settings: Any,
+    result: FitResult,
+    pipeline: Pipeline,
+    threads: int,
+    trained_s: float,
+    picture: Picture | None,
+) -> Outcome:
+    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
+    with logging_only_to(member.log_file, member.log_format):
+        log_what_trains(pipeline, settings, pipeline.device, threads)
+        report = JobReport(member.cfg, settings, member.job_dir, member.choices, member.swept)
+        try:
+            for metrics, is_best in zip(
+                result.history, improvements(result.history, result.monitor), strict=True
+            ):
+                report.log_epoch(metrics, is_best)
+            return report.finish(result, pipeline, trained_s, picture)
+        finally:
+            report.close()
 
 
 def stacking_of(updaters: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
@@ -261,14 +292,16 @@ class GroupProgress:
 
 
 @contextmanager
-def logging_only_to(log_file: Path, line_format: str) -> Iterator[None]:
-    """Log records go to ``log_file`` alone while in the block (not to the console): a group's
-    jobs write their own lines to their own log files, one job after another."""
+def logging_only_to(
+    log_file: Path, line_format: str, also: Sequence[logging.Handler] = ()
+) -> Iterator[None]:
+    """Log records go to ``log_file`` (and to the handlers ``also``) alone while in the block:
+    a group's jobs write their own lines to their own log files, one job after another."""
     root = logging.getLogger()
     saved = root.handlers[:]
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter(line_format))
-    root.handlers = [handler]
+    root.handlers = [*also, handler]
     try:
         yield
     finally:
@@ -351,12 +384,12 @@ class JobReport:
         result: FitResult,
         pipeline: Pipeline,
         wall_s: float,
-        painter: BoundaryPainter | None = None,
+        picture: Picture | None = None,
         stopped_by: str | None = None,
     ) -> Outcome:
         """Evaluate the best model on the test split and write what the job leaves behind;
-        ``pipeline`` gives the splits and a model to draw the best state with (with
-        ``painter`` where jobs share one). ``wall_s``: the job's time until now;
+        ``pipeline`` gives the splits and a model to draw the best state with (``picture``:
+        the picture, where it was painted already). ``wall_s``: the job's time until now;
         ``stopped_by``: the signal that interrupted it."""
         start = time.perf_counter()
         test = None
@@ -366,7 +399,7 @@ class JobReport:
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test, stopped_by)
         has_events = self.tensorboard is not None
         tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
-        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, painter)
+        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, picture)
         return outcome(
             result, self.settings, self.job_dir, has_events, metrics, self.writes_progress
         )
@@ -385,7 +418,7 @@ def write_results(
     job_dir: Path,
     tensorboard: TensorBoardLogger | None,
     events: str | Path,
-    painter: BoundaryPainter | None = None,
+    picture: Picture | None = None,
 ) -> None:
     """``preprocessing.json`` and ``best.pt`` (where an epoch finished), the picture, the end
     of the TensorBoard session, and ``metrics.json`` last: it says how the run ended only once
@@ -398,11 +431,12 @@ def write_results(
             save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
     if result.status is Status.COMPLETED:
         with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
-            log_decision_boundary(pipeline, result, job_dir, tensorboard, painter)
+            log_decision_boundary(pipeline, result, job_dir, tensorboard, picture)
     if tensorboard is not None:
         with writing(events):
             tensorboard.end_session(metrics, step=len(result.history))
             tensorboard.close()
+    settle()  # the files above are durable (where synced_together left them to a pool)
     with writing(display_path(job_dir / METRICS_FILE)):
         write_metrics(job_dir, metrics)
 

@@ -34,12 +34,13 @@ from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
-from omegaconf import Container, DictConfig, OmegaConf, open_dict
+from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 from logreg_exp.config import validated
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
+from logreg_exp.sweeps.job_setup import JobSetUp, log_file_of
 from logreg_exp.sweeps.launchers import default_threads
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
 
@@ -133,12 +134,14 @@ class ConfigDeriver:
         self.parser = OverridesParser.create()
         self.templates: dict[tuple[str, ...], DictConfig] = {}
         self.checked: dict[tuple[str, ...], DictConfig] = {}
+        self.task_templates: dict[tuple[str, ...], DictConfig] = {}
 
     def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        """The job's config. The sweeper asks for every job of a batch to check it, then the
-        launch asks again: the first answer is kept and handed out once more."""
+        """The job's config. The sweeper asks for every job of a batch to check it (Hydra's
+        sweepers read nothing of the answer), then the launch asks again: the first answer
+        is kept and handed out once more."""
         cfg = self.derive(master_config, sweep_overrides)
-        self.checked[tuple(sweep_overrides)] = copy.deepcopy(cfg)
+        self.checked[tuple(sweep_overrides)] = cfg
         return cfg
 
     def for_launch(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
@@ -169,6 +172,12 @@ class ConfigDeriver:
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
+    def has_template(self, cfg: DictConfig) -> bool:
+        """Whether jobs of ``cfg``'s override keys are derived from a template (its own config
+        being the template, or derived from it)."""
+        signature = self.signature(self.parser.parse_overrides(list(cfg.hydra.overrides.task)))
+        return signature is not None and signature in self.templates
+
     @staticmethod
     def signature(parsed: Sequence[Override]) -> tuple[str, ...] | None:
         """The override keys, when every override sets a plain value (no group choice, no
@@ -177,9 +186,29 @@ class ConfigDeriver:
             plain = o.type == OverrideType.CHANGE and o.value_type == ValueType.ELEMENT
             if not plain or o.is_hydra_override() or o.package is not None:
                 return None
-            if isinstance(o.value(), dict | list):
+            value = o.value()
+            if isinstance(value, dict | list) or (isinstance(value, str) and "${" in value):
                 return None
         return tuple(o.key_or_group for o in parsed)
+
+    def task_config(self, cfg: DictConfig) -> DictConfig:
+        """``cfg`` without its ``hydra`` node, as Hydra's ``run_job`` hands it to the task
+        function (a copy). For a derived job, the task part of its template with its own
+        overrides applied: the hydra node, most of the config, is not copied."""
+        parsed = self.parser.parse_overrides(list(cfg.hydra.overrides.task))
+        signature = self.signature(parsed)
+        template = self.templates.get(signature) if signature else None
+        if template is None:
+            task = copy.deepcopy(cfg)
+        else:
+            if signature not in self.task_templates:
+                self.task_templates[signature] = without_hydra(template)
+            task = copy.deepcopy(self.task_templates[signature])
+            ConfigLoaderImpl._apply_overrides_to_config(parsed, task)
+            OmegaConf.copy_cache(from_config=cfg, to_config=task)
+        with read_write(task), open_dict(task):
+            task.pop("hydra", None)
+        return task
 
     @staticmethod
     def derivable(cfg: DictConfig, parsed: Sequence[Override]) -> bool:
@@ -250,8 +279,19 @@ class VectorizedSweep:
         members: dict[int, Any] = {}
         in_group = {i for g in groups for i in g.jobs}
         start = time.perf_counter()
+        set_up: JobSetUp | None = None
         for i, cfg in enumerate(configs):
             task = self.task_function if i not in in_group else self.prepare(members, i)
+            derived = self.configs.has_template(cfg)
+            if i in in_group and JobSetUp.can_set_up(cfg, derived):
+                if set_up is None:  # the jobs' console lines as Hydra configures them
+                    self.configure_console_logging()
+                    handlers = logging.getLogger().handlers
+                    set_up = JobSetUp(
+                        self.hydra_context.callbacks, self.configs.task_config, handlers
+                    )
+                returns[i] = set_up(cfg, task)
+                continue
             returns[i] = run_job(
                 hydra_context=self.hydra_context,
                 task_function=task,
@@ -259,7 +299,8 @@ class VectorizedSweep:
                 job_dir_key="hydra.sweep.dir",
                 job_subdir_key="hydra.sweep.subdir",
             )
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            set_up = None  # run_job configured logging anew
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if groups:
             log.info(
                 "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
@@ -285,15 +326,12 @@ class VectorizedSweep:
                 build_updater([dummy_parameter()], settings.updater)
             except ConfigError as err:
                 return failed(err, task_cfg, job_dir, in_sweep=True, wall_s=0.0).value
-            file_handler = hydra_cfg.job_logging.handlers.get("file", {})
-            formatter = file_handler.get("formatter", "simple")
             members[i] = GroupMember(
                 task_cfg,
                 job_dir,
                 dict(hydra_cfg.runtime.choices),
                 keys_the_sweep_varies(Path(hydra_cfg.sweep.dir), hydra_cfg.sweeper),
-                Path(file_handler.get("filename", job_dir / f"{hydra_cfg.job.name}.log")),
-                hydra_cfg.job_logging.formatters[formatter].format,
+                *log_file_of(hydra_cfg),
             )
             return None
 
@@ -337,6 +375,13 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    return task
 
 
 def task_container(cfg: DictConfig) -> dict[str, Any]:

@@ -76,20 +76,16 @@ def write_image_events(run_dir: Path, tag: str, picture: Picture) -> Path:
     ``run_dir`` are removed after, so a redrawn picture replaces the old one. Needs TensorBoard,
     not torch."""
     from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from logreg_exp.tracking.events import EVENTS_PREFIX, first_event, record
 
     now = time.time()
-    name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}{PICTURE_EVENTS_SUFFIX}"
+    name = f"{EVENTS_PREFIX}{int(now):010d}.{socket.gethostname()}{PICTURE_EVENTS_SUFFIX}"
     path = Path(run_dir) / name
-    events = [
-        Event(wall_time=now, file_version="brain.Event:2"),
-        Event(wall_time=now, step=0, summary=image_summary(tag, picture)),
-    ]
+    events = [first_event(), Event(wall_time=now, step=0, summary=image_summary(tag, picture))]
 
     def write(f: Any) -> None:
-        records = RecordWriter(f)
-        for event in events:
-            records.write(event.SerializeToString())
+        f.write(b"".join(record(event) for event in events))
 
     atomic_write(path, write)
     for old in Path(run_dir).glob(f"events.out.tfevents.*{PICTURE_EVENTS_SUFFIX}"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -20,11 +19,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
+from torch.utils.tensorboard.summary import scalar, text
 
 from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
+from logreg_exp.tracking.events import EVENTS_PREFIX, EventFile
 from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
@@ -143,28 +143,27 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: Path, replace: bool = False) -> None:
-        quiet_event_writer_errors()
-        before = set(event_files(log_dir))
-        self.replaced = sorted(before) if replace else []
-        self.writer = SummaryWriter(log_dir=str(log_dir))
-        (self.path,) = set(event_files(log_dir)) - before  # the file this run writes
+        self.replaced = sorted(Path(log_dir).glob(f"{EVENTS_PREFIX}*")) if replace else []
+        self.events = EventFile(log_dir)
+        self.path = self.events.path
 
     def drop_replaced(self) -> None:
         """Delete the earlier attempt's event files, once this one holds what they should."""
-        self.writer.flush()
+        self.events.flush()
         for path in self.replaced:
             path.unlink(missing_ok=True)
         self.replaced = []
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         for tag, attr in SCALAR_TAGS.items():
-            self.writer.add_scalar(tag, getattr(metrics, attr), metrics.epoch)
+            self.events.add_summary(scalar(tag, getattr(metrics, attr)), metrics.epoch)
         for name, value in metrics.extra.items():
-            self.writer.add_scalar(f"val/{name}", value, metrics.epoch)
+            self.events.add_summary(scalar(f"val/{name}", value), metrics.epoch)
+        self.events.flush()  # TensorBoard shows the run as it trains
 
     def log_config(self, yaml_text: str) -> None:
         """The resolved config under the Text tab's ``config`` tag, as a YAML code block."""
-        self.writer.add_text("config", f"```yaml\n{yaml_text}```")
+        self.events.add_summary(text("config", f"```yaml\n{yaml_text}```"))
 
     def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
         """Register the run with the HParams plugin before training, so that a run that never
@@ -183,43 +182,23 @@ class TensorBoardLogger:
         curves' last values).
         """
         _, session_start, _ = hparams_summaries(dict(hparams), {})
-        self.writer.file_writer.add_summary(session_start)
+        self.events.add_summary(session_start)
+        self.events.flush()
 
     def end_session(self, results: Mapping[str, Any], step: int) -> None:
         """The HParams metric columns from ``results`` (the contents of metrics.json) at
         ``step``, then the end of the session: success if its status is ``completed``."""
         for tag, key in HPARAM_METRIC_TAGS.items():
             if results.get(key) is not None:
-                self.writer.add_scalar(tag, results[key], step)
-        self.writer.file_writer.add_summary(session_end(results.get("status") == Status.COMPLETED))
+                self.events.add_summary(scalar(tag, results[key]), step)
+        self.events.add_summary(session_end(results.get("status") == Status.COMPLETED))
 
     def log_picture(self, tag: str, picture: Picture, step: int) -> None:
         """An already encoded PNG under the Images tab: the same bytes as the file on disk."""
-        self.writer.file_writer.add_summary(image_summary(tag, picture), step)
+        self.events.add_summary(image_summary(tag, picture), step)
 
     def close(self) -> None:
-        self.writer.close()
-
-
-def event_files(log_dir: Path) -> list[Path]:
-    return list(Path(log_dir).glob("events.out.tfevents.*"))
-
-
-def quiet_event_writer_errors() -> None:
-    """Leave out the traceback of an OSError (a full disk) in TensorBoard's writer thread:
-    the writer raises it again in the main thread at its next call, where the run reports
-    it in one line naming the event file."""
-    previous = threading.excepthook
-    if getattr(previous, "quiets_event_writer", False):
-        return
-
-    def hook(args: Any) -> None:
-        in_writer = type(args.thread).__module__.startswith("tensorboard.")
-        if not (in_writer and isinstance(args.exc_value, OSError)):
-            previous(args)
-
-    hook.quiets_event_writer = True  # type: ignore[attr-defined]
-    threading.excepthook = hook
+        self.events.close()
 
 
 def session_end(success: bool) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from logreg_exp.files import write_bytes
+from logreg_exp.results import Status
 from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.tracking.images import Picture, picture_of
 from logreg_exp.tracking.loggers import TensorBoardLogger
@@ -100,6 +102,27 @@ class BoundaryPainter:
         ys = to_data.transform(np.c_[np.full(y1 - y0, x0), np.arange(y1, y0, -1) - 0.5])[:, 1]
         self.pixel_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
         self.pixel_shape = (y1 - y0, x1 - x0)
+        # Each pixel as the picture has it (rounded to 0-255), for the pixels that no layer
+        # covers: the background, and a band's colour in the axes. The pixels under the
+        # points are blended from the exact colours below them, as they come.
+        self.background_rgba = np.dstack(
+            [
+                np.round(self.background).astype(np.uint8),
+                np.full(self.background.shape[:2], 255, np.uint8),
+            ]
+        )
+        self.band_u8 = np.round(self.band_rgb).astype(np.uint8)
+        width = self.background.shape[1]
+        under = self.points.at
+        row, column = under // width, under % width
+        inside = (
+            (row >= self.rows.start) & (row < self.rows.stop)
+            & (column >= self.columns.start) & (column < self.columns.stop)
+        )  # fmt: skip
+        self.under_axes = np.nonzero(inside)[0]  # the points' pixels in the axes ...
+        self.under_axes_at = (row[inside] - self.rows.start) * self.pixel_shape[1] + (
+            column[inside] - self.columns.start
+        )  # ... as indices into the axes' pixels
 
     @staticmethod
     def layers(
@@ -137,15 +160,19 @@ class BoundaryPainter:
     def paint(self, proba_at: Callable[[np.ndarray], np.ndarray], title: str) -> Picture:
         """The picture of the model whose p(y = 1 | x) at points (n, 2) is ``proba_at``:
         bands, points, line, legend, title, each over the one before."""
-        proba = proba_at(self.pixel_points).reshape(self.pixel_shape)
+        return encode_png(self.draw(proba_at, title))
+
+    def draw(self, proba_at: Callable[[np.ndarray], np.ndarray], title: str) -> np.ndarray:
+        """The pixels (H, W, 3) of ``paint``'s picture, not yet encoded."""
+        proba = proba_at(self.pixel_points)
         band = np.clip((proba * (LEVELS - 1)).astype(np.int64), 0, LEVELS - 2)
-        image = self.background.copy()
-        image[self.rows, self.columns] = self.band_rgb[band]
-        self.points.lay_over(image.reshape(-1, 3))
         renderer = self.canvas.get_renderer()
         buffer = np.asarray(renderer.buffer_rgba())
-        buffer[..., :3] = np.round(image)
-        buffer[..., 3] = 255
+        buffer[...] = self.background_rgba
+        buffer[self.rows, self.columns, :3] = self.band_u8[band].reshape(*self.pixel_shape, 3)
+        below = self.background.reshape(-1, 3)[self.points.at]
+        below[self.under_axes] = self.band_rgb[band[self.under_axes_at]]
+        buffer.reshape(-1, 4)[self.points.at, :3] = np.round(self.points.over(below))
         if self.line is not None:
             self.line.remove()
         on_grid = proba_at(np.c_[self.grid0.ravel(), self.grid1.ravel()])
@@ -159,7 +186,7 @@ class BoundaryPainter:
         rgb[self.legend.at] = np.round(self.legend.over(with_legend))
         self.title.set_text(title)
         self.title.draw(renderer)
-        return encode_png(buffer[..., :3])
+        return buffer[..., :3].copy()
 
 
 @dataclass
@@ -182,10 +209,6 @@ class Layer:
         """This layer's pixels over ``below`` (their pixels, 0-255)."""
         return self.rgb + below * (1 - self.alpha)
 
-    def lay_over(self, image: np.ndarray) -> None:
-        """Lay this layer over ``image`` (all pixels, flat, 0-255), in place."""
-        image[self.at] = self.over(image[self.at])
-
 
 def encode_png(rgb: np.ndarray) -> Picture:
     """An (H, W, 3) image as a PNG, with Pillow (which matplotlib brings)."""
@@ -201,16 +224,28 @@ def log_decision_boundary(
     result: FitResult,
     run_dir: Path,
     tensorboard: TensorBoardLogger | None,
-    painter: BoundaryPainter | None = None,
+    picture: Picture | None = None,
 ) -> None:
     """The best model's decision boundary over the validation points, for 2-feature data:
     ``decision_boundary.png`` in the run dir and the same image in TensorBoard (if on). Loads
     the best state into ``pipeline.model``, so call it once training is over. Without matplotlib
-    it says so in one log line; it is a picture, not a result. ``painter``: one made for
-    ``pipeline``'s validation points by ``painter_for``, to share between jobs."""
-    painter = painter or painter_for(pipeline)
-    if painter is None:
-        return
+    it says so in one log line; it is a picture, not a result. ``picture``: the picture,
+    where it was painted already (``PicturesAhead``)."""
+    if picture is None:
+        painter = painter_for(pipeline)
+        if painter is None:
+            return
+        picture = painter.paint(*boundary_of(pipeline, result))
+    write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
+    if tensorboard is not None:
+        tensorboard.log_picture("decision_boundary", picture, result.best_epoch)
+
+
+def boundary_of(
+    pipeline: Pipeline, result: FitResult
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """What ``BoundaryPainter.paint`` draws for ``result``'s best model: its probability at
+    given points (the model loaded into ``pipeline.model``), and the picture's title."""
     x = pipeline.val_set.tensors[0]
     pipeline.model.load_state_dict(result.best_state)
 
@@ -219,11 +254,39 @@ def log_decision_boundary(
             grid = torch.as_tensor(points, dtype=x.dtype, device=x.device)
             return pipeline.model.predict_proba(grid).cpu().double().numpy()
 
-    title = f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
-    picture = painter.paint(proba_at, title)
-    write_bytes(run_dir / DECISION_BOUNDARY_FILE, picture.png)
-    if tensorboard is not None:
-        tensorboard.log_picture("decision_boundary", picture, result.best_epoch)
+    return proba_at, f"best epoch {result.best_epoch}: val_acc {result.best.val_acc:.4f}"
+
+
+class PicturesAhead:
+    """The pictures of a group's completed jobs, in job order: each painted here (the painter
+    is not thread-safe) a few jobs before it is asked for, and encoded as PNG meanwhile by a
+    pool of threads (zlib runs without the GIL), while the jobs before it write their files.
+    The same pictures, byte for byte, as ``painter.paint`` gives."""
+
+    def __init__(
+        self, painter: BoundaryPainter, pipeline: Pipeline, results: Sequence[FitResult]
+    ) -> None:
+        from logreg_exp.sweeps.launchers import usable_cores
+
+        self.painter, self.pipeline, self.results = painter, pipeline, results
+        threads = max(1, min(4, usable_cores() - 1))
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="png")
+        self.ahead = 2 * threads + 2
+        self.to_paint = iter(k for k, r in enumerate(results) if r.status is Status.COMPLETED)
+        self.encoding: dict[int, Future[Picture]] = {}
+
+    def picture(self, k: int) -> Picture:
+        """Job ``k``'s picture (a completed job's), once encoded."""
+        while k not in self.encoding or len(self.encoding) < self.ahead:
+            j = next(self.to_paint, None)
+            if j is None:
+                break
+            pixels = self.painter.draw(*boundary_of(self.pipeline, self.results[j]))
+            self.encoding[j] = self.pool.submit(encode_png, pixels)
+        return self.encoding.pop(k).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
 def painter_for(pipeline: Pipeline) -> BoundaryPainter | None:

@@ -14,6 +14,7 @@ from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
+    one_thread_is_enough,
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
@@ -218,3 +219,9 @@ def test_a_column_whose_validation_overflows_diverges_as_alone():
     assert expected.status is Status.DIVERGED and expected.non_finite == "val_loss"
     assert results[1].non_finite == "val_loss" and results[0].status is Status.COMPLETED
     assert_same_fit(results[1], expected)
+
+
+def test_one_thread_is_enough_while_every_tensor_is_below_torchs_grain_size():
+    assert one_thread_is_enough(100, 2, (8, 32))  # a 100-lr sweep of the exercise
+    assert not one_thread_is_enough(1000, 2, (8, 64))  # scores of 64,000 elements
+    assert not one_thread_is_enough(2, 20000, (8, 32))  # weights of 40,000

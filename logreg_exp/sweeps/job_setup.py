@@ -1,0 +1,184 @@
+"""Hydra's ``run_job`` for the jobs of a group (``hydra/launcher=vectorized``), without what
+costs most there when a sweep has hundreds of jobs.
+
+A job gets what Hydra's ``run_job`` gives it, in the same order: its dir
+(``hydra.sweep.dir``/``hydra.sweep.subdir``) as ``hydra.runtime.output_dir``, ``HydraConfig``
+set to its config, ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml), its log file,
+``hydra.job.env_set``, the callbacks' ``on_job_start``, the task function called with its
+config less the ``hydra`` node, and ``on_job_end``. What differs is how: the ``.hydra/``
+files are the text of the first job of the same override keys with this job's values filled
+in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them byte for byte against
+Hydra's), the task's config is derived from its template rather than copied whole
+(``ConfigDeriver.task_config``), and the log file is a handler beside the console's rather
+than logging configured anew. A job whose config was composed whole, or that sets
+``hydra.job.chdir``, goes through Hydra's ``run_job``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, env_override
+from hydra.types import TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from logreg_exp.sweeps.swept import split_override
+from logreg_exp.sweeps.yaml_template import Path as KeyPath
+from logreg_exp.sweeps.yaml_template import YamlTemplate
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+# the values of hydra.yaml that differ between jobs of the same override keys, besides the
+# overrides themselves
+JOB_KEYS: tuple[KeyPath, ...] = (
+    ("hydra", "job", "override_dirname"),
+    ("hydra", "job", "id"),
+    ("hydra", "job", "num"),
+    ("hydra", "runtime", "output_dir"),
+)
+
+
+def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
+    """The job's log file and its line format, as ``hydra.job_logging`` configures them."""
+    file_handler = hydra_cfg.job_logging.handlers.get("file", {})
+    default = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
+    formatter = file_handler.get("formatter", "simple")
+    return Path(file_handler.get("filename", default)), hydra_cfg.job_logging.formatters[
+        formatter
+    ].format
+
+
+def key_path(container: Any, key: str) -> KeyPath:
+    """The dotted override key ``key`` as a path into ``container`` (list indices as ints)."""
+    path: list[str | int] = []
+    node = container
+    for part in key.split("."):
+        step: str | int = int(part) if isinstance(node, list) and part.isdigit() else part
+        path.append(step)
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    return tuple(path)
+
+
+class HydraFiles:
+    """The text of the ``.hydra/`` files of jobs whose configs differ only in the values of
+    the same override keys, their number and their dir; made from the first such job."""
+
+    def __init__(self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig) -> None:
+        self.keys = [split_override(o)[0] for o in cfg.hydra.overrides.task]
+        task = OmegaConf.to_container(task_cfg, enum_to_str=True)
+        n = len(self.keys)
+        self.templates = (
+            YamlTemplate(task, [key_path(task, k) for k in self.keys]),
+            YamlTemplate(
+                OmegaConf.to_container(hydra_cfg, enum_to_str=True),
+                [*(("hydra", "overrides", "task", j) for j in range(n)), *JOB_KEYS],
+            ),
+            YamlTemplate(
+                OmegaConf.to_container(cfg.hydra.overrides.task), [(j,) for j in range(n)]
+            ),
+        )
+
+    def texts(self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig) -> list[str]:
+        """config.yaml, hydra.yaml and overrides.yaml of the job ``cfg``, as Hydra writes them
+        (``OmegaConf.to_yaml``); a file whose template cannot take the job's values is
+        dumped whole."""
+        overrides = list(cfg.hydra.overrides.task)
+        job = cfg.hydra.job
+        values = (
+            [OmegaConf.select(task_cfg, k) for k in self.keys],
+            [*overrides, job.override_dirname, job.id, job.num, cfg.hydra.runtime.output_dir],
+            overrides,
+        )
+        whole = (task_cfg, hydra_cfg, cfg.hydra.overrides.task)
+        texts = []
+        for template, job_values, node in zip(self.templates, values, whole, strict=True):
+            text = template.fill(job_values)
+            texts.append(text if text is not None else OmegaConf.to_yaml(node))
+        return texts
+
+
+class JobSetUp:
+    """Sets up and runs (with a task function that only checks and keeps its config) the
+    jobs of a group, one at a time, as Hydra's ``run_job`` would."""
+
+    def __init__(
+        self,
+        callbacks: Any,
+        task_config: Callable[[DictConfig], DictConfig],
+        console: Sequence[logging.Handler],
+    ) -> None:
+        self.callbacks = callbacks
+        self.task_config = task_config
+        self.console = list(console)
+        self.files: dict[tuple[str, ...], HydraFiles] = {}
+
+    @staticmethod
+    def can_set_up(cfg: DictConfig, derived: bool) -> bool:
+        """Whether this set-up mirrors Hydra's for ``cfg``: a config derived from its
+        template (``ConfigDeriver``), run in the launching process's working dir, whose
+        subdir names no ``${hydra:...}`` (it is read from the job's own config)."""
+        subdir = OmegaConf.to_container(cfg.hydra.sweep)["subdir"]  # type: ignore[index]
+        return derived and not cfg.hydra.job.chdir and "${hydra:" not in str(subdir)
+
+    def __call__(self, cfg: DictConfig, task_function: TaskFunction) -> JobReturn:
+        output_dir = Path(str(cfg.hydra.sweep.dir)) / str(
+            OmegaConf.select(cfg, "hydra.sweep.subdir")
+        )
+        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+            cfg.hydra.runtime.output_dir = os.path.abspath(output_dir)
+        hydra_config = HydraConfig.instance()
+        previous = hydra_config.cfg
+        hydra_config.set_config(cfg)
+        try:
+            hydra_cfg = hydra_config.cfg
+            assert isinstance(hydra_cfg, DictConfig)
+            task_cfg = self.task_config(cfg)
+            ret = JobReturn(
+                overrides=list(cfg.hydra.overrides.task),
+                cfg=task_cfg,
+                hydra_cfg=hydra_cfg,
+                working_dir=os.getcwd(),
+            )
+            self.write_hydra_files(cfg, hydra_cfg, task_cfg, output_dir)
+            from logreg_exp.job import logging_only_to  # torch: imported by now
+
+            log_file, line_format = log_file_of(cfg.hydra)
+            with logging_only_to(log_file, line_format, also=self.console):
+                with env_override(dict(cfg.hydra.job.env_set)):
+                    self.callbacks.on_job_start(config=cfg, task_function=task_function)
+                    try:
+                        ret.return_value = task_function(task_cfg)
+                        ret.status = JobStatus.COMPLETED
+                    except Exception as e:
+                        ret.return_value = e
+                        ret.status = JobStatus.FAILED
+                ret.task_name = JobRuntime.instance().get("name")
+                self.callbacks.on_job_end(config=cfg, job_return=ret)
+            return ret
+        finally:
+            hydra_config.cfg = previous
+
+    def write_hydra_files(
+        self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig, output_dir: Path
+    ) -> None:
+        """``.hydra/`` (``hydra.output_subdir``) as Hydra writes it, where it is set."""
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.hydra.output_subdir is None:
+            return
+        keys = tuple(split_override(o)[0] for o in cfg.hydra.overrides.task)
+        if keys not in self.files:
+            self.files[keys] = HydraFiles(cfg, hydra_cfg, task_cfg)
+        hydra_dir = output_dir / str(cfg.hydra.output_subdir)
+        hydra_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in zip(
+            HYDRA_FILES, self.files[keys].texts(cfg, hydra_cfg, task_cfg), strict=True
+        ):
+            with open(hydra_dir / name, "w", encoding="utf-8") as file:
+                file.write(text)

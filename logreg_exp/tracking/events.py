@@ -1,0 +1,109 @@
+"""TensorBoard event files, written in the calling thread.
+
+An event file is a sequence of records (TFRecord framing): the length of a serialized
+``Event``, a masked CRC-32C of the length, the event, a masked CRC-32C of the event. The
+first event names the file version. tensorboard's own ``EventFileWriter`` (under torch's
+``SummaryWriter``) writes the same records from a thread of its own, one per open file;
+this writer writes them as they come, and the caller flushes (once an epoch), so a sweep
+that writes hundreds of runs' files has no thread per file to start and join.
+
+The CRC-32C is google-crc32c's C code where it is installed (``pip install
+'logreg-exp[plots]'``), else tensorboard's own in pure Python, which takes about 16 ms for
+a 90 KB picture.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata
+
+from logreg_exp.files import durable_close
+
+EVENTS_PREFIX = "events.out.tfevents."
+FILE_VERSION = "brain.Event:2"
+WRITER = "logreg_exp.tracking.events"
+
+_MASK_DELTA = 0xA282EAD8
+_uids = itertools.count()  # tells apart the files one process opens in the same second
+
+
+def _pure_crc32c(data: bytes) -> int:
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c
+
+    return crc32c(data)
+
+
+def _crc32c_function() -> Any:
+    try:
+        import google_crc32c
+    except ImportError:
+        return _pure_crc32c
+    return google_crc32c.value if google_crc32c.implementation == "c" else _pure_crc32c
+
+
+crc32c = _crc32c_function()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The CRC-32C of ``data``, masked as TFRecord masks it."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def record(event: Event) -> bytes:
+    """``event`` framed as one record of an event file."""
+    data = event.SerializeToString()
+    header = struct.pack("<Q", len(data))
+    checks = struct.pack("<I", masked_crc32c(header)), struct.pack("<I", masked_crc32c(data))
+    return b"".join((header, checks[0], data, checks[1]))
+
+
+def first_event() -> Event:
+    """The event an event file starts with: its version, and the writer."""
+    metadata = SourceMetadata(writer=WRITER)
+    return Event(wall_time=time.time(), file_version=FILE_VERSION, source_metadata=metadata)
+
+
+def event_file_name(suffix: str = "") -> str:
+    """``events.out.tfevents.<seconds>.<host>.<pid>.<n><suffix>``, as tensorboard names one."""
+    host = socket.gethostname()
+    return f"{EVENTS_PREFIX}{int(time.time()):010d}.{host}.{os.getpid()}.{next(_uids)}{suffix}"
+
+
+class EventFile:
+    """A new event file in ``log_dir``, open for events: ``add_summary``, ``flush``,
+    ``close`` (made durable). An OSError (a full disk) comes from the call that meets it."""
+
+    def __init__(self, log_dir: Path) -> None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.path = Path(log_dir) / event_file_name()
+        self.file: IO[bytes] | None = open(self.path, "xb")  # noqa: SIM115 (closed by close)
+        self.add(first_event())
+        self.flush()
+
+    def add(self, event: Event) -> None:
+        assert self.file is not None, "the event file is closed"
+        self.file.write(record(event))
+
+    def add_summary(self, summary: Any, step: int | None = None) -> None:
+        """``summary`` as an event of now, at ``step`` (none: 0), as tensorboard writes it."""
+        event = Event(summary=summary, wall_time=time.time())
+        if step is not None:
+            event.step = int(step)
+        self.add(event)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            file, self.file = self.file, None
+            durable_close(self.path, file)

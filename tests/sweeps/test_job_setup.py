@@ -1,0 +1,98 @@
+"""A grouped job's set-up: its .hydra/ files byte for byte as Hydra writes them, from a template
+of the first job's text; and the YAML template itself."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict, read_write
+
+from logreg_exp.cli import register_configs
+from logreg_exp.sweeps.job_setup import HydraFiles
+from logreg_exp.sweeps.vectorized import ConfigDeriver
+from logreg_exp.sweeps.yaml_template import YamlTemplate, dump
+
+LONG = "x" * 70
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.01, 1.0, 1e-05, 3, True, None, "abc", "0", "true", "a b", "x: y", "", "ü", LONG, "a\nb",
+     f"{LONG} {LONG}", float("inf")],
+)  # fmt: skip
+def test_a_filled_template_is_the_dump_or_nothing(value):
+    container = {"a": {"b": 1, "c": [1, 2]}, "d": "e"}
+    template = YamlTemplate(container, [("a", "b"), ("a", "c", 1)])
+    filled = template.fill([value, value])
+    expected = dump({"a": {"b": value, "c": [1, value]}, "d": "e"})
+    if value in ("a\nb", f"{LONG} {LONG}"):  # over two lines; folded at the width
+        assert filled is None and expected.count("\n") > 5
+    else:
+        assert filled == expected
+
+
+def test_holes_are_filled_whatever_the_order_of_their_paths():
+    template = YamlTemplate({"a": 1, "b": [2, 3]}, [("b", 1), ("a",)])
+    assert template.fill(["x", "y"]) == dump({"a": "y", "b": [2, "x"]})
+
+
+def test_a_hole_that_is_not_a_leaf_makes_no_template():
+    assert YamlTemplate({"a": {"b": 1}}, [("a",)]).fill([2]) is None
+
+
+JOBS = [  # batch_size comes after updater in the config: holes out of the overrides' order
+    ["batch_size=8", "updater.lr=0.1"],
+    ["batch_size=8", "updater.lr=1"],  # an int for a float key: written 1.0
+    ["batch_size=32", "updater.lr=0.001"],
+    ["batch_size=8", "updater.lr=1e-5"],
+    [f"batch_size={10**70}", "updater.lr=0.5"],  # a dir name too long for one line
+]
+
+
+def test_the_hydra_files_are_what_hydra_writes(tmp_path):
+    """Each job's config.yaml, hydra.yaml and overrides.yaml from the first job's template
+    (derived configs), against OmegaConf.to_yaml of the configs Hydra composes, as its
+    run_job writes them."""
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            "config", [f"hydra.sweep.dir={tmp_path}", "hydra/launcher=vectorized"],
+            RunMode.MULTIRUN,
+        )  # fmt: skip
+        deriver = ConfigDeriver(loader.load_sweep_config)
+        files = None
+        for num, overrides in enumerate(JOBS):
+            texts = {}
+            for way in ("hydra", "derived"):
+                if way == "hydra":
+                    cfg = loader.load_sweep_config(master, overrides)
+                else:
+                    cfg = deriver.for_launch(master, overrides)
+                with open_dict(cfg):
+                    cfg.hydra.job.id = cfg.hydra.job.num = num
+                subdir = OmegaConf.select(cfg, "hydra.sweep.subdir")
+                with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+                    cfg.hydra.runtime.output_dir = str(tmp_path / subdir)
+                HydraConfig.instance().set_config(cfg)
+                hydra_cfg = HydraConfig.instance().cfg
+                if way == "hydra":  # as run_job makes and writes them
+                    task_cfg = copy.deepcopy(cfg)
+                    with read_write(task_cfg), open_dict(task_cfg):
+                        del task_cfg["hydra"]
+                    nodes = (task_cfg, hydra_cfg, cfg.hydra.overrides.task)
+                    texts[way] = [OmegaConf.to_yaml(node) for node in nodes]
+                    hydra_task = task_cfg
+                else:
+                    task_cfg = deriver.task_config(cfg)
+                    assert OmegaConf.get_type(task_cfg) is OmegaConf.get_type(hydra_task)
+                    files = files or HydraFiles(cfg, hydra_cfg, task_cfg)
+                    texts[way] = files.texts(cfg, hydra_cfg, task_cfg)
+            assert texts["derived"] == texts["hydra"], overrides
+        assert files is not None
+        assert files.templates[1].fill([*JOBS[-1], "x", "1", 1, LONG + LONG]) is None
