@@ -120,9 +120,20 @@ class Pipeline:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Put a freshly built pipeline where ``state_dict`` was taken."""
+        """Put a freshly built pipeline where ``state_dict`` was taken.
+
+        An optimizer's ``capturable`` stays as built: a run on a GPU switches it on to replay
+        CUDA graphs (``graphs.make_capturable``), and its state, resumed where there is no
+        GPU, would otherwise ask for a capturable step on the CPU, which torch refuses.
+        """
         self.model.load_state_dict(state["model"])
+        as_built = [group.get("capturable") for group in getattr(self.updater, "param_groups", [])]
         self.updater.load_state_dict(state["updater"])
+        for group, capturable in zip(
+            getattr(self.updater, "param_groups", []), as_built, strict=True
+        ):
+            if capturable is not None:
+                group["capturable"] = capturable
         self.train_loader.dataset.load_state_dict(state["train_batches"])
 
     @property

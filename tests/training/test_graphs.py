@@ -23,6 +23,7 @@ from tests.helpers import compose_config
 
 SMALL = ["dataset.n_samples=203", "epochs=3"]  # 101 train points: 12 batches of 8 and one of 5
 
+CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -213,3 +214,22 @@ def test_weights_that_overflow_in_a_replayed_epoch_are_found_at_the_eager_step()
     assert captured.graphs  # the second epoch was replayed
     assert want.first_nonfinite_batch is not None
     assert got.first_nonfinite_batch == want.first_nonfinite_batch
+
+
+def test_a_run_resumed_without_a_gpu_keeps_its_optimizer_as_built():
+    """Adam's state saved by a run that replayed CUDA graphs says capturable; resumed on the
+    CPU, the optimizer stays as built (not capturable, which torch refuses on the CPU) and
+    trains on."""
+    adam = ["updater=optim", "updater.optimizer._target_=torch.optim.Adam"]
+    _, on_gpu = pipeline(*adam)
+    train_one_epoch(on_gpu.model, on_gpu.loss_fn, on_gpu.updater, on_gpu.train_loader, CPU)
+    make_capturable(on_gpu.updater)  # as the run on the GPU did
+    state = on_gpu.state_dict()
+    assert state["updater"]["param_groups"][0]["capturable"] is True
+    _, resumed = pipeline(*adam)
+    resumed.load_state_dict(state)
+    assert resumed.updater.param_groups[0]["capturable"] is False
+    phase = train_one_epoch(
+        resumed.model, resumed.loss_fn, resumed.updater, resumed.train_loader, CPU
+    )
+    assert math.isfinite(phase.loss)
