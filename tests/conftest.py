@@ -1,8 +1,15 @@
 """Fixtures shared by the test modules (the helpers they import are in ``helpers.py``)."""
 
 import pytest
+import torch
 
 from tests.helpers import compose_config
+
+# The in-process tests train on tensors of a few thousand numbers, where torch's intra-op
+# threads only add a hand-over at every operation; on a busy 2-core machine the threads wait
+# for each other and the tests take several times as long. One thread, set before any job
+# reads torch's default (devices.torch_default_threads); the CLI in a subprocess is untouched.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
