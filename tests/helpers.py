@@ -64,21 +64,25 @@ def composed(overrides: tuple[str, ...]) -> DictConfig:
     groups = composed_with_hydra(()).hydra.runtime.choices
     plain = [o for o in parsed if ConfigDeriver.signature([o]) and o.key_or_group not in groups]
     keys = [o.key_or_group for o in parsed]
-    if plain and len(set(keys)) == len(keys):
-        base = composed_with_hydra(tuple(o.input_line for o in parsed if o not in plain))
-        if ConfigDeriver.derivable(base, plain):
-            cfg = copy.deepcopy(base)
-            ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
-            with open_dict(cfg):
-                del cfg["hydra"]
-            return cfg
-    return compose(*overrides)
+    if len(set(keys)) < len(keys):
+        return compose(*overrides)
+    others = tuple(o.input_line for o in parsed if o not in plain)
+    if not plain:  # what cli.compose returns: the config composed with its hydra node, less it
+        cfg = copy.deepcopy(composed_with_hydra(others))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+    if not ConfigDeriver.derivable(composed_with_hydra(others), plain):
+        return compose(*overrides)
+    cfg = copy.deepcopy(composed(others))
+    ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
+    return cfg
 
 
 @functools.cache
 def composed_with_hydra(overrides: tuple[str, ...]) -> DictConfig:
-    """The config for ``overrides`` with its ``hydra`` node (its group choices), composed
-    once, for ``composed`` to apply values to."""
+    """The config for ``overrides`` with its ``hydra`` node, composed once: ``composed``
+    reads its group choices and hands out the rest."""
     return compose(*overrides, with_hydra=True)
 
 
