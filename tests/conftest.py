@@ -11,11 +11,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import REPO, compose_config
 
 CLUSTER_SCRIPT = REPO / ".ci" / "slurm" / "cluster.sh"
 SLURM_DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch")
+
+# The in-process tests train on tensors of a few thousand numbers, where torch's intra-op
+# threads only add a hand-over at every operation; on a busy 2-core machine the threads wait
+# for each other and the tests take several times as long. One thread, set before any job
+# reads torch's default (devices.torch_default_threads); the CLI in a subprocess is untouched.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ the real CLI, read what a run leaves behind."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import subprocess
@@ -13,16 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from logreg_exp.cli import compose
 from logreg_exp.results import Monitor
+from logreg_exp.sweeps.vectorized import ConfigDeriver
 from logreg_exp.training.build import build_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
+PARSER = OverridesParser.create()
 
 # The exercise's data, key by key: the default dataset and experiment=exercise's.
 EXERCISE_DATASET = {
@@ -39,8 +45,50 @@ EXERCISE_DATASET = {
 
 
 def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
-    """The config ``python -m logreg_exp OVERRIDES`` would run with (see ``cli.compose``)."""
-    return compose(*overrides, with_hydra=with_hydra)
+    """The config ``python -m logreg_exp OVERRIDES`` would run with (see ``cli.compose``),
+    the caller's own copy. Without its ``hydra`` node a config follows from its overrides
+    alone, so each set is made once (see ``composed``); the ``hydra`` node also holds the
+    working directory and the environment, so that is composed anew each time."""
+    if with_hydra:
+        return compose(*overrides, with_hydra=True)
+    return copy.deepcopy(composed(overrides))
+
+
+@functools.cache
+def composed(overrides: tuple[str, ...]) -> DictConfig:
+    """The config for ``overrides``, made once; only ``compose_config`` hands it out.
+
+    Most tests change only values, and composing is the slow step: overrides that set a
+    plain value are applied with Hydra's own function, as Hydra applies them after composing,
+    to the config composed from the others (group choices, +, ~), which tests share. The
+    vectorized launcher derives a sweep's jobs the same way (``ConfigDeriver``), and
+    ``test_helpers.py`` checks that the result is what Hydra composes. A key given twice, or
+    a value that is not a plain leaf, is composed whole.
+    """
+    parsed = PARSER.parse_overrides(list(overrides))
+    groups = composed_with_hydra(()).hydra.runtime.choices
+    plain = [o for o in parsed if ConfigDeriver.signature([o]) and o.key_or_group not in groups]
+    keys = [o.key_or_group for o in parsed]
+    if len(set(keys)) < len(keys):
+        return compose(*overrides)
+    others = tuple(o.input_line for o in parsed if o not in plain)
+    if not plain:  # what cli.compose returns: the config composed with its hydra node, less it
+        cfg = copy.deepcopy(composed_with_hydra(others))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+    if not ConfigDeriver.derivable(composed_with_hydra(others), plain):
+        return compose(*overrides)
+    cfg = copy.deepcopy(composed(others))
+    ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
+    return cfg
+
+
+@functools.cache
+def composed_with_hydra(overrides: tuple[str, ...]) -> DictConfig:
+    """The config for ``overrides`` with its ``hydra`` node, composed once: ``composed``
+    reads its group choices and hands out the rest."""
+    return compose(*overrides, with_hydra=True)
 
 
 def build(*overrides: str):

@@ -48,7 +48,7 @@ def task(tmp_path, *overrides, mode=RunMode.RUN):
 
 
 def test_task_function_returns_the_value_for_sweepers(tmp_path):
-    value = task(tmp_path, "epochs=2", "monitor=val_acc")
+    value = task(tmp_path, "epochs=2", "dataset.n_samples=400", "monitor=val_acc")
     assert value == json.loads((tmp_path / "metrics.json").read_text())["best_val_acc"]
 
 

@@ -25,7 +25,7 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
 
     monkeypatch.setattr(job, "build_pipeline", spy)
     for num in range(2):
-        job.run_job(compose_config("epochs=1"), tmp_path / str(num))
+        job.run_job(compose_config("epochs=1", "dataset.n_samples=400"), tmp_path / str(num))
         assert [ref() for ref in built[-1]] == [None] * 5, num
 
 

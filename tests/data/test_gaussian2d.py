@@ -1,3 +1,4 @@
+import functools
 import math
 import tracemalloc
 import warnings
@@ -6,6 +7,15 @@ import numpy as np
 import pytest
 
 from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
+
+
+@functools.cache
+def draws(d: int, flip: float, n: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points of the dataset, drawn once for the cases that share ``d`` and ``flip``
+    (read only)."""
+    x, y = make_gaussian2d(n, d, flip, np.random.default_rng(123))
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 @pytest.mark.parametrize(
@@ -18,8 +28,7 @@ from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
     ],
 )
 def test_population_accuracy_matches_monte_carlo(w, b, flip, d):
-    n = 2_000_000
-    x, y = make_gaussian2d(n, d, flip, np.random.default_rng(123))
+    x, y = draws(d, flip)
     predicted = (x @ np.array(w) + b > 0).astype(float)
     monte_carlo = (predicted == y).mean()
     # Monte Carlo standard deviation at 2M draws is at most 0.00035

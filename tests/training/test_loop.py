@@ -20,7 +20,7 @@ def fit_recording(*overrides):
 def test_best_state_is_a_copy_of_the_best_epoch_not_the_last():
     # a large lr makes validation accuracy jump around, so the best epoch is not the last
     exp, result, snapshots = fit_recording(
-        "updater.lr=0.5", "monitor=val_acc", "epochs=8", "dataset.n_samples=2000"
+        "updater.lr=0.5", "monitor=val_acc", "epochs=8", "dataset.n_samples=400"
     )
     accs = [m.val_acc for m in result.history]
     assert result.best_epoch == accs.index(max(accs)) + 1
@@ -56,13 +56,13 @@ def test_validation_loss_is_the_mean_over_all_samples():
 
 
 def test_a_stop_request_ends_training_between_minibatches_with_whole_epochs_only():
-    cfg = compose_config("epochs=5")
+    cfg = compose_config("epochs=5", "dataset.n_samples=400")
     exp = build_pipeline(cfg, torch.device("cpu"))
     steps = {"n": 0}
 
-    def stop_requested():  # turns true in the middle of epoch 3 (313 minibatches an epoch)
+    def stop_requested():  # true in the middle of epoch 3: an epoch asks 25 + 7 + 1 times
         steps["n"] += 1
-        return steps["n"] > 2 * (313 + 79) + 100
+        return steps["n"] > 2 * (25 + 7 + 1) + 10
 
     result = fit(
         exp.model, exp.loss_fn, exp.updater, exp.train_loader, exp.val_loader,

@@ -10,7 +10,7 @@ from tests.helpers import build, compose_config, fit_built
 
 
 def train(*overrides: str):
-    cfg, exp = build("epochs=3", "dataset.n_samples=1000", *overrides)
+    cfg, exp = build("epochs=3", "dataset.n_samples=400", *overrides)
     return exp, fit_built(cfg, exp)
 
 
