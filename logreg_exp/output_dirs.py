@@ -327,16 +327,10 @@ def claim(
     if state.holds is Holds.FINISHED and keep_ended and resume != "false":
         return Claim(lock, Start.ENDED)
     resumes = state.holds is Holds.SAME_UNFINISHED and state.resumable and resume != "false"
-    if resume == "true" and not resumes:
+    refused = state.holds in (Holds.FINISHED, Holds.OTHER)
+    if (resume == "true" and not resumes) or (refused and not overwrite):
         lock.release()
-        raise OutputDirInUse(nothing_to_resume(state, what))
-    if state.holds in (Holds.FINISHED, Holds.OTHER) and not overwrite:
-        lock.release()
-        resume_it = "run it with its own config to resume it, " if state.resumable else ""
-        raise OutputDirInUse(
-            f"the {what} {shown} holds {state.words}; {resume_it}choose another {key}, or "
-            "add overwrite=true to delete it first"
-        )
+        raise OutputDirInUse(refusal(state, what, key, resume == "true"))
     if resumes:
         return Claim(lock, Start.RESUME)
     if state.holds is Holds.SAME_UNFINISHED:
@@ -350,16 +344,31 @@ def claim(
     return Claim(lock, Start.FRESH)
 
 
-def nothing_to_resume(state: DirState, what: str) -> str:
-    """The one-line refusal of ``resume=true`` where ``state`` holds nothing to resume."""
+def refusal(state: DirState, what: str, key: str, resume_true: bool) -> str:
+    """Why ``claim`` refuses the dir, and the keys that change it, in one line: it holds a
+    finished run or another config's (``overwrite=true`` deletes it), or ``resume=true``
+    finds nothing to resume there."""
+    shown = display_path(state.path)
+    resume_it = "run it with its own config to resume it, " if state.resumable else ""
+    if not resume_true:
+        return (
+            f"the {what} {shown} holds {state.words}; {resume_it}choose another {key}, or add "
+            "overwrite=true to delete it first"
+        )
     if state.holds is Holds.SAME_UNFINISHED:
-        held = f"{state.words}, but {state.why_not}"
+        held, way_out = f"{state.words}, but {state.why_not}", "resume=auto starts it over"
+    elif state.holds is Holds.NOTHING:
+        held, way_out = "nothing", "resume=auto starts a new one"
     else:
-        held = state.words or "nothing"
+        held = state.words
+        way_out = (
+            f"{resume_it}choose another {key}, or add overwrite=true instead of resume=true "
+            "to delete it first"
+        )
     thing = "sweep" if what == "sweep dir" else "run"
     return (
-        f"resume=true, but the {what} {display_path(state.path)} holds no unfinished {thing} "
-        f"of this config to resume ({held}); resume=auto starts a new one"
+        f"resume=true, but the {what} {shown} holds no unfinished {thing} of this config to "
+        f"resume ({held}); {way_out}"
     )
 
 

@@ -109,9 +109,14 @@ def cluster_problem(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A one-node SLURM cluster (partition ``debug``) for this session, started by
-    .ci/slurm/cluster.sh in a dir of its own under /tmp (its daemons' users must reach it)
-    and stopped at the end; the environment that points commands at it (SLURM_CONF)."""
+    """A one-node SLURM cluster (partition ``debug``): the one .ci/run started (its state dir
+    in ``SLURM_CI_STATE``), else one started for this session by .ci/slurm/cluster.sh in a dir
+    of its own under /tmp (its daemons' users must reach it) and stopped at the end; the
+    environment that points commands at it (SLURM_CONF)."""
+    running = os.environ.get("SLURM_CI_STATE")
+    if running:
+        yield {**os.environ, "SLURM_CONF": str(Path(running) / "etc" / "slurm.conf")}
+        return
     reason = cluster_unavailable()
     if reason:
         cluster_problem(reason)

@@ -109,25 +109,30 @@ def test_an_unfinished_run_of_this_config_resumes_unless_resume_false(
     assert {p.name for p in run.iterdir()} == (kept if start is Start.RESUME else {LOCK_FILE})
 
 
+OVERWRITE_INSTEAD = "choose another hydra.run.dir, or add overwrite=true instead of resume=true"
+
+
 @pytest.mark.parametrize(
-    ("make", "held"),
+    ("make", "held", "way_out"),
     [
-        (lambda run, cfg: run.mkdir(), "nothing"),
+        (lambda run, cfg: run.mkdir(), "nothing", "resume=auto starts a new one"),
         (lambda run, cfg: a_run(run, cfg, "interrupted"),
-         "an unfinished run (interrupted), but it left no last.pt"),
-        (lambda run, cfg: a_resumable_run(run, cfg, "completed"), "a completed run"),
+         "an unfinished run (interrupted), but it left no last.pt", "resume=auto starts it over"),
+        (lambda run, cfg: a_resumable_run(run, cfg, "completed"), "a completed run",
+         f"{OVERWRITE_INSTEAD} to delete it first"),
         (lambda run, cfg: a_resumable_run(run, compose_config("seed=4")),
-         "an unfinished run of another config (epochs, seed differ)"),
+         "an unfinished run of another config (epochs, seed differ)",
+         f"run it with its own config to resume it, {OVERWRITE_INSTEAD} to delete it first"),
     ],
 )  # fmt: skip
-def test_resume_true_refuses_a_dir_with_nothing_to_resume(tmp_path, config, make, held):
+def test_resume_true_refuses_a_dir_with_nothing_to_resume(tmp_path, config, make, held, way_out):
     make(tmp_path / "run", config)
     before = sorted(p.name for p in (tmp_path / "run").iterdir())
     with pytest.raises(OutputDirInUse) as refused:
         claim_run_dir(tmp_path / "run", config, True, None, resume="true")
     assert str(refused.value) == (
         f"resume=true, but the run dir {tmp_path / 'run'} holds no unfinished run of this config "
-        f"to resume ({held}); resume=auto starts a new one"
+        f"to resume ({held}); {way_out}"
     )
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != LOCK_FILE) == [
         p for p in before if p != LOCK_FILE
@@ -195,7 +200,7 @@ def test_a_sweep_that_stopped_early_goes_on_where_its_launcher_and_sweeper_allow
         claim_sweep_dir(sweep, sweep_cfg, False, "logreg_exp.log", "true")
     assert str(refused.value) == (
         f"resume=true, but the sweep dir {sweep} holds no unfinished sweep of this config to "
-        f"resume (an unfinished sweep, but {why_not}); resume=auto starts a new one"
+        f"resume (an unfinished sweep, but {why_not}); resume=auto starts it over"
     )
 
 

@@ -143,7 +143,8 @@ def test_resume_true_false_and_another_config(tmp_path):
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "error: resume=true, but the run dir run holds no unfinished run of this config to "
-        "resume (a completed run); resume=auto starts a new one"
+        "resume (a completed run); choose another hydra.run.dir, or add overwrite=true instead "
+        "of resume=true to delete it first"
     ]
 
 

@@ -50,9 +50,13 @@ def start_sweep(tmp_path: Path, env: dict, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def finish(proc: subprocess.Popen) -> str:
+def ended(proc: subprocess.Popen, sweep: Path, returncode: int) -> tuple[str, dict[int, dict]]:
+    """The sweep's output and its summary's rows by job number, once it has ended with
+    ``returncode`` and without a traceback."""
     out, _ = proc.communicate(timeout=600)
-    return out
+    assert proc.returncode == returncode, out
+    assert "Traceback" not in out
+    return out, summary_rows(sweep)
 
 
 def summary_rows(sweep: Path) -> dict[int, dict]:
@@ -90,7 +94,7 @@ def job_process(env: dict, slurm_id: str) -> int:
 
 
 def job_dir(sweep: Path, num: int) -> Path:
-    return wait_until(lambda: next(iter(sweep.glob(f"{num}_*")), None), f"job {num}'s dir")
+    return wait_until(lambda: next(iter(sweep.glob(f"{num:04d}_*")), None), f"job {num}'s dir")
 
 
 class BeginTimeKicker:
@@ -134,11 +138,9 @@ def test_a_grid_sweep_completes_on_the_cluster_and_sacct_agrees(tmp_path, slurm_
     proc = start_sweep(
         tmp_path, slurm_cluster, "updater.lr=0.01,0.1", "batch_size=8,16", "epochs=2", *SMALL
     )
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    assert "Submitit 'slurm' sweep output dir" in out
     sweep = tmp_path / "sweep"
-    rows = summary_rows(sweep)
+    out, rows = ended(proc, sweep, 0)
+    assert "Submitit 'slurm' sweep output dir" in out
     assert sorted(rows) == [0, 1, 2, 3]
     ids = set()
     for num, row in rows.items():
@@ -173,12 +175,9 @@ def test_jobs_requeued_by_scontrol_and_by_the_time_limit_signal_resume_exactly(
                 wait_until(lambda job=job: reached_epoch(job, 2), f"epoch 2 of job {num}")
                 slurm_id = job_id(job)
                 subprocess.run([*command, slurm_id], env=slurm_cluster, check=True)
-            out = finish(proc)
+            _, rows = ended(proc, sweep, 0)
         finally:
             proc.kill()
-    assert proc.returncode == 0, out
-    assert "Traceback" not in out
-    rows = summary_rows(sweep)
     assert [rows[n]["status"] for n in range(3)] == ["completed"] * 3
     whole = sweep / rows[0]["dir"]
     for num, signal_name in ((1, "SIGTERM"), (2, "SIGUSR2")):
@@ -221,12 +220,9 @@ def test_cancelled_and_killed_jobs_are_waited_for_and_listed_without_accounting(
         job = job_dir(sweep, 1)
         wait_until(lambda: reached_epoch(job, 2), "epoch 2 of job 1")
         os.kill(job_process(slurm_cluster, job_id(job)), signal.SIGKILL)
-        out = finish(proc)
+        out, rows = ended(proc, sweep, 1)
     finally:
         proc.kill()
-    assert proc.returncode == 1, out
-    assert "Traceback" not in out
-    rows = summary_rows(sweep)
     assert [rows[n]["status"] for n in range(3)] == ["interrupted", "no metrics.json", "completed"]
     cancelled = read_metrics_json(sweep / rows[0]["dir"])
     assert cancelled["interrupted_by"] == "SIGTERM" and cancelled["epochs_run"] >= 2
