@@ -105,6 +105,8 @@ class GroupMember:
     swept: Sequence[str] | None
     log_file: Path
     log_format: str
+    resolved: dict[str, Any] | None = None  # the config resolved, as plain data
+    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml)
 
 
 def run_job_group(
@@ -171,7 +173,10 @@ def write_member(
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
-        report = JobReport(member.cfg, settings, member.job_dir, member.choices, member.swept)
+        report = JobReport(
+            member.cfg, settings, member.job_dir, member.choices, member.swept,
+            resolved=member.resolved, config_text=member.config_text,
+        )  # fmt: skip
         try:
             for metrics, is_best in zip(
                 result.history, improvements(result.history, result.monitor), strict=True
@@ -281,7 +286,11 @@ class JobReport:
         job_dir: Path,
         choices: Mapping[str, Any] | None = None,
         swept: Sequence[str] | None = None,
+        resolved: dict[str, Any] | None = None,
+        config_text: str | None = None,
     ) -> None:
+        """``resolved`` and ``config_text``: ``cfg`` resolved as plain data and as YAML, where
+        they are known already."""
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
         self.tensorboard: TensorBoardLogger | None = None
@@ -291,8 +300,8 @@ class JobReport:
                 self.tensorboard = TensorBoardLogger(job_dir)
             self.events = display_path(self.tensorboard.path)
             with writing(self.events):
-                self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-                self.tensorboard.start_session(run_hparams(cfg, choices, swept))
+                self.tensorboard.log_config(config_text or OmegaConf.to_yaml(cfg, resolve=True))
+                self.tensorboard.start_session(run_hparams(resolved or cfg, choices, swept))
 
     def log_epoch(self, metrics: EpochMetrics, is_best: bool) -> None:
         self.console.log_epoch(metrics, is_best)
