@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,9 +158,9 @@ class ConfigDeriver:
         if template is None:
             cfg = self.compose(master_config, list(sweep_overrides))
             if signature and self.derivable(cfg, parsed):
-                self.templates[signature] = copy.deepcopy(cfg)
+                self.templates[signature] = copy_config(cfg)
             return cfg
-        cfg = copy.deepcopy(template)
+        cfg = copy_config(template)
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in parsed]
@@ -204,7 +205,7 @@ class ConfigDeriver:
         else:
             if signature not in self.task_templates:
                 self.task_templates[signature] = without_hydra(template)
-            task = copy.deepcopy(self.task_templates[signature])
+            task = copy_config(self.task_templates[signature])
             ConfigLoaderImpl._apply_overrides_to_config(parsed, task)
             OmegaConf.copy_cache(from_config=cfg, to_config=task)
         with read_write(task), open_dict(task):
@@ -395,6 +396,16 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def copy_config(cfg: DictConfig) -> DictConfig:
+    """A deep copy of ``cfg``: through pickle, which OmegaConf supports and which copies a
+    config about three times faster than its ``__deepcopy__``; by ``deepcopy`` where
+    something in it does not pickle."""
+    try:
+        return pickle.loads(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return copy.deepcopy(cfg)
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:
