@@ -50,7 +50,7 @@ from logreg_exp.training.stacked import (
     one_thread_is_enough,
     stacked_updater,
 )
-from logreg_exp.training.updaters import ManualSGD, build_updater
+from logreg_exp.training.updaters import ManualSGD
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,14 @@ def run_job(
 
 @dataclass
 class GroupMember:
-    """A job of a group trained as one: its config, dir, config group choices, the keys its
-    sweep varies, and the log file (and its line format) that its lines go to."""
+    """A job of a group trained as one: its config, checked (``settings``), its updater
+    built on a stand-in parameter (for its class and hyperparameters), dir, config group
+    choices, the keys its sweep varies, and the log file (and its line format) that its
+    lines go to."""
 
     cfg: DictConfig
+    settings: Any
+    updater: Any
     job_dir: Path
     choices: Mapping[str, Any]
     swept: Sequence[str] | None
@@ -118,7 +122,7 @@ def run_job_group(
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
-    settings = [validated(m.cfg) for m in members]
+    settings = [m.settings for m in members]
     first = settings[0]
     device, threads = place(first, default_threads)
     pipeline = build_pipeline(first, device)
@@ -128,7 +132,7 @@ def run_job_group(
     ):
         threads = set_torch_threads(first.threads, 1)
     model = StackedLogisticRegression(pipeline.model, len(members))
-    optimizer_cls, per_job = stacking_of([s.updater for s in settings])
+    optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
     loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
@@ -187,11 +191,10 @@ def write_member(
             report.close()
 
 
-def stacking_of(updaters: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
-    """The torch.optim class whose update the group's updaters share (``updater=manual`` is
-    SGD's), and each job's hyperparameters as that class names them, defaults included."""
-    dummy = [torch.zeros(1, requires_grad=True)]
-    built = [build_updater(dummy, u) for u in updaters]
+def stacking_of(built: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
+    """The torch.optim class whose update the group's updaters (as ``build_updater`` builds
+    them) share (``updater=manual`` is SGD's), and each job's hyperparameters as that class
+    names them, defaults included."""
     optimizer_cls = torch.optim.SGD if isinstance(built[0], ManualSGD) else type(built[0])
     return optimizer_cls, [dict(b.defaults) for b in built]
 

@@ -342,11 +342,13 @@ class VectorizedSweep:
             job_dir = Path(hydra_cfg.runtime.output_dir)
             try:
                 settings = validated(task_cfg)
-                build_updater([dummy_parameter()], settings.updater)
+                updater = build_updater([dummy_parameter()], settings.updater)
             except ConfigError as err:
                 return failed(err, task_cfg, job_dir, in_sweep=True, wall_s=0.0).value
             members[i] = GroupMember(
                 task_cfg,
+                settings,
+                updater,
                 job_dir,
                 dict(hydra_cfg.runtime.choices),
                 swept,
