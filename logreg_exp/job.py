@@ -59,7 +59,7 @@ from logreg_exp.training.stacked import (
     one_thread_is_enough,
     stacked_updater,
 )
-from logreg_exp.training.updaters import ManualSGD, build_updater
+from logreg_exp.training.updaters import ManualSGD
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +163,21 @@ def ended_job(job_dir: Path, monitor: Monitor) -> Outcome:
 
 @dataclass
 class GroupMember:
-    """A job of a group trained as one: its config, dir, config group choices, the keys its
-    sweep varies, and the log file (and its line format) that its lines go to."""
+    """A job of a group trained as one: its config, checked (``settings``), its updater
+    built on a stand-in parameter (for its class and hyperparameters), dir, config group
+    choices, the keys its sweep varies, and the log file (and its line format) that its
+    lines go to."""
 
     cfg: DictConfig
+    settings: Any
+    updater: Any
     job_dir: Path
     choices: Mapping[str, Any]
     swept: Sequence[str] | None
     log_file: Path
     log_format: str
+    resolved: dict[str, Any] | None = None  # the config resolved, as plain data
+    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml)
 
 
 def run_job_group(
@@ -183,7 +189,7 @@ def run_job_group(
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
-    settings = [validated(m.cfg) for m in members]
+    settings = [m.settings for m in members]
     first = settings[0]
     device, threads = place(first, default_threads)
     pipeline = build_pipeline(first, device)
@@ -193,7 +199,7 @@ def run_job_group(
     ):
         threads = set_torch_threads(first.threads, 1)
     model = StackedLogisticRegression(pipeline.model, len(members))
-    optimizer_cls, per_job = stacking_of([s.updater for s in settings])
+    optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
     loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
@@ -238,7 +244,10 @@ def write_member(
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
-        report = JobReport(member.cfg, settings, member.job_dir, member.choices, member.swept)
+        report = JobReport(
+            member.cfg, settings, member.job_dir, member.choices, member.swept,
+            resolved=member.resolved, config_text=member.config_text,
+        )  # fmt: skip
         try:
             for metrics, is_best in zip(
                 result.history, improvements(result.history, result.monitor), strict=True
@@ -249,11 +258,10 @@ def write_member(
             report.close()
 
 
-def stacking_of(updaters: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
-    """The torch.optim class whose update the group's updaters share (``updater=manual`` is
-    SGD's), and each job's hyperparameters as that class names them, defaults included."""
-    dummy = [torch.zeros(1, requires_grad=True)]
-    built = [build_updater(dummy, u) for u in updaters]
+def stacking_of(built: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
+    """The torch.optim class whose update the group's updaters (as ``build_updater`` builds
+    them) share (``updater=manual`` is SGD's), and each job's hyperparameters as that class
+    names them, defaults included."""
     optimizer_cls = torch.optim.SGD if isinstance(built[0], ManualSGD) else type(built[0])
     return optimizer_cls, [dict(b.defaults) for b in built]
 
@@ -350,10 +358,14 @@ class JobReport:
         swept: Sequence[str] | None = None,
         done: FitResult | None = None,
         writes_progress: bool = False,
+        resolved: dict[str, Any] | None = None,
+        config_text: str | None = None,
     ) -> None:
         """``done``: the epochs a resumed run finished before, and ``replace``: whether the
         dir holds an earlier attempt's event files; the new file starts with what those
-        epochs logged, and takes their place (``TensorBoardLogger``)."""
+        epochs logged, and takes their place (``TensorBoardLogger``). ``resolved`` and
+        ``config_text``: ``cfg`` resolved as plain data and as YAML, where they are known
+        already."""
         self.settings, self.job_dir = settings, job_dir
         self.console = ConsoleLogger(settings.epochs)
         self.tensorboard: TensorBoardLogger | None = None
@@ -364,8 +376,8 @@ class JobReport:
                 self.tensorboard = TensorBoardLogger(job_dir, replace=done is not None)
             self.events = display_path(self.tensorboard.path)
             with writing(self.events):
-                self.tensorboard.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-                self.tensorboard.start_session(run_hparams(cfg, choices, swept))
+                self.tensorboard.log_config(config_text or OmegaConf.to_yaml(cfg, resolve=True))
+                self.tensorboard.start_session(run_hparams(resolved or cfg, choices, swept))
                 if done is not None:
                     for metrics, is_best in zip(
                         done.history, improvements(done.history, done.monitor), strict=True

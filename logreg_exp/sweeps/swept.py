@@ -8,6 +8,7 @@ the same thing.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,10 +20,22 @@ PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (the c
 
 def read_plan(sweep_dir: Path) -> list[list[str]] | None:
     """Each job's overrides from the sweep's plan, in job order; None where there is no plan
-    (another sweeper than the basic one) or it cannot be read."""
+    (another sweeper than the basic one) or it cannot be read. Every job of a sweep asks;
+    the file is read again only once it has changed."""
+    path = Path(sweep_dir) / PLAN_FILE
     try:
-        jobs = json.loads((Path(sweep_dir) / PLAN_FILE).read_text())["jobs"]
-        return [[str(o) for o in overrides] for overrides in jobs]
+        stat = path.stat()
+    except OSError:
+        return None
+    plan = _read_plan(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return None if plan is None else [list(job) for job in plan]
+
+
+@functools.lru_cache(maxsize=4)
+def _read_plan(path: Path, *version: int) -> tuple[tuple[str, ...], ...] | None:
+    try:
+        jobs = json.loads(path.read_text())["jobs"]
+        return tuple(tuple(str(o) for o in overrides) for overrides in jobs)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -95,3 +95,35 @@ def _with_values(node: Any, values: dict[Path, Any], path: Path = ()) -> Any:
     if isinstance(node, list):
         return [_with_values(v, values, (*path, i)) for i, v in enumerate(node)]
     return node
+
+
+def dumps(containers: Sequence[Any], paths: Sequence[Path]) -> list[str]:
+    """``dump`` of each of ``containers``, plain containers that differ only in their leaves at
+    ``paths``, made from one template; each dumped whole where the template cannot say it (a
+    container of another shape, a value over more than one line)."""
+    if not containers:
+        return []
+    template = YamlTemplate(containers[0], paths)
+    shape = _shape(containers[0])
+    texts = []
+    for container in containers:
+        text = None
+        if _shape(container) == shape:
+            text = template.fill([_at(container, path) for path in paths])
+        texts.append(text if text is not None else dump(container))
+    return texts
+
+
+def _shape(node: Any) -> Any:
+    """The keys (and list lengths) of a plain container, nested, without the leaves."""
+    if isinstance(node, dict):
+        return tuple((k, _shape(v)) for k, v in node.items())
+    if isinstance(node, list):
+        return ("[]", tuple(_shape(v) for v in node))
+    return None
+
+
+def _at(node: Any, path: Path) -> Any:
+    for step in path:
+        node = node[step]
+    return node

@@ -70,15 +70,15 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, HParamValue]:
 
 
 def run_hparams(
-    cfg: DictConfig,
+    cfg: DictConfig | dict[str, Any],
     choices: Mapping[str, Any] | None = None,
     swept: Collection[str] | None = None,
 ) -> dict[str, HParamValue]:
-    """The resolved config flattened, sorted by name, plus each config group option it was
-    composed from (Hydra's ``runtime.choices``) that its ``<group>.name`` does not already
-    say (``loss: bce_logits``, not ``updater: optim``). Hydra's own groups (``hydra/...``) and
-    the schemas each option pulls in (``schema/updater@updater``) are left out: they follow
-    from the options.
+    """The resolved config (``cfg``, or it resolved as plain data) flattened, sorted by
+    name, plus each config group option it was composed from (Hydra's ``runtime.choices``)
+    that its ``<group>.name`` does not already say (``loss: bce_logits``, not ``updater:
+    optim``). Hydra's own groups (``hydra/...``) and the schemas each option pulls in
+    (``schema/updater@updater``) are left out: they follow from the options.
 
     In a sweep, ``swept`` holds the override keys it varies, and only those hparams are kept:
     each swept key, and for a swept config group its choice (``loss``, or ``updater.name``).
@@ -87,7 +87,9 @@ def run_hparams(
     constant ones by name; a sweep of one or two keys would fill the rest with those. Each
     run's whole config stays in its Text tab (``config``) and ``.hydra/config.yaml``. Where
     no swept key is an hparam (a sweep over ``hydra/launcher``), all are kept."""
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    container = cfg
+    if not isinstance(container, dict):  # as OmegaConf.to_yaml(cfg, resolve=True) has it
+        container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
     hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():

@@ -102,16 +102,13 @@ class BoundaryPainter:
         ys = to_data.transform(np.c_[np.full(y1 - y0, x0), np.arange(y1, y0, -1) - 0.5])[:, 1]
         self.pixel_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
         self.pixel_shape = (y1 - y0, x1 - x0)
-        # Each pixel as the picture has it (rounded to 0-255), for the pixels that no layer
-        # covers: the background, and a band's colour in the axes. The pixels under the
-        # points are blended from the exact colours below them, as they come.
-        self.background_rgba = np.dstack(
-            [
-                np.round(self.background).astype(np.uint8),
-                np.full(self.background.shape[:2], 255, np.uint8),
-            ]
-        )
-        self.band_u8 = np.round(self.band_rgb).astype(np.uint8)
+        # Each pixel as the picture has it (rounded, RGBA in one uint32), made once: the
+        # background, each band's colour, and the points over each pixel they cover: over
+        # the background there or, in the axes, over each band's colour (the model decides
+        # which). A picture is then a few gathers; only the line, the legend over it and
+        # the title are drawn anew.
+        self.background_rgba = rgba_pixels(self.background)
+        self.band_rgba = rgba_pixels(self.band_rgb)
         width = self.background.shape[1]
         under = self.points.at
         row, column = under // width, under % width
@@ -123,6 +120,12 @@ class BoundaryPainter:
         self.under_axes_at = (row[inside] - self.rows.start) * self.pixel_shape[1] + (
             column[inside] - self.columns.start
         )  # ... as indices into the axes' pixels
+        points_over = self.points.over(self.background.reshape(-1, 3)[under])
+        self.points_rgba = rgba_pixels(points_over)  # (n,) over the background
+        rgb, alpha = self.points.rgb[self.under_axes], self.points.alpha[self.under_axes]
+        self.points_over_bands = rgba_pixels(  # (n in the axes, bands)
+            rgb[:, None, :] + self.band_rgb[None, :, :] * (1 - alpha[:, None, :])
+        )
 
     @staticmethod
     def layers(
@@ -163,16 +166,20 @@ class BoundaryPainter:
         return encode_png(self.draw(proba_at, title))
 
     def draw(self, proba_at: Callable[[np.ndarray], np.ndarray], title: str) -> np.ndarray:
-        """The pixels (H, W, 3) of ``paint``'s picture, not yet encoded."""
+        """The pixels (H, W, 4: RGB and an opaque alpha) of ``paint``'s picture, not yet
+        encoded."""
         proba = proba_at(self.pixel_points)
         band = np.clip((proba * (LEVELS - 1)).astype(np.int64), 0, LEVELS - 2)
         renderer = self.canvas.get_renderer()
         buffer = np.asarray(renderer.buffer_rgba())
-        buffer[...] = self.background_rgba
-        buffer[self.rows, self.columns, :3] = self.band_u8[band].reshape(*self.pixel_shape, 3)
-        below = self.background.reshape(-1, 3)[self.points.at]
-        below[self.under_axes] = self.band_rgb[band[self.under_axes_at]]
-        buffer.reshape(-1, 4)[self.points.at, :3] = np.round(self.points.over(below))
+        pixels = buffer.view(np.uint32)[..., 0]
+        pixels[...] = self.background_rgba
+        pixels[self.rows, self.columns] = self.band_rgba[band].reshape(self.pixel_shape)
+        points = self.points_rgba.copy()
+        points[self.under_axes] = np.take_along_axis(
+            self.points_over_bands, band[self.under_axes_at, None], axis=1
+        )[:, 0]
+        pixels.reshape(-1)[self.points.at] = points
         if self.line is not None:
             self.line.remove()
         on_grid = proba_at(np.c_[self.grid0.ravel(), self.grid1.ravel()])
@@ -186,7 +193,7 @@ class BoundaryPainter:
         rgb[self.legend.at] = np.round(self.legend.over(with_legend))
         self.title.set_text(title)
         self.title.draw(renderer)
-        return buffer[..., :3].copy()
+        return buffer.copy()
 
 
 @dataclass
@@ -210,13 +217,23 @@ class Layer:
         return self.rgb + below * (1 - self.alpha)
 
 
-def encode_png(rgb: np.ndarray) -> Picture:
-    """An (H, W, 3) image as a PNG, with Pillow (which matplotlib brings)."""
+def encode_png(pixels: np.ndarray) -> Picture:
+    """An (H, W, 3 or 4) image as an RGB PNG (an alpha channel is left out), with Pillow
+    (which matplotlib brings)."""
     from PIL import Image
 
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(out, format="png")
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    Image.fromarray(rgb, mode="RGB").save(out, format="png")
     return picture_of(out.getvalue())
+
+
+def rgba_pixels(rgb: np.ndarray) -> np.ndarray:
+    """Colours (..., 3) of 0-255 as floats, rounded, as opaque RGBA pixels of one uint32."""
+    rgba = np.empty((*rgb.shape[:-1], 4), np.uint8)
+    rgba[..., :3] = np.round(rgb)
+    rgba[..., 3] = 255
+    return rgba.view(np.uint32)[..., 0]
 
 
 def log_decision_boundary(

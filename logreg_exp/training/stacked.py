@@ -61,9 +61,9 @@ class StackedLogisticRegression(nn.Module):
         """Model k's state dict, as ``LogisticRegression.state_dict()`` has it."""
         return {"w": self.w[:, k : k + 1].detach().clone(), "bias": self.bias[k : k + 1].detach()}
 
-    def column(self, k: int) -> LogisticRegression:
-        """Model k as a plain ``LogisticRegression`` (a copy)."""
-        model = LogisticRegression(self.n_features, dtype=self.w.dtype).to(self.w.device)
+    def column(self, k: int, into: LogisticRegression | None = None) -> LogisticRegression:
+        """Model k as a plain ``LogisticRegression``: a copy, in ``into`` where given."""
+        model = into or LogisticRegression(self.n_features, dtype=self.w.dtype).to(self.w.device)
         model.load_state_dict(self.column_state(k))
         return model
 
@@ -338,6 +338,7 @@ def fit_stacked(
     results = [FitResult(monitor) for _ in range(model.k)]
     training = list(range(model.k))
     best_w, best_bias = model.w.detach().clone(), model.bias.detach().clone()
+    plain = model.column(0)  # each column in turn, for the evaluators
     global_step = epoch = 0
 
     def stop_all(status: Status) -> list[FitResult]:
@@ -382,7 +383,9 @@ def fit_stacked(
             t2 = time.perf_counter()
             improved = []
             for k in list(training):
-                extra = {name: fn(model.column(k)) for name, fn in (evaluators or {}).items()}
+                extra = {
+                    name: fn(model.column(k, into=plain)) for name, fn in (evaluators or {}).items()
+                }
                 metrics = EpochMetrics(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
                     t2 - t1, extra,

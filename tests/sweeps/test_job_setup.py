@@ -15,7 +15,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from logreg_exp.cli import register_configs
 from logreg_exp.sweeps.job_setup import HydraFiles
 from logreg_exp.sweeps.vectorized import ConfigDeriver
-from logreg_exp.sweeps.yaml_template import YamlTemplate, dump
+from logreg_exp.sweeps.yaml_template import YamlTemplate, dump, dumps
 
 LONG = "x" * 70
 
@@ -39,6 +39,16 @@ def test_a_filled_template_is_the_dump_or_nothing(value):
 def test_holes_are_filled_whatever_the_order_of_their_paths():
     template = YamlTemplate({"a": 1, "b": [2, 3]}, [("b", 1), ("a",)])
     assert template.fill(["x", "y"]) == dump({"a": "y", "b": [2, "x"]})
+
+
+def test_dumps_of_containers_are_each_ones_dump():
+    containers = [
+        {"a": 1, "b": {"c": "x"}},
+        {"a": 2.5, "b": {"c": "0"}},
+        {"a": 3, "b": {"c": "x", "d": None}},  # another shape
+        {"a": 4, "b": {"c": "two\nlines"}},
+    ]
+    assert dumps(containers, [("a",), ("b", "c")]) == [dump(c) for c in containers]
 
 
 def test_a_hole_that_is_not_a_leaf_makes_no_template():

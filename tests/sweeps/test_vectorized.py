@@ -20,6 +20,8 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from logreg_exp.cli import register_configs
 from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container
@@ -140,6 +142,7 @@ def assert_same_jobs(basic: Path, vectorized: Path, rel: float) -> None:
             for key, value in ca["state_dict"].items():
                 torch.testing.assert_close(cb["state_dict"][key], value, rtol=rel, atol=rel)
             assert (b / "decision_boundary.png").is_file()
+        assert not_scalars(a) == not_scalars(b), name
         sa, sb = scalars(a), scalars(b)
         assert sa.keys() == sb.keys()
         for tag in sa:
@@ -153,6 +156,29 @@ def assert_same_jobs(basic: Path, vectorized: Path, rel: float) -> None:
             r"\[[^]]*\]|run dir \S+|--logdir \S+", "", (b / "logreg_exp.log").read_text()
         )
         assert log_a.count("\n") == log_b.count("\n") and "epoch" in log_b
+
+
+def not_scalars(run_dir: Path) -> dict:
+    """What a run's event files hold besides its curves: the config text, the HParams
+    session's hparams and its end status, the pictures' tags and steps."""
+    found: dict = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "text":
+                    found[value.tag] = value.tensor.string_val[0].decode()
+                elif plugin == "hparams":
+                    data = hparams_metadata.parse_session_start_info_plugin_data
+                    if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
+                        hparams = data(value.metadata.plugin_data.content).hparams
+                        found["hparams"] = {k: str(v) for k, v in hparams.items()}
+                    else:
+                        end = hparams_metadata.parse_session_end_info_plugin_data
+                        found["status"] = end(value.metadata.plugin_data.content).status
+                elif value.HasField("image"):
+                    found[value.tag] = (event.step, value.image.width, value.image.height)
+    return found
 
 
 SMALL = ["epochs=3", "dataset.n_samples=400"]
