@@ -180,8 +180,8 @@ class JobConfig:
     allow_targets: list[str] = allowed(list, DOTTED_NAMES)  # noqa: RUF009 (a field())
     # clear the output dir first when it holds another run's results (see output_dirs.py)
     overwrite: bool = allowed(False, Allowed(lambda v, _: isinstance(v, bool), "true or false"))
-    # in a dir holding an unfinished run: auto goes on with it when its config is the same,
-    # true requires one, false starts over (training/checkpoints.py)
+    # in a dir holding an unfinished run of this config: auto goes on with it, true requires
+    # one, false starts over (see output_dirs.py)
     resume: str = allowed("auto", RESUME)
 
 

@@ -155,6 +155,7 @@ def ended_job(job_dir: Path, monitor: Monitor) -> Outcome:
     """A job of a sweep that goes on, whose run in ``job_dir`` ended before: its outcome, as
     its metrics.json records it (said in the log); its files stay as they are."""
     recorded = recorded_outcome(job_dir, monitor)
+    assert recorded is not None  # the dir's claim found that the run ended
     log.info(
         "%s holds this job's %s run: its results stand", display_path(job_dir), recorded.status
     )

@@ -118,7 +118,7 @@ def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_kille
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        jobs = {n: sweep / f"{n}_dataset.max_samples=400,epochs={e}" for n, e in
+        jobs = {n: sweep / f"{n:04d}_dataset.max_samples=400,epochs={e}" for n, e in
                 ((0, 3000), (1, 3001), (2, 3))}  # fmt: skip
         for n, sig in ((0, signal.SIGTERM), (1, signal.SIGKILL)):
             pid = int(wait_until(lambda n=n: job_id(jobs[n]), f"job {n} started"))
@@ -133,7 +133,7 @@ def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_kille
     assert [rows[n]["status"] for n in range(3)] == ["interrupted", "no metrics.json", "completed"]
     assert json.loads((jobs[0] / "metrics.json").read_text())["interrupted_by"] == "SIGTERM"
     assert re.search(r"job #1 \(\d+\) ended without a result: no result", out)
-    assert "1 of 3 jobs failed: 1_dataset.max_samples=400,epochs=3001" in out
+    assert "1 of 3 jobs failed: 0001_dataset.max_samples=400,epochs=3001" in out
 
 
 def test_optuna_search_records_the_best_trial(tmp_path):
