@@ -118,6 +118,7 @@ class JobSetUp:
         self.task_config = task_config
         self.console = list(console)
         self.files: dict[tuple[str, ...], HydraFiles] = {}
+        self.log_file: tuple[Path, str] | None = None  # the job's, and its line format
 
     @staticmethod
     def can_set_up(cfg: DictConfig, derived: bool) -> bool:
@@ -149,8 +150,8 @@ class JobSetUp:
             self.write_hydra_files(cfg, hydra_cfg, task_cfg, output_dir)
             from logreg_exp.job import logging_only_to  # torch: imported by now
 
-            log_file, line_format = log_file_of(cfg.hydra)
-            with logging_only_to(log_file, line_format, also=self.console):
+            self.log_file = log_file_of(cfg.hydra)
+            with logging_only_to(*self.log_file, also=self.console):
                 with env_override(dict(cfg.hydra.job.env_set)):
                     self.callbacks.on_job_start(config=cfg, task_function=task_function)
                     try:

@@ -232,6 +232,7 @@ class VectorizedSweep:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        self.set_up: JobSetUp | None = None  # while it sets up a job
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -288,20 +289,20 @@ class VectorizedSweep:
         members: dict[int, Any] = {}
         in_group = {i for g in groups for i in g.jobs}
         start = time.perf_counter()
-        set_up: JobSetUp | None = None
+        self.set_up = None
         for i, cfg in enumerate(configs):
             task = self.task_function
             if i in in_group:
                 task = self.prepare(members, i, swept, tasks[i], config_texts[i])
             derived = self.configs.has_template(cfg)
             if i in in_group and JobSetUp.can_set_up(cfg, derived):
-                if set_up is None:  # the jobs' console lines as Hydra configures them
+                if self.set_up is None:  # the jobs' console lines as Hydra configures them
                     self.configure_console_logging()
                     handlers = logging.getLogger().handlers
-                    set_up = JobSetUp(
+                    self.set_up = JobSetUp(
                         self.hydra_context.callbacks, self.configs.task_config, handlers
                     )
-                returns[i] = set_up(cfg, task)
+                returns[i] = self.set_up(cfg, task)
                 continue
             returns[i] = run_job(
                 hydra_context=self.hydra_context,
@@ -310,7 +311,8 @@ class VectorizedSweep:
                 job_dir_key="hydra.sweep.dir",
                 job_subdir_key="hydra.sweep.subdir",
             )
-            set_up = None  # run_job configured logging anew
+            self.set_up = None  # run_job configured logging anew
+        self.set_up = None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if groups:
             log.info(
@@ -352,7 +354,7 @@ class VectorizedSweep:
                 job_dir,
                 dict(hydra_cfg.runtime.choices),
                 swept,
-                *log_file_of(hydra_cfg),
+                *(self.set_up.log_file if self.set_up else log_file_of(hydra_cfg)),
                 resolved,
                 config_text,
             )

@@ -12,6 +12,7 @@ that job's config whole.
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,13 @@ def scalar_text(value: Any) -> str:
     ``to_container(enum_to_str=True)`` gives them)."""
     if isinstance(value, enum.Enum):
         value = value.name
+    if isinstance(value, int | float | str | bool | None):  # the same value, the same text
+        return _scalar_text(type(value), repr(value), value)
+    return dump({"k": value})[len("k: ") : -1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_text(kind: type, spelt: str, value: Any) -> str:
     return dump({"k": value})[len("k: ") : -1]
 
 

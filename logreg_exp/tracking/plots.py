@@ -127,6 +127,26 @@ class BoundaryPainter:
             rgb[:, None, :] + self.band_rgb[None, :, :] * (1 - alpha[:, None, :])
         )
 
+    def boundary(self, on_grid: np.ndarray) -> Any:
+        """The p = 0.5 line of the probabilities ``on_grid`` as ``Axes.contour`` computes it
+        (with contourpy, as its ``ContourSet`` calls it with matplotlib's settings), without
+        making a new ``ContourSet`` (most of a picture's time)."""
+        import contourpy
+        import matplotlib as mpl
+        from matplotlib.path import Path as MplPath
+
+        algorithm = mpl.rcParams["contour.algorithm"]
+        generator = contourpy.contour_generator(
+            self.grid0, self.grid1, np.ma.masked_invalid(on_grid, copy=False), name=algorithm,
+            corner_mask=False if algorithm == "mpl2005" else mpl.rcParams["contour.corner_mask"],
+            line_type=contourpy.LineType.SeparateCode, fill_type=contourpy.FillType.OuterCode,
+            chunk_size=0,
+        )  # fmt: skip
+        vertices, codes = generator.create_contour(0.5)
+        if not vertices:
+            return MplPath(np.empty((0, 2)))
+        return MplPath(np.concatenate(vertices), np.concatenate(codes))
+
     @staticmethod
     def layers(
         points: np.ndarray, labels: np.ndarray, position: Any, xlim: Any, ylim: Any
@@ -180,13 +200,14 @@ class BoundaryPainter:
             self.points_over_bands, band[self.under_axes_at, None], axis=1
         )[:, 0]
         pixels.reshape(-1)[self.points.at] = points
-        if self.line is not None:
-            self.line.remove()
         on_grid = proba_at(np.c_[self.grid0.ravel(), self.grid1.ravel()])
-        self.line = self.ax.contour(
-            self.grid0, self.grid1, on_grid.reshape(self.grid0.shape), levels=[0.5],
-            colors="black", linewidths=1.5,
-        )  # fmt: skip
+        on_grid = on_grid.reshape(self.grid0.shape)
+        if self.line is None:  # the line's artist, styled as contour styles it
+            self.line = self.ax.contour(
+                self.grid0, self.grid1, on_grid, levels=[0.5], colors="black", linewidths=1.5
+            )
+        else:  # the same artist along this model's line
+            self.line.set_paths([self.boundary(on_grid)])
         self.line.draw(renderer)
         rgb = buffer[..., :3].reshape(-1, 3)
         with_legend = rgb[self.legend.at].astype(np.float32)
