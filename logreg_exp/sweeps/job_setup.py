@@ -6,12 +6,13 @@ A job gets what Hydra's ``run_job`` gives it, in the same order: its dir
 set to its config, ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml), its log file,
 ``hydra.job.env_set``, the callbacks' ``on_job_start``, the task function called with its
 config less the ``hydra`` node, and ``on_job_end``. What differs is how: the ``.hydra/``
-files are the text of the first job of the same override keys with this job's values filled
-in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them byte for byte against
-Hydra's), the task's config is derived from its template rather than copied whole
-(``ConfigDeriver.task_config``), and the log file is a handler beside the console's rather
-than logging configured anew. A job whose config was composed whole, or that sets
-``hydra.job.chdir``, goes through Hydra's ``run_job``.
+files are the text of the first job of the same template (``ConfigDeriver``) with this
+job's values filled in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them
+byte for byte against Hydra's), the task's config is derived from its template rather than
+copied whole (``ConfigDeriver.task_config``), and the log file is a handler beside the
+console's rather than logging configured anew. A job without a template (its overrides add
+or delete keys, or set hydra's), or that sets ``hydra.job.chdir``, goes through Hydra's
+``run_job``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from logreg_exp.sweeps.swept import split_override
-from logreg_exp.sweeps.yaml_template import Path as KeyPath
-from logreg_exp.sweeps.yaml_template import YamlTemplate
+from logreg_exp.sweeps.yaml_template import KeyPath, YamlTemplate
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # the values of hydra.yaml that differ between jobs of the same override keys, besides the
@@ -44,12 +44,11 @@ JOB_KEYS: tuple[KeyPath, ...] = (
 
 def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
     """The job's log file and its line format, as ``hydra.job_logging`` configures them."""
-    file_handler = hydra_cfg.job_logging.handlers.get("file", {})
+    logging_cfg = hydra_cfg.job_logging
+    file_handler = logging_cfg.handlers.get("file", {})
     default = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
-    formatter = file_handler.get("formatter", "simple")
-    return Path(file_handler.get("filename", default)), hydra_cfg.job_logging.formatters[
-        formatter
-    ].format
+    line_format = logging_cfg.formatters[file_handler.get("formatter", "simple")].format
+    return Path(file_handler.get("filename", default)), line_format
 
 
 def key_path(container: Any, key: str) -> KeyPath:

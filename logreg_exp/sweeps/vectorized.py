@@ -4,16 +4,16 @@ hyperparameters (a learning-rate sweep) train together as one stacked model.
 The launcher composes every job's config, groups the jobs whose configs are the same but for
 the values that act column by column (``updater.lr``, ``updater.momentum``,
 ``updater.weight_decay`` and the optimizer's other elementwise arguments, for the optimizers
-in ``training.stacked.ELEMENTWISE``), and then, in job order, lets Hydra set up each job as the
-basic launcher does (its dir, ``.hydra/``, its log file, the callbacks) and checks its config:
-a job that fits no group runs then, exactly as the basic launcher runs it; a job with a bad
-value fails alone. Each group then trains as one (``job.run_job_group``), and every job gets
-its own files and its value for the sweeper.
+in ``training.stacked.ELEMENTWISE``), and then, in job order, sets up each job as Hydra's
+``run_job`` does for the basic launcher (its dir, ``.hydra/``, its log file, the callbacks;
+``sweeps.job_setup``) and checks its config: a job that fits no group runs then, exactly as
+the basic launcher runs it; a job with a bad value fails alone. Each group then trains as one
+(``job.run_job_group``), and every job gets its own files and its value for the sweeper.
 
 Hydra composes each job's config from scratch (about 80 ms a job). A job whose overrides set
-the same keys as an earlier job's, to plain values, gets that job's composed config with its
-own values applied, by the same function Hydra applies overrides with
-(``tests/sweeps/test_vectorized.py`` checks the two are identical).
+the same keys as an earlier job's to plain values, and choose the same config group options,
+gets that job's composed config with its own values applied, by the same function Hydra
+applies overrides with (``tests/sweeps/test_vectorized.py`` checks the two are identical).
 """
 
 from __future__ import annotations
