@@ -6,12 +6,13 @@ A job gets what Hydra's ``run_job`` gives it, in the same order: its dir
 set to its config, ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml), its log file,
 ``hydra.job.env_set``, the callbacks' ``on_job_start``, the task function called with its
 config less the ``hydra`` node, and ``on_job_end``. What differs is how: the ``.hydra/``
-files are the text of the first job of the same override keys with this job's values filled
-in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them byte for byte against
-Hydra's), the task's config is derived from its template rather than copied whole
-(``ConfigDeriver.task_config``), and the log file is a handler beside the console's rather
-than logging configured anew. A job whose config was composed whole, or that sets
-``hydra.job.chdir``, goes through Hydra's ``run_job``.
+files are the text of the first job of the same template (``ConfigDeriver``) with this
+job's values filled in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them
+byte for byte against Hydra's), the task's config is derived from its template rather than
+copied whole (``ConfigDeriver.task_config``), and the log file is a handler beside the
+console's rather than logging configured anew. A job without a template (its overrides add
+or delete keys, or set hydra's), or that sets ``hydra.job.chdir``, goes through Hydra's
+``run_job``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from logreg_exp.sweeps.swept import split_override
-from logreg_exp.sweeps.yaml_template import Path as KeyPath
-from logreg_exp.sweeps.yaml_template import YamlTemplate
+from logreg_exp.sweeps.yaml_template import KeyPath, YamlTemplate
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # the values of hydra.yaml that differ between jobs of the same override keys, besides the
@@ -44,12 +44,11 @@ JOB_KEYS: tuple[KeyPath, ...] = (
 
 def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
     """The job's log file and its line format, as ``hydra.job_logging`` configures them."""
-    file_handler = hydra_cfg.job_logging.handlers.get("file", {})
+    logging_cfg = hydra_cfg.job_logging
+    file_handler = logging_cfg.handlers.get("file", {})
     default = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
-    formatter = file_handler.get("formatter", "simple")
-    return Path(file_handler.get("filename", default)), hydra_cfg.job_logging.formatters[
-        formatter
-    ].format
+    line_format = logging_cfg.formatters[file_handler.get("formatter", "simple")].format
+    return Path(file_handler.get("filename", default)), line_format
 
 
 def key_path(container: Any, key: str) -> KeyPath:
@@ -68,12 +67,15 @@ def key_path(container: Any, key: str) -> KeyPath:
 
 class HydraFiles:
     """The text of the ``.hydra/`` files of jobs whose configs differ only in the values of
-    the same override keys, their number and their dir; made from the first such job."""
+    the same override keys (choosing the same config group options), their number and their
+    dir; made from the first such job."""
 
     def __init__(self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig) -> None:
-        self.keys = [split_override(o)[0] for o in cfg.hydra.overrides.task]
+        overrides = [split_override(o)[0] for o in cfg.hydra.overrides.task]
+        choices = cfg.hydra.runtime.choices
+        self.keys = [k for k in overrides if k not in choices]  # a group's choice is the same
         task = OmegaConf.to_container(task_cfg, enum_to_str=True)
-        n = len(self.keys)
+        n = len(overrides)
         self.templates = (
             YamlTemplate(task, [key_path(task, k) for k in self.keys]),
             YamlTemplate(
@@ -117,18 +119,20 @@ class JobSetUp:
         self.callbacks = callbacks
         self.task_config = task_config
         self.console = list(console)
-        self.files: dict[tuple[str, ...], HydraFiles] = {}
+        self.files: dict[Any, HydraFiles] = {}  # by template
         self.log_file: tuple[Path, str] | None = None  # the job's, and its line format
 
     @staticmethod
-    def can_set_up(cfg: DictConfig, derived: bool) -> bool:
-        """Whether this set-up mirrors Hydra's for ``cfg``: a config derived from its
-        template (``ConfigDeriver``), run in the launching process's working dir, whose
-        subdir names no ``${hydra:...}`` (it is read from the job's own config)."""
+    def can_set_up(cfg: DictConfig) -> bool:
+        """Whether this set-up mirrors Hydra's for ``cfg`` (a config derived from a template,
+        ``ConfigDeriver``): run in the launching process's working dir, its subdir naming no
+        ``${hydra:...}`` (it is read from the job's own config)."""
         subdir = OmegaConf.to_container(cfg.hydra.sweep)["subdir"]  # type: ignore[index]
-        return derived and not cfg.hydra.job.chdir and "${hydra:" not in str(subdir)
+        return not cfg.hydra.job.chdir and "${hydra:" not in str(subdir)
 
-    def __call__(self, cfg: DictConfig, task_function: TaskFunction) -> JobReturn:
+    def __call__(self, cfg: DictConfig, template: Any, task_function: TaskFunction) -> JobReturn:
+        """Set up and run the job ``cfg``, derived from the template ``template`` (its key:
+        the jobs of one template share their ``.hydra/`` text)."""
         output_dir = Path(str(cfg.hydra.sweep.dir)) / str(
             OmegaConf.select(cfg, "hydra.sweep.subdir")
         )
@@ -147,7 +151,7 @@ class JobSetUp:
                 hydra_cfg=hydra_cfg,
                 working_dir=os.getcwd(),
             )
-            self.write_hydra_files(cfg, hydra_cfg, task_cfg, output_dir)
+            self.write_hydra_files(cfg, template, hydra_cfg, task_cfg, output_dir)
             from logreg_exp.job import logging_only_to  # torch: imported by now
 
             self.log_file = log_file_of(cfg.hydra)
@@ -167,19 +171,23 @@ class JobSetUp:
             hydra_config.cfg = previous
 
     def write_hydra_files(
-        self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig, output_dir: Path
+        self,
+        cfg: DictConfig,
+        template: Any,
+        hydra_cfg: DictConfig,
+        task_cfg: DictConfig,
+        output_dir: Path,
     ) -> None:
         """``.hydra/`` (``hydra.output_subdir``) as Hydra writes it, where it is set."""
         output_dir.mkdir(parents=True, exist_ok=True)
         if cfg.hydra.output_subdir is None:
             return
-        keys = tuple(split_override(o)[0] for o in cfg.hydra.overrides.task)
-        if keys not in self.files:
-            self.files[keys] = HydraFiles(cfg, hydra_cfg, task_cfg)
+        if template not in self.files:
+            self.files[template] = HydraFiles(cfg, hydra_cfg, task_cfg)
         hydra_dir = output_dir / str(cfg.hydra.output_subdir)
         hydra_dir.mkdir(parents=True, exist_ok=True)
         for name, text in zip(
-            HYDRA_FILES, self.files[keys].texts(cfg, hydra_cfg, task_cfg), strict=True
+            HYDRA_FILES, self.files[template].texts(cfg, hydra_cfg, task_cfg), strict=True
         ):
             with open(hydra_dir / name, "w", encoding="utf-8") as file:
                 file.write(text)

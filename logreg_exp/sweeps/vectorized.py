@@ -4,16 +4,16 @@ hyperparameters (a learning-rate sweep) train together as one stacked model.
 The launcher composes every job's config, groups the jobs whose configs are the same but for
 the values that act column by column (``updater.lr``, ``updater.momentum``,
 ``updater.weight_decay`` and the optimizer's other elementwise arguments, for the optimizers
-in ``training.stacked.ELEMENTWISE``), and then, in job order, lets Hydra set up each job as the
-basic launcher does (its dir, ``.hydra/``, its log file, the callbacks) and checks its config:
-a job that fits no group runs then, exactly as the basic launcher runs it; a job with a bad
-value fails alone. Each group then trains as one (``job.run_job_group``), and every job gets
-its own files and its value for the sweeper.
+in ``training.stacked.ELEMENTWISE``), and then, in job order, sets up each job as Hydra's
+``run_job`` does for the basic launcher (its dir, ``.hydra/``, its log file, the callbacks;
+``sweeps.job_setup``) and checks its config: a job that fits no group runs then, exactly as
+the basic launcher runs it; a job with a bad value fails alone. Each group then trains as one
+(``job.run_job_group``), and every job gets its own files and its value for the sweeper.
 
 Hydra composes each job's config from scratch (about 80 ms a job). A job whose overrides set
-the same keys as an earlier job's, to plain values, gets that job's composed config with its
-own values applied, by the same function Hydra applies overrides with
-(``tests/sweeps/test_vectorized.py`` checks the two are identical).
+the same keys as an earlier job's to plain values, and choose the same config group options,
+gets that job's composed config with its own values applied, by the same function Hydra
+applies overrides with (``tests/sweeps/test_vectorized.py`` checks the two are identical).
 """
 
 from __future__ import annotations
@@ -123,9 +123,14 @@ def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, 
     return found, alone
 
 
+TemplateKey = tuple[tuple[str, str | None], ...]  # each override's key, and a group's choice
+
+
 class ConfigDeriver:
     """Hydra's ``load_sweep_config``, composing only the first job of each set of override
-    keys and deriving the others from it, with Hydra's own function for applying overrides.
+    keys and config group choices, and deriving the others from it with Hydra's own function
+    for applying overrides: jobs that set the same keys to other plain values, and choose the
+    same options of the groups they name (``device=cpu``, ``updater=manual``).
 
     It stands in for the config loader's method, so the sweeper's check of the batch (Hydra's
     sweepers compose every job once before they launch it) and the launch both use it.
@@ -134,9 +139,12 @@ class ConfigDeriver:
     def __init__(self, compose: Any) -> None:
         self.compose = compose  # the config loader's own load_sweep_config
         self.parser = OverridesParser.create()
-        self.templates: dict[tuple[str, ...], DictConfig] = {}
+        # for each tuple of override keys, those that choose a config group (None: the jobs
+        # of those keys are not derived)
+        self.groups: dict[tuple[str, ...], frozenset[str] | None] = {}
+        self.templates: dict[TemplateKey, DictConfig] = {}
         self.checked: dict[tuple[str, ...], DictConfig] = {}
-        self.task_templates: dict[tuple[str, ...], DictConfig] = {}
+        self.task_templates: dict[TemplateKey, DictConfig] = {}
 
     def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         """The job's config. The sweeper asks for every job of a batch to check it (Hydra's
@@ -153,15 +161,14 @@ class ConfigDeriver:
 
     def derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         parsed = self.parser.parse_overrides(list(sweep_overrides))
-        signature = self.signature(parsed)
-        template = self.templates.get(signature) if signature else None
+        key = self.template_key(parsed)
+        template = self.templates.get(key) if key else None
         if template is None:
             cfg = self.compose(master_config, list(sweep_overrides))
-            if signature and self.derivable(cfg, parsed):
-                self.templates[signature] = copy_config(cfg)
+            self.learn(cfg, parsed)
             return cfg
         cfg = copy_config(template)
-        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
+        ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), cfg)
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in parsed]
             dirname = cfg.hydra.job.config.override_dirname
@@ -174,16 +181,45 @@ class ConfigDeriver:
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
-    def has_template(self, cfg: DictConfig) -> bool:
-        """Whether jobs of ``cfg``'s override keys are derived from a template (its own config
-        being the template, or derived from it)."""
-        signature = self.signature(self.parser.parse_overrides(list(cfg.hydra.overrides.task)))
-        return signature is not None and signature in self.templates
+    def learn(self, cfg: DictConfig, parsed: Sequence[Override]) -> None:
+        """Keep ``cfg``, composed by Hydra, as the template of the jobs of its override keys
+        and group choices, where they can be derived from it."""
+        keys = self.signature(parsed)
+        if keys is None or (keys in self.groups and self.groups[keys] is None):
+            return
+        groups = self.group_keys(cfg, parsed)
+        if groups is None or self.groups.setdefault(keys, groups) != groups:
+            self.groups[keys] = None  # a key that is a group in one config, a value in another
+            return
+        key = self.template_key(parsed)
+        assert key is not None
+        self.templates[key] = copy_config(cfg)
+
+    def template_key(self, parsed: Sequence[Override]) -> TemplateKey | None:
+        """The override keys, each group's with its choice: jobs of one key share a template.
+        None where the overrides' jobs are not derived (or not known to be yet)."""
+        keys = self.signature(parsed)
+        groups = self.groups.get(keys) if keys is not None else None
+        if groups is None:
+            return None
+        return tuple(
+            (o.key_or_group, str(o.value()) if o.key_or_group in groups else None) for o in parsed
+        )
+
+    @staticmethod
+    def values(parsed: Sequence[Override], key: TemplateKey) -> list[Override]:
+        """The overrides that set values, not group choices (the template has made those)."""
+        return [o for o, (_, choice) in zip(parsed, key, strict=True) if choice is None]
+
+    def template_of(self, cfg: DictConfig) -> TemplateKey | None:
+        """The key of the template ``cfg`` is derived from (or is), if it has one."""
+        key = self.template_key(self.parser.parse_overrides(list(cfg.hydra.overrides.task)))
+        return key if key in self.templates else None
 
     @staticmethod
     def signature(parsed: Sequence[Override]) -> tuple[str, ...] | None:
-        """The override keys, when every override sets a plain value (no group choice, no
-        +, ~ or ++, no sweep, no hydra key); else None."""
+        """The override keys, when every override sets a plain value or chooses a group
+        option (no +, ~ or ++, no sweep, no hydra key); else None."""
         for o in parsed:
             plain = o.type == OverrideType.CHANGE and o.value_type == ValueType.ELEMENT
             if not plain or o.is_hydra_override() or o.package is not None:
@@ -196,33 +232,37 @@ class ConfigDeriver:
     def task_config(self, cfg: DictConfig) -> DictConfig:
         """``cfg`` without its ``hydra`` node, as Hydra's ``run_job`` hands it to the task
         function (a copy). For a derived job, the task part of its template with its own
-        overrides applied: the hydra node, most of the config, is not copied."""
+        values applied: the hydra node, most of the config, is not copied."""
         parsed = self.parser.parse_overrides(list(cfg.hydra.overrides.task))
-        signature = self.signature(parsed)
-        template = self.templates.get(signature) if signature else None
-        if template is None:
+        key = self.template_key(parsed)
+        template = self.templates.get(key) if key else None
+        if template is None or key is None:
             task = copy.deepcopy(cfg)
         else:
-            if signature not in self.task_templates:
-                self.task_templates[signature] = without_hydra(template)
-            task = copy_config(self.task_templates[signature])
-            ConfigLoaderImpl._apply_overrides_to_config(parsed, task)
+            if key not in self.task_templates:
+                self.task_templates[key] = without_hydra(template)
+            task = copy_config(self.task_templates[key])
+            ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), task)
             OmegaConf.copy_cache(from_config=cfg, to_config=task)
         with read_write(task), open_dict(task):
             task.pop("hydra", None)
         return task
 
     @staticmethod
-    def derivable(cfg: DictConfig, parsed: Sequence[Override]) -> bool:
-        """Every override key is a leaf of the config and not a config group."""
+    def group_keys(cfg: DictConfig, parsed: Sequence[Override]) -> frozenset[str] | None:
+        """The override keys that choose a config group in ``cfg``; None unless every other
+        key is a leaf of the config."""
         choices = cfg.hydra.runtime.choices
+        groups = set()
         for o in parsed:
             key = o.key_or_group
-            if key in choices or OmegaConf.select(cfg, key, default=None) is None:
-                return False
-            if isinstance(OmegaConf.select(cfg, key), Container):
-                return False
-        return True
+            if key in choices:
+                groups.add(key)
+                continue
+            value = OmegaConf.select(cfg, key, default=None)
+            if value is None or isinstance(value, Container):
+                return None
+        return frozenset(groups)
 
 
 class VectorizedSweep:
@@ -294,15 +334,15 @@ class VectorizedSweep:
             task = self.task_function
             if i in in_group:
                 task = self.prepare(members, i, swept, tasks[i], config_texts[i])
-            derived = self.configs.has_template(cfg)
-            if i in in_group and JobSetUp.can_set_up(cfg, derived):
+            template = self.configs.template_of(cfg)
+            if i in in_group and template is not None and JobSetUp.can_set_up(cfg):
                 if self.set_up is None:  # the jobs' console lines as Hydra configures them
                     self.configure_console_logging()
                     handlers = logging.getLogger().handlers
                     self.set_up = JobSetUp(
                         self.hydra_context.callbacks, self.configs.task_config, handlers
                     )
-                returns[i] = self.set_up(cfg, task)
+                returns[i] = self.set_up(cfg, template, task)
                 continue
             returns[i] = run_job(
                 hydra_context=self.hydra_context,

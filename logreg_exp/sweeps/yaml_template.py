@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from omegaconf._utils import get_omega_conf_dumper
 
-Path = tuple[str | int, ...]  # the keys (and list indices) from the root to a leaf
+KeyPath = tuple[str | int, ...]  # the keys (and list indices) from the root to a leaf
 
 WIDTH = 80  # PyYAML's default best_width: a longer line may be folded
 
@@ -55,7 +55,7 @@ class YamlTemplate:
     """The text of ``container`` with a hole at each of ``paths`` (leaves), to be filled with
     other values. None where a hole cannot be made (a path that is not a scalar leaf)."""
 
-    def __init__(self, container: Any, paths: Sequence[Path]) -> None:
+    def __init__(self, container: Any, paths: Sequence[KeyPath]) -> None:
         token = secrets.token_hex(8)
         markers = [f"slot{n}x{token}" for n in range(len(paths))]
         marked = _with_values(container, dict(zip(paths, markers, strict=True)))
@@ -92,7 +92,7 @@ class YamlTemplate:
         return "".join(pieces)
 
 
-def _with_values(node: Any, values: dict[Path, Any], path: Path = ()) -> Any:
+def _with_values(node: Any, values: dict[KeyPath, Any], path: KeyPath = ()) -> Any:
     """A copy of the plain container ``node`` with the leaves at ``values``' paths replaced."""
     if path in values:
         if isinstance(node, dict | list):
@@ -105,7 +105,7 @@ def _with_values(node: Any, values: dict[Path, Any], path: Path = ()) -> Any:
     return node
 
 
-def dumps(containers: Sequence[Any], paths: Sequence[Path]) -> list[str]:
+def dumps(containers: Sequence[Any], paths: Sequence[KeyPath]) -> list[str]:
     """``dump`` of each of ``containers``, plain containers that differ only in their leaves at
     ``paths``, made from one template; each dumped whole where the template cannot say it (a
     container of another shape, a value over more than one line)."""
@@ -131,7 +131,7 @@ def _shape(node: Any) -> Any:
     return None
 
 
-def _at(node: Any, path: Path) -> Any:
+def _at(node: Any, path: KeyPath) -> Any:
     for step in path:
         node = node[step]
     return node

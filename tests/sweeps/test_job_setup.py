@@ -56,11 +56,11 @@ def test_a_hole_that_is_not_a_leaf_makes_no_template():
 
 
 JOBS = [  # batch_size comes after updater in the config: holes out of the overrides' order
-    ["batch_size=8", "updater.lr=0.1"],
-    ["batch_size=8", "updater.lr=1"],  # an int for a float key: written 1.0
-    ["batch_size=32", "updater.lr=0.001"],
-    ["batch_size=8", "updater.lr=1e-5"],
-    [f"batch_size={10**70}", "updater.lr=0.5"],  # a dir name too long for one line
+    ["device=cpu", "batch_size=8", "updater.lr=0.1"],  # the same group choice in every job
+    ["device=cpu", "batch_size=8", "updater.lr=1"],  # an int for a float key: written 1.0
+    ["device=cpu", "batch_size=32", "updater.lr=0.001"],
+    ["device=cpu", "batch_size=8", "updater.lr=1e-5"],
+    ["device=cpu", f"batch_size={10**70}", "updater.lr=0.5"],  # a dir name too long for a line
 ]
 
 

@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from logreg_exp.cli import register_configs
-from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container
+from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container, without_hydra
 from tests.helpers import compose_config, read_metrics_json, run_cli, scalars
 
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
@@ -83,6 +83,10 @@ JOBS = [
     ["updater.lr=0.5", "+updater.optimizer.nesterov=true", "updater.momentum=0.5"],  # an add
     ["updater=manual", "updater.lr=0.2"],  # a group choice
     ["updater=manual", "updater.lr=0.3"],
+    ["updater=optim", "updater.lr=0.3"],  # another choice: another template
+    ["updater=optim", "updater.lr=0.4"],
+    ["device=cpu", "updater.lr=0.4", "updater.momentum=0.9"],
+    ["device=cpu", "updater.lr=0.5", "updater.momentum=0"],
 ]
 
 
@@ -98,7 +102,16 @@ def test_a_derived_config_is_what_hydra_composes():
             derived = deriver.for_launch(master, overrides)
             composed = loader.load_sweep_config(master, overrides)
             assert OmegaConf.to_yaml(derived) == OmegaConf.to_yaml(composed), overrides
-        assert {len(k) for k in deriver.templates} == {2, 3}  # derived where it can be
+            task = deriver.task_config(derived)
+            assert OmegaConf.to_yaml(task) == OmegaConf.to_yaml(without_hydra(composed))
+            assert OmegaConf.get_type(task) is OmegaConf.get_type(composed)
+        assert sorted(deriver.templates) == [  # derived where it can be
+            (("device", "cpu"), ("updater.lr", None), ("updater.momentum", None)),
+            (("updater", "manual"), ("updater.lr", None)),
+            (("updater", "optim"), ("updater.lr", None)),
+            (("updater.lr", None), ("batch_size", None)),
+            (("updater.lr", None), ("batch_size", None), ("tensorboard", None)),
+        ]
 
 
 def sweep(tmp_path: Path, name: str, *args: str, launcher: str | None = None):
