@@ -77,7 +77,7 @@ def composed(overrides: tuple[str, ...]) -> DictConfig:
         with open_dict(cfg):
             del cfg["hydra"]
         return cfg
-    if not ConfigDeriver.derivable(composed_with_hydra(others), plain):
+    if ConfigDeriver.group_keys(composed_with_hydra(others), plain) != frozenset():
         return compose(*overrides)
     cfg = copy.deepcopy(composed(others))
     ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
