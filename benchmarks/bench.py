@@ -422,9 +422,10 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     )
 
 
-def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> float:
+def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> tuple[float, int]:
     """Seconds an epoch of ``fit_stacked`` for K learning rates, as the vectorized launcher
-    builds it: the pipeline's data, loaders and evaluators, SGD's stacked update."""
+    builds it (the pipeline's data, loaders and evaluators, SGD's stacked update), and the
+    training points each of the K models sees an epoch."""
     exp = build_pipeline(cfg, device)
     model = StackedLogisticRegression(exp.model, k)
     dummy = [torch.zeros(1, requires_grad=True)]
@@ -439,13 +440,7 @@ def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> f
             device=device, monitor=Monitor(cfg.monitor), evaluators=exp.evaluators,
         )  # fmt: skip
 
-    return timed(device, train) / epochs
-
-
-def build_data_size(cfg: object) -> int:
-    """Training points of ``cfg``'s dataset (what each of the K models sees an epoch)."""
-    n = cfg.dataset.n_samples
-    return n - round(cfg.dataset.val_fraction * n) - round(cfg.dataset.test_fraction * n)
+    return timed(device, train) / epochs, exp.n_train
 
 
 def bench_stacked(quick: bool, device_name: str, repeats: int) -> None:
@@ -466,9 +461,10 @@ def bench_stacked(quick: bool, device_name: str, repeats: int) -> None:
         device = resolve_device(name)
         per_k = {}
         for k in ks:
-            times = [stacked_epoch_s(cfg, device, k, epochs) for _ in range(repeats)]
+            runs = [stacked_epoch_s(cfg, device, k, epochs) for _ in range(repeats)]
+            times, n_train = [seconds for seconds, _ in runs], runs[0][1]
             per_k[k] = statistics.median(times)
-            rate = k * build_data_size(cfg) / per_k[k]
+            rate = k * n_train / per_k[k]
             print(f"  {name:<8}{k:>8}{per_k[k]:>10.4f}{rate:>18,.0f}{per_k[k] / per_k[1]:>8.2f}")
 
 
