@@ -47,10 +47,15 @@ class OutputError(ConfigError):
 @contextmanager
 def writing(what: str | Path) -> Iterator[None]:
     """Turn an OSError of the block into an OutputError naming ``what``: the file it writes
-    (not the temporary file beside it that the error may name), or the files it writes."""
+    (not the temporary file beside it that the error may name; a path is shown as the user
+    would type it, worked out only then), or the files it writes."""
     try:
         yield
     except OSError as err:
+        if isinstance(what, Path):
+            from logreg_exp.files import display_path  # files imports this module
+
+            what = display_path(what)
         raise OutputError(f"cannot write {what}: {os_reason(err)}") from err
 
 

@@ -12,6 +12,7 @@ after the job's other files are settled).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -138,9 +139,14 @@ def write_bytes(path: Path, data: bytes) -> Path:
 def display_path(path: Path) -> Path:
     """``path`` relative to the working directory when it lies below it, as a user typed it."""
     try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve())
+        return Path(path).resolve().relative_to(_resolved(os.getcwd()))
     except ValueError:
         return Path(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(directory: str) -> Path:
+    return Path(directory).resolve()
 
 
 def writable(path: Path, option: str) -> Path:

@@ -438,19 +438,19 @@ def write_results(
     every other file is written, so a run that could not write them all never claims
     success, and one that says completed has the others from the same run."""
     if result.best_epoch:
-        with writing(display_path(job_dir / PREPROCESSING_FILE)):
+        with writing(job_dir / PREPROCESSING_FILE):
             save_preprocessing(job_dir, pipeline.preprocessing)
-        with writing(display_path(job_dir / CHECKPOINT_FILE)):
+        with writing(job_dir / CHECKPOINT_FILE):
             save_checkpoint(job_dir, result.best_state, result.best_epoch, *best_of(result))
     if result.status is Status.COMPLETED:
-        with writing(display_path(job_dir / DECISION_BOUNDARY_FILE)):
+        with writing(job_dir / DECISION_BOUNDARY_FILE):
             log_decision_boundary(pipeline, result, job_dir, tensorboard, picture)
     if tensorboard is not None:
         with writing(events):
             tensorboard.end_session(metrics, step=len(result.history))
             tensorboard.close()
     settle()  # the files above are durable (where synced_together left them to a pool)
-    with writing(display_path(job_dir / METRICS_FILE)):
+    with writing(job_dir / METRICS_FILE):
         write_metrics(job_dir, metrics)
 
 

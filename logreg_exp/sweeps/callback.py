@@ -39,7 +39,7 @@ from logreg_exp.sweeps.summary import (
     sweep_monitor,
     write_summary,
 )
-from logreg_exp.sweeps.swept import PLAN_FILE, read_plan
+from logreg_exp.sweeps.swept import PLAN_FILE, planned_jobs_count
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        plan = read_plan(Path(config.hydra.sweep.dir))
-        total = len(plan) if plan is not None else None
+        total = planned_jobs_count(Path(config.hydra.sweep.dir))
         overrides = list(config.hydra.overrides.task)
         log.info(job_line(config.hydra.job.num, total, overrides))
 

@@ -9,7 +9,8 @@ config less the ``hydra`` node, and ``on_job_end``. What differs is how: the ``.
 files are the text of the first job of the same template (``ConfigDeriver``) with this
 job's values filled in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them
 byte for byte against Hydra's), the task's config is derived from its template rather than
-copied whole (``ConfigDeriver.task_config``), and the log file is a handler beside the
+copied whole (``ConfigDeriver.task_config``), ``HydraConfig`` shows the job's own hydra node
+rather than a copy of it (``set_hydra_config``), and the log file is a handler beside the
 console's rather than logging configured anew. A job without a template (its overrides add
 or delete keys, or set hydra's), or that sets ``hydra.job.chdir``, goes through Hydra's
 ``run_job``.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, env_override
 from hydra.types import TaskFunction
@@ -49,6 +51,23 @@ def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
     default = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
     line_format = logging_cfg.formatters[file_handler.get("formatter", "simple")].format
     return Path(file_handler.get("filename", default)), line_format
+
+
+def set_hydra_config(cfg: DictConfig) -> None:
+    """``HydraConfig.instance().set_config(cfg)``, without its deep copy of ``cfg.hydra``
+    (a third of a grouped job's set-up). Hydra shows the hydra node alone, in a config of
+    its own whose one key is a copy of it, the copy's parent being ``cfg`` (so that
+    interpolations into the job's config resolve); here that key is the node itself, read-only
+    as there, its parent ``cfg`` as before. Each job's ``cfg`` is a config of its own
+    (``ConfigDeriver``), so nothing else holds the node."""
+    OmegaConf.set_readonly(cfg.hydra, True)
+    node = cfg._get_node("hydra")
+    assert isinstance(node, DictConfig)
+    assert issubclass(OmegaConf.get_type(node) or object, HydraConf)
+    shown = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
+    shown["hydra"] = node  # detaches the node from cfg ...
+    node._set_parent(cfg)  # ... and back, as set_config leaves its copy
+    HydraConfig.instance().cfg = shown  # type: ignore[assignment]
 
 
 def key_path(container: Any, key: str) -> KeyPath:
@@ -140,7 +159,7 @@ class JobSetUp:
             cfg.hydra.runtime.output_dir = os.path.abspath(output_dir)
         hydra_config = HydraConfig.instance()
         previous = hydra_config.cfg
-        hydra_config.set_config(cfg)
+        set_hydra_config(cfg)
         try:
             hydra_cfg = hydra_config.cfg
             assert isinstance(hydra_cfg, DictConfig)

@@ -22,13 +22,24 @@ def read_plan(sweep_dir: Path) -> list[list[str]] | None:
     """Each job's overrides from the sweep's plan, in job order; None where there is no plan
     (another sweeper than the basic one) or it cannot be read. Every job of a sweep asks;
     the file is read again only once it has changed."""
-    path = Path(sweep_dir) / PLAN_FILE
+    plan = _cached_plan(Path(sweep_dir))
+    return None if plan is None else [list(job) for job in plan]
+
+
+def planned_jobs_count(sweep_dir: Path) -> int | None:
+    """How many jobs the sweep's plan has (``read_plan``'s length, without copying it: each
+    job of a sweep asks)."""
+    plan = _cached_plan(Path(sweep_dir))
+    return None if plan is None else len(plan)
+
+
+def _cached_plan(sweep_dir: Path) -> tuple[tuple[str, ...], ...] | None:
+    path = sweep_dir / PLAN_FILE
     try:
         stat = path.stat()
     except OSError:
         return None
-    plan = _read_plan(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    return None if plan is None else [list(job) for job in plan]
+    return _read_plan(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4)

@@ -25,6 +25,7 @@ import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ class ConfigDeriver:
     def __init__(self, compose: Any) -> None:
         self.compose = compose  # the config loader's own load_sweep_config
         self.parser = OverridesParser.create()
+        self.parsed: dict[tuple[str, ...], list[Override]] = {}  # each job's, asked thrice
         # for each tuple of override keys, those that choose a config group (None: the jobs
         # of those keys are not derived)
         self.groups: dict[tuple[str, ...], frozenset[str] | None] = {}
@@ -160,7 +162,7 @@ class ConfigDeriver:
         return checked if checked is not None else self.derive(master_config, sweep_overrides)
 
     def derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        parsed = self.parser.parse_overrides(list(sweep_overrides))
+        parsed = self.parse(sweep_overrides)
         key = self.template_key(parsed)
         template = self.templates.get(key) if key else None
         if template is None:
@@ -180,6 +182,14 @@ class ConfigDeriver:
             )
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
+
+    def parse(self, overrides: Sequence[str]) -> list[Override]:
+        """Hydra's parse of a job's overrides, made once (the sweeper's check, the launch,
+        the set-up and the task's config each ask)."""
+        key = tuple(overrides)
+        if key not in self.parsed:
+            self.parsed[key] = self.parser.parse_overrides(list(key))
+        return self.parsed[key]
 
     def learn(self, cfg: DictConfig, parsed: Sequence[Override]) -> None:
         """Keep ``cfg``, composed by Hydra, as the template of the jobs of its override keys
@@ -213,7 +223,7 @@ class ConfigDeriver:
 
     def template_of(self, cfg: DictConfig) -> TemplateKey | None:
         """The key of the template ``cfg`` is derived from (or is), if it has one."""
-        key = self.template_key(self.parser.parse_overrides(list(cfg.hydra.overrides.task)))
+        key = self.template_key(self.parse(cfg.hydra.overrides.task))
         return key if key in self.templates else None
 
     @staticmethod
@@ -233,7 +243,7 @@ class ConfigDeriver:
         """``cfg`` without its ``hydra`` node, as Hydra's ``run_job`` hands it to the task
         function (a copy). For a derived job, the task part of its template with its own
         values applied: the hydra node, most of the config, is not copied."""
-        parsed = self.parser.parse_overrides(list(cfg.hydra.overrides.task))
+        parsed = self.parse(cfg.hydra.overrides.task)
         key = self.template_key(parsed)
         template = self.templates.get(key) if key else None
         if template is None or key is None:
@@ -460,10 +470,18 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
 
 
 def task_container(cfg: DictConfig) -> dict[str, Any]:
-    """A job's own config (no hydra node), resolved, as plain data, for grouping."""
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    container = OmegaConf.to_container(task, resolve=True, enum_to_str=True)
-    assert isinstance(container, dict)
+    """A job's own config (no hydra node), resolved, as plain data, for grouping: each key's
+    node converted where it is, not a copy of the config less ``hydra``."""
+    container: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, Container):
+            container[str(key)] = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+        else:
+            value = cfg[key]
+            container[str(key)] = value.name if isinstance(value, Enum) else value
     return container
 
 

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
 from logreg_exp.cli import register_configs
-from logreg_exp.sweeps.job_setup import HydraFiles
+from logreg_exp.sweeps.job_setup import HydraFiles, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
 from logreg_exp.sweeps.yaml_template import YamlTemplate, dump, dumps
 
@@ -89,7 +89,10 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
                 subdir = OmegaConf.select(cfg, "hydra.sweep.subdir")
                 with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
                     cfg.hydra.runtime.output_dir = str(tmp_path / subdir)
-                HydraConfig.instance().set_config(cfg)
+                if way == "hydra":
+                    HydraConfig.instance().set_config(cfg)
+                else:
+                    set_hydra_config(cfg)
                 hydra_cfg = HydraConfig.instance().cfg
                 if way == "hydra":  # as run_job makes and writes them
                     task_cfg = copy.deepcopy(cfg)
@@ -106,3 +109,40 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
             assert texts["derived"] == texts["hydra"], overrides
         assert files is not None
         assert files.templates[1].fill([*JOBS[-1], "x", "1", 1, LONG + LONG]) is None
+
+
+def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
+    """HydraConfig set from a job's config without copying its hydra node: the same YAML, the
+    same values through HydraConfig.get() and ${hydra:...} in the job's config, the node
+    read-only, and the job's config itself unchanged, its hydra node still its child."""
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            "config", [f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN
+        )
+        seen = {}
+        for way in ("hydra", "shared"):
+            cfg = loader.load_sweep_config(master, ["updater.lr=0.3", "+note=${hydra:job.num}"])
+            with open_dict(cfg):
+                cfg.hydra.job.id = cfg.hydra.job.num = 7
+            with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+                cfg.hydra.runtime.output_dir = str(tmp_path / "7")
+            before = OmegaConf.to_yaml(cfg)
+            if way == "hydra":
+                HydraConfig.instance().set_config(cfg)
+            else:
+                set_hydra_config(cfg)
+                assert HydraConfig.get() is cfg.hydra
+            shown = HydraConfig.instance().cfg
+            assert cfg._get_node("hydra")._get_parent() is cfg
+            assert OmegaConf.is_readonly(HydraConfig.get())
+            assert OmegaConf.to_yaml(cfg) == before
+            seen[way] = (
+                OmegaConf.to_yaml(shown),
+                HydraConfig.get().runtime.output_dir,
+                HydraConfig.get().job.override_dirname,
+                cfg.note,
+            )
+        assert seen["shared"] == seen["hydra"]
+        assert seen["shared"][3] == 7

@@ -11,6 +11,7 @@ from logreg_exp.sweeps.swept import (
     PLAN_FILE,
     keys_the_sweep_varies,
     number,
+    planned_jobs_count,
     read_plan,
     split_override,
     swept_keys,
@@ -44,10 +45,15 @@ def test_numbers_are_finite_numbers_only():
 
 def test_the_plan_is_read_in_job_order_and_a_bad_one_is_none(tmp_path):
     assert read_plan(tmp_path) is None
+    assert planned_jobs_count(tmp_path) is None
     (tmp_path / PLAN_FILE).write_text(json.dumps({"jobs": [["seed=0"], ["seed=1"]]}))
     assert read_plan(tmp_path) == [["seed=0"], ["seed=1"]]
+    assert planned_jobs_count(tmp_path) == 2
+    (tmp_path / PLAN_FILE).write_text(json.dumps({"jobs": [["seed=0"], ["seed=1"], ["seed=2"]]}))
+    assert planned_jobs_count(tmp_path) == 3  # a new plan in the same dir is read anew
     (tmp_path / PLAN_FILE).write_text('{"jobs": [["seed')
     assert read_plan(tmp_path) is None
+    assert planned_jobs_count(tmp_path) is None
 
 
 def test_a_job_learns_what_its_sweep_varies_from_the_plan_or_the_sweepers_params(tmp_path):

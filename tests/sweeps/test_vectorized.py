@@ -57,6 +57,21 @@ def test_jobs_that_differ_in_elementwise_values_form_one_group():
     )
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [(), ("updater=manual", "batch_size=16"), ("dtype=float64", "+extra=${batch_size}"),
+     ("dataset=breast_cancer",)],
+)  # fmt: skip
+def test_a_task_container_is_the_config_less_hydra_resolved(overrides):
+    """Grouping reads each job's config, less hydra, resolved as plain data (interpolations
+    and enums included): node by node, as a resolved copy of the config less hydra is."""
+    cfg = compose_config(*overrides)
+    copied = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    expected = OmegaConf.to_container(copied, resolve=True, enum_to_str=True)
+    assert task_container(cfg) == expected
+    assert json.dumps(task_container(cfg), sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
 def test_adam_arguments_and_the_manual_updater_group_too():
     adam = "updater.optimizer._target_=torch.optim.Adam"
     groups, alone = group_jobs(
