@@ -75,9 +75,41 @@ class ColumnLosses(nn.Module):
     def __init__(self, per_sample: nn.Module) -> None:
         super().__init__()
         self.per_sample = per_sample
+        # the logistic loss with logits, unweighted: its gradient has a closed form
+        self.closed_form = (
+            type(per_sample) is nn.BCEWithLogitsLoss
+            and per_sample.weight is None
+            and per_sample.pos_weight is None
+        )
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.per_sample(scores, target.expand_as(scores).contiguous()).mean(1)
+
+
+def losses_and_gradients(
+    model: StackedLogisticRegression, loss_fn: ColumnLosses, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One minibatch's forward and backward: the columns' mean losses (K,) and scores (K, B),
+    and in ``.grad`` the gradients of the losses' sum, each column its own model's.
+
+    For the logistic loss with logits (``closed_form``) they are written out, with the ops
+    autograd runs for it (``binary_cross_entropy_with_logits_backward``: (sigmoid(s) - y)
+    times the mean's 1/B; ``addmm``'s backward for the transposed weights: x^T times that,
+    transposed; its sum over the batch for the bias). So they are autograd's numbers, bit
+    for bit (``tests/training/test_stacked.py``), without building the graph, which took two
+    thirds of a stacked step. Any other loss goes through autograd."""
+    if not loss_fn.closed_form:
+        scores = model(x)
+        losses = loss_fn(scores, y)
+        losses.sum().backward()
+        return losses.detach(), scores.detach()
+    with torch.no_grad():
+        scores = model(x)
+        losses = loss_fn(scores, y)
+        per_score = torch.sigmoid(scores).sub_(y).mul_(1.0 / scores.shape[1])  # (K, B)
+        model.w.grad = torch.mm(x.t(), per_score.t())  # as mm_mat1_backward for w.t()
+        model.bias.grad = per_score.sum(1)
+    return losses, scores
 
 
 def columns(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -362,9 +394,7 @@ def fit_stacked(
                     return stop_all(Status.INTERRUPTED)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 updater.zero_grad()
-                scores = model(x)
-                losses = loss_fn(scores, y)
-                losses.sum().backward()
+                losses, scores = losses_and_gradients(model, loss_fn, x, y)
                 updater.step()
                 tally.add(losses, scores, y)
             train_loss, train_acc, first_bad = tally.summary()

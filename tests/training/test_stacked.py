@@ -9,11 +9,12 @@ import torch
 
 from logreg_exp.results import Monitor, Status
 from logreg_exp.training.loop import fit
-from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.model import LogisticRegression, SigmoidBCELoss
 from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
+    losses_and_gradients,
     one_thread_is_enough,
     stacked_updater,
 )
@@ -114,6 +115,51 @@ def test_manual_sgd_columns_step_as_manual_sgd_alone():
     for k, column in enumerate(columns):
         alone = steps_alone(template, lambda p, c=column: ManualSGD(p, **c), x, y, 30)
         torch.testing.assert_close(stacked.column(k).w, alone.w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("k", "b", "d"), [(1, 1, 2), (3, 7, 2), (100, 8, 2), (5, 33, 30)])
+def test_the_closed_form_gradients_are_autograds_bit_for_bit(dtype, k, b, d):
+    """The logistic loss's gradients written out give autograd's numbers exactly: the
+    losses, scores and both gradients, for weights small and large (scores far beyond the
+    sigmoid's range, where it saturates), any batch size (1/B not exact) and features."""
+    gen = torch.Generator().manual_seed(k * 1000 + b)
+    for scale in (0.0, 0.1, 3.0, 1e3, 1e30):
+        x = torch.randn(b, d, generator=gen, dtype=dtype)
+        y = (torch.rand(b, generator=gen) > 0.5).to(dtype)
+        template = LogisticRegression(d, generator=gen, dtype=dtype)
+        stacked = StackedLogisticRegression(template, k)
+        with torch.no_grad():
+            stacked.w.copy_(scale * torch.randn(d, k, generator=gen, dtype=dtype))
+            stacked.bias.copy_(scale * torch.randn(k, generator=gen, dtype=dtype))
+        found = {}
+        for way, per_sample in (
+            ("closed", torch.nn.BCEWithLogitsLoss(reduction="none")),
+            ("autograd", torch.nn.BCEWithLogitsLoss(reduction="none", pos_weight=None)),
+        ):
+            loss_fn = ColumnLosses(per_sample)
+            if way == "autograd":
+                loss_fn.closed_form = False
+            assert loss_fn.closed_form is (way == "closed")
+            stacked.w.grad = stacked.bias.grad = None
+            losses, scores = losses_and_gradients(stacked, loss_fn, x, y)
+            found[way] = (losses, scores, stacked.w.grad.clone(), stacked.bias.grad.clone())
+        for closed, autograd in zip(found["closed"], found["autograd"], strict=True):
+            assert closed.shape == autograd.shape and closed.dtype == autograd.dtype
+            torch.testing.assert_close(closed, autograd, rtol=0, atol=0, equal_nan=True)
+
+
+def test_other_losses_go_through_autograd():
+    assert not ColumnLosses(SigmoidBCELoss(reduction="none")).closed_form
+    weighted = torch.nn.BCEWithLogitsLoss(reduction="none", pos_weight=torch.tensor(2.0))
+    assert not ColumnLosses(weighted).closed_form
+    x, y, template = problem(2)
+    stacked = StackedLogisticRegression(template, 2)
+    loss_fn = ColumnLosses(SigmoidBCELoss(reduction="none"))
+    losses, _ = losses_and_gradients(stacked, loss_fn, x[:8], y[:8])
+    expected = torch.autograd.grad(loss_fn(stacked(x[:8]), y[:8]).sum(), stacked.w)[0]
+    torch.testing.assert_close(stacked.w.grad, expected, rtol=0, atol=0)
+    assert not losses.requires_grad
 
 
 def fit_columns(columns):
