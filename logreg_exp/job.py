@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.config import validated
 from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
-from logreg_exp.errors import os_reason, writing
+from logreg_exp.errors import OutputError, os_reason, writing
 from logreg_exp.files import display_path, settle, synced_together
 from logreg_exp.results import (
     METRICS_FILE,
@@ -32,6 +32,7 @@ from logreg_exp.results import (
     recorded_outcome,
     write_metrics,
 )
+from logreg_exp.sweeps.launchers import usable_cores
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import (
@@ -60,6 +61,7 @@ from logreg_exp.training.stacked import (
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
+from logreg_exp.writer_processes import write_in_processes, writer_processes
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +184,14 @@ class GroupMember:
 
 
 def run_job_group(
-    members: Sequence[GroupMember], default_threads: int | None = None
+    members: Sequence[GroupMember],
+    default_threads: int | None = None,
+    writers: int | None = None,
 ) -> list[Outcome]:
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
-    would leave in it, its log file the same lines. The console gets one line an epoch for
+    would leave in it, its log file the same lines, written by ``writers`` processes (None:
+    as many as ``writer_processes`` finds worth it). The console gets one line an epoch for
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
@@ -212,24 +217,38 @@ def run_job_group(
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)
-        painter = painter_for(pipeline) if completed else None
-        pictures = PicturesAhead(painter, pipeline, results) if painter is not None else None
-        outcomes = []
-        try:
-            with synced_together():
-                for k, member in enumerate(members):
-                    picture = None
-                    if pictures is not None and results[k].status is Status.COMPLETED:
-                        picture = pictures.picture(k)
-                    outcomes.append(
-                        write_member(
-                            member, settings[k], results[k], pipeline, threads, trained_s, picture
-                        )
-                    )
-        finally:
-            if pictures is not None:
-                pictures.close()
-    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
+        painter = painter_for(pipeline) if completed else None  # made once, before a fork
+
+        def write_share(share: Sequence[int], report: Callable[[int, Outcome], None]) -> None:
+            pictures = None
+            if painter is not None:
+                pictures = PicturesAhead(painter, pipeline, results, share)
+            try:
+                with synced_together():
+                    for k in share:
+                        picture = None
+                        if pictures is not None and results[k].status is Status.COMPLETED:
+                            picture = pictures.picture(k)
+                        try:
+                            outcome = write_member(
+                                members[k], settings[k], results[k], pipeline, threads,
+                                trained_s, picture,
+                            )  # fmt: skip
+                            settle()  # its metrics.json on disk: the job counts as written
+                            report(k, outcome)
+                        except OutputError as err:  # a full disk: this job failed, as alone
+                            report(k, record_failed_member(members[k], err, trained_s))
+            finally:
+                if pictures is not None:
+                    pictures.close()
+
+        processes = writer_processes(
+            writers, len(members), usable_cores(), on_cpu=device.type == "cpu"
+        )
+        outcomes = write_in_processes(
+            len(members), processes, write_share, lambda k: members[k].job_dir
+        )
+    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s, processes)
     return outcomes
 
 
@@ -257,6 +276,23 @@ def write_member(
             return report.finish(result, pipeline, trained_s, picture)
         finally:
             report.close()
+
+
+def record_failed_member(member: GroupMember, err: OutputError, wall_s: float) -> Outcome:
+    """A group's job whose files could not be written (a full disk) fails alone, as the
+    entrypoint fails a job of the basic launcher: one line, its failure in metrics.json where
+    the disk lets it. What it handed to the fsync pool is settled first, its errors dropped:
+    they say the same."""
+    from logreg_exp.cli import failed  # the entrypoint's rules
+
+    with suppress(OutputError):
+        settle()
+    outcome = failed(err, member.cfg, member.job_dir, True, wall_s)
+    try:
+        settle()
+    except OutputError as again:
+        log.warning("the failure is not recorded either: %s", again)
+    return outcome
 
 
 def stacking_of(built: Sequence[Any]) -> tuple[type, list[dict[str, Any]]]:
@@ -289,14 +325,17 @@ class GroupProgress:
             f"  {diverged} diverged" if diverged else "",
         )  # fmt: skip
 
-    def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:
+    def done(
+        self, outcomes: Sequence[Outcome], trained_s: float, written_s: float, processes: int = 1
+    ) -> None:
         counts = Counter(o.status.value for o in outcomes)
         log.info(
-            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s",
+            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s%s",
             self.size,
             ", ".join(f"{n} {status}" for status, n in counts.items()),
             trained_s,
             written_s,
+            f" by {processes} processes" if processes > 1 else "",
         )
 
 

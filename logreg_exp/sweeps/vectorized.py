@@ -278,7 +278,10 @@ class ConfigDeriver:
 class VectorizedSweep:
     """What ``hydra/launcher=vectorized`` does; the Hydra plugin class only hands over."""
 
-    def __init__(self) -> None:
+    def __init__(self, writers: int | None = None) -> None:
+        """``writers``: the processes that write a group's files (``hydra.launcher.writers``;
+        None: ``writer_processes`` decides)."""
+        self.writers = checked_writers(writers)
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -430,7 +433,7 @@ class VectorizedSweep:
             if not jobs:
                 continue
             self.configure_console_logging()
-            outcomes = run_job_group([members[i] for i in jobs], threads)
+            outcomes = run_job_group([members[i] for i in jobs], threads, self.writers)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             for i, outcome in zip(jobs, outcomes, strict=True):
                 ret = returns[i]
@@ -450,6 +453,15 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def checked_writers(writers: Any) -> int | None:
+    """``hydra.launcher.writers``, if it is null or a whole number >= 1; else ConfigError."""
+    if writers is None or (type(writers) is int and writers >= 1):
+        return writers
+    raise ConfigError(
+        f"hydra.launcher.writers must be null or a whole number >= 1, not {writers!r}"
+    )
 
 
 def copy_config(cfg: DictConfig) -> DictConfig:

@@ -305,8 +305,14 @@ class PicturesAhead:
     The same pictures, byte for byte, as ``painter.paint`` gives."""
 
     def __init__(
-        self, painter: BoundaryPainter, pipeline: Pipeline, results: Sequence[FitResult]
+        self,
+        painter: BoundaryPainter,
+        pipeline: Pipeline,
+        results: Sequence[FitResult],
+        jobs: Sequence[int] | None = None,
     ) -> None:
+        """``jobs``: the jobs (indices into ``results``) whose pictures will be asked for, in
+        that order; default all."""
         from logreg_exp.sweeps.launchers import usable_cores
 
         self.painter, self.pipeline, self.results = painter, pipeline, results
@@ -314,7 +320,8 @@ class PicturesAhead:
         threads = max(1, min(4, usable_cores()))
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="png")
         self.ahead = 2 * threads + 2
-        self.to_paint = iter(k for k, r in enumerate(results) if r.status is Status.COMPLETED)
+        jobs = range(len(results)) if jobs is None else jobs
+        self.to_paint = iter(k for k in jobs if results[k].status is Status.COMPLETED)
         self.encoding: dict[int, Future[Picture]] = {}
 
     def picture(self, k: int) -> Picture:

@@ -21,11 +21,20 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from logreg_exp.cli import register_configs
 from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container, without_hydra
-from tests.helpers import compose_config, read_metrics_json, run_cli, scalars
+from tests.helpers import (
+    can_mount_tmpfs,
+    children_of,
+    compose_config,
+    read_metrics_json,
+    run_cli,
+    run_on_tmpfs,
+    scalars,
+)
 
 TIMINGS = {"train_s", "val_s", "wall_s", "train_samples_per_s"}
 
@@ -157,7 +166,7 @@ def assert_same_jobs(basic: Path, vectorized: Path, rel: float) -> None:
             assert (a / ".hydra" / file).read_text() == (b / ".hydra" / file).read_text()
         hydra_a = (a / ".hydra" / "hydra.yaml").read_text().replace(str(basic), "SWEEP")
         hydra_b = (b / ".hydra" / "hydra.yaml").read_text().replace(str(vectorized), "SWEEP")
-        launcher = re.compile(r"(?m)^.*(launcher|vectorized|basic_launcher).*\n")
+        launcher = re.compile(r"(?m)^.*(launcher|vectorized|basic_launcher|writers).*\n")
         assert launcher.sub("", hydra_a) == launcher.sub("", hydra_b)
         ma, mb = read_metrics_json(a), read_metrics_json(b)
         assert ma.keys() == mb.keys()
@@ -292,15 +301,22 @@ def test_an_optimizer_not_known_to_be_elementwise_runs_one_job_at_a_time(tmp_pat
     assert [read_metrics_json(j)["status"] for j in job_dirs(sweep_dir)] == ["completed"] * 2
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=vectorized",
-         "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400",
+def start_vectorized_sweep(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """``python -m logreg_exp -m hydra/launcher=vectorized ARGS`` into ``tmp_path/sweep``, in a
+    session of its own (a signal to its group reaches it alone), its output unbuffered."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=vectorized", *args,
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
+    proc = start_vectorized_sweep(
+        tmp_path, "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400"
+    )
     try:
         deadline = time.monotonic() + 120
         for line in proc.stdout:
@@ -334,3 +350,139 @@ def test_an_optuna_search_launches_its_trials_in_groups(tmp_path):
     assert len(rows) == 8 and {r["status"] for r in rows} == {"completed"}
     values = [json.loads((sweep_dir / r["dir"] / "metrics.json").read_text()) for r in rows]
     assert all(v["monitor"] == "val_acc" for v in values)
+
+
+def lr_values(k: int) -> str:
+    return ",".join(f"{0.01 + 0.99 * i / (k - 1):.6g}" for i in range(k))
+
+
+@pytest.mark.slow
+def test_files_written_by_two_processes_are_those_one_process_writes(tmp_path):
+    """``hydra.launcher.writers=2`` forks a child for the second half of the group's jobs:
+    every job's files are those of the same sweep written by this process alone, the pictures
+    byte for byte."""
+    args = [*SMALL, "dtype=float64", f"updater.lr={lr_values(34)}"]
+    dirs = {}
+    for writers in (1, 2):
+        proc, dirs[writers] = sweep(
+            tmp_path, f"w{writers}", *args, f"hydra.launcher.writers={writers}",
+            launcher="vectorized",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout + proc.stderr
+        assert ("files written in" in out) and (("by 2 processes" in out) is (writers == 2))
+    assert_same_jobs(dirs[1], dirs[2], 0.0)
+    for one, two in zip(job_dirs(dirs[1]), job_dirs(dirs[2]), strict=True):
+        png = "decision_boundary.png"
+        assert (one / png).read_bytes() == (two / png).read_bytes(), one.name
+        assert len(list(two.glob("events.out.tfevents.*"))) == 1, two.name
+    rows = list(csv.DictReader((dirs[2] / "summary.csv").open()))
+    assert len(rows) == 34 and {r["status"] for r in rows} == {"completed"}
+
+
+def sweep_with_a_writer_child(tmp_path: Path, act) -> tuple[subprocess.Popen, str, Path]:
+    """A 120-job group written by 2 processes; ``act(proc, child_pid)`` as soon as the
+    child that writes the second half exists. The sweep's output and dir."""
+    sweep_dir = tmp_path / "sweep"
+    proc = start_vectorized_sweep(
+        tmp_path, "hydra.launcher.writers=2", *SMALL, f"updater.lr={lr_values(120)}"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        child = []
+        while not child and proc.poll() is None and time.monotonic() < deadline:
+            child = sorted(children_of(proc.pid))
+            time.sleep(0.005)
+        assert child, "no writer process was seen"
+        act(proc, child[0])
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc, out, sweep_dir
+
+
+def assert_every_job_complete(sweep_dir: Path, n: int) -> None:
+    """Every job's files whole: metrics.json completed, best.pt, the picture, one event file
+    that ends its HParams session; the summary lists every job completed."""
+    jobs = job_dirs(sweep_dir)
+    assert len(jobs) == n
+    for job in jobs:
+        assert read_metrics_json(job)["status"] == "completed", job.name
+        assert (job / "best.pt").is_file() and (job / "decision_boundary.png").is_file()
+        assert len(list(job.glob("events.out.tfevents.*"))) == 1, job.name
+        assert not_scalars(job)["status"] == api_pb2.STATUS_SUCCESS, job.name
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert len(rows) == n and {r["status"] for r in rows} == {"completed"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_writer_process_killed_midway_leaves_its_jobs_to_the_sweep(tmp_path):
+    """The child that writes half the group's files is killed (as by the OOM killer) while it
+    writes: the sweep writes what it did not finish, each job has its files once, and the
+    sweep ends as if nothing happened, saying so in one line."""
+    proc, out, sweep_dir = sweep_with_a_writer_child(
+        tmp_path, lambda proc, child: (time.sleep(0.3), os.kill(child, signal.SIGKILL))
+    )
+    assert proc.returncode == 0, out
+    assert re.search(r"was killed by SIGKILL; the \d+ jobs it did not finish are written here", out)
+    assert "Traceback" not in out
+    assert_every_job_complete(sweep_dir, 120)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_ctrl_c_while_two_processes_write_lets_both_finish(tmp_path):
+    """Ctrl-C reaches the whole process group while the group's files are written: the
+    training is over, so every job's files are finished, by both processes (a group after
+    this one would stop at its first step, interrupted)."""
+    proc, out, sweep_dir = sweep_with_a_writer_child(
+        tmp_path, lambda proc, child: os.killpg(proc.pid, signal.SIGINT)
+    )
+    assert "Traceback" not in out and "by 2 processes" in out
+    assert_every_job_complete(sweep_dir, 120)
+    assert proc.returncode == 0  # the last group: every job had completed, and says so
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "true", "two"])
+def test_a_bad_number_of_writers_is_one_line_before_anything_is_written(tmp_path, value):
+    proc, sweep_dir = sweep(
+        tmp_path, "sweep", "updater.lr=0.1,0.2", f"hydra.launcher.writers={value}",
+        launcher="vectorized",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: hydra.launcher.writers must be null or a whole number >= 1, not "
+    ), proc.stderr
+    assert not sweep_dir.exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_two_processes_write_fails_those_jobs_alone(tmp_path):
+    """The disk fills while the group's files are written by two processes: each job that
+    could not be written fails alone, in one line, as with the basic launcher; a job whose
+    metrics.json says completed has all its files; no traceback, exit 1."""
+    if not can_mount_tmpfs(tmp_path):
+        pytest.skip("cannot mount a private tmpfs here")
+    proc = run_on_tmpfs(
+        tmp_path, "size=3m", "-m", "hydra/launcher=vectorized", "hydra.launcher.writers=2",
+        *SMALL, f"updater.lr={lr_values(40)}", "hydra.sweep.dir=disk/sweep", keep="sweep",
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "by 2 processes" in out
+    errors = re.findall(r"\] error: cannot write (.*): No space left on device\n", out)
+    statuses = {}
+    for job in job_dirs(tmp_path / "copy"):
+        metrics = job / "metrics.json"
+        statuses[job.name] = read_metrics_json(job)["status"] if metrics.exists() else None
+        if statuses[job.name] == "completed":
+            assert (job / "best.pt").is_file() and (job / "decision_boundary.png").is_file()
+            assert not_scalars(job)["status"] == api_pb2.STATUS_SUCCESS, job.name
+    completed = [name for name, status in statuses.items() if status == "completed"]
+    assert len(statuses) == 40 and 0 < len(completed) < 40
+    failed = sorted(set(statuses) - set(completed))
+    # a line for each job that failed, naming it
+    assert sorted(next(n for n in failed if n in line) for line in errors) == failed, errors
