@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
 from logreg_exp.cli import register_configs
-from logreg_exp.sweeps.job_setup import HydraFiles, set_hydra_config
+from logreg_exp.sweeps.job_setup import HydraFiles, JobSetUp, log_file_of, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
 from logreg_exp.sweeps.yaml_template import YamlTemplate, dump, dumps
 
@@ -146,3 +146,32 @@ def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
             )
         assert seen["shared"] == seen["hydra"]
         assert seen["shared"][3] == 7
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/own.log"],
+        ["hydra.job_logging.formatters.simple.format='${hydra.job.num} %(message)s'"],
+        ["hydra.job.name=renamed"],
+    ],
+)  # fmt: skip
+def test_a_jobs_log_file_is_the_one_hydras_job_logging_names(tmp_path, overrides):
+    """Read once per template where the config keeps Hydra's default file name, and where it
+    does not, resolved for each job: the same path and line format either way."""
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            "config", [f"hydra.sweep.dir={tmp_path}", *overrides], RunMode.MULTIRUN
+        )
+        set_up = JobSetUp(callbacks=None, task_config=lambda cfg: cfg, console=[])
+        for num in range(3):
+            cfg = loader.load_sweep_config(master, [f"updater.lr={0.1 * (num + 1)}"])
+            with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+                cfg.hydra.runtime.output_dir = str(tmp_path / str(num))
+            with open_dict(cfg):
+                cfg.hydra.job.num = num
+            assert set_up.log_file_for(cfg, "template") == log_file_of(cfg.hydra)
+        assert (set_up.log_formats["template"] is None) is ("${" in "".join(overrides))
