@@ -90,10 +90,16 @@ def write_in_processes(
     results: dict[int, T] = {}
     parts = shares(n, max(1, processes))
     children: list[Child[T]] = []
+    here = parts[:1]
     try:
         for share in parts[1:]:
-            children.append(fork_writer(share, write))
-        write(parts[0], results.__setitem__)
+            child = fork_writer(share, write)
+            if child is None:  # no fork (out of processes or memory): written here
+                here.append(share)
+            else:
+                children.append(child)
+        for share in here:
+            write(share, results.__setitem__)
         for child in children:
             collect(child)
     except BaseException as err:
@@ -118,18 +124,28 @@ def write_in_processes(
     return [results[k] for k in range(n)]
 
 
-def fork_writer(share: range, write: WriteShare[T]) -> Child[T]:
-    """Fork a child that writes ``share`` and reports each job done, then exits. ``write``
-    reports a job once its files are on disk: a child killed after that has finished it."""
-    reports = tempfile.TemporaryFile()  # noqa: SIM115 (closed by collect)
+def fork_writer(share: range, write: WriteShare[T]) -> Child[T] | None:
+    """Fork a child that writes ``share`` and reports each job done, then exits; None where
+    the system will not fork (said in the log). ``write`` reports a job once its files are
+    on disk: a child killed after that has finished it."""
+    try:
+        reports = tempfile.TemporaryFile()  # noqa: SIM115 (closed by collect)
+    except OSError as err:
+        log.warning("jobs written by this process alone: no file to report in (%s)", err)
+        return None
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns of a fork in a process with threads (torch's idle ones): the
-        # child takes no lock they could hold and runs torch on one thread
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of a fork in a process with threads (torch's idle ones):
+            # the child takes no lock they could hold and runs torch on one thread
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError as err:
+        reports.close()
+        log.warning("jobs written by this process alone: cannot fork (%s)", err)
+        return None
     if pid == 0:  # the child: never returns
         code = 1
         try:

@@ -150,3 +150,18 @@ def test_the_children_die_with_a_parent_stopped_hard(tmp_path):
     if (tmp_path / "child").exists():  # it had started: it is gone now (reaped)
         with pytest.raises(ProcessLookupError):
             os.kill(int((tmp_path / "child").read_text()), 0)
+
+
+def test_a_share_that_cannot_be_forked_is_written_here(tmp_path, monkeypatch, caplog):
+    """The system refuses the fork (out of processes or memory): the jobs are written in this
+    process, said in one line."""
+
+    def refuse() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    with caplog.at_level(logging.WARNING):
+        results = write_in_processes(6, 3, writing_into(tmp_path), job_dir_of(tmp_path))
+    assert results == [k * 10 for k in range(6)]
+    assert {(tmp_path / f"{k}").read_text() for k in range(6)} == {str(os.getpid())}
+    assert caplog.text.count("cannot fork (") == 2
