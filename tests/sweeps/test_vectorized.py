@@ -380,12 +380,15 @@ def test_files_written_by_two_processes_are_those_one_process_writes(tmp_path):
     assert len(rows) == 34 and {r["status"] for r in rows} == {"completed"}
 
 
+JOBS_WRITTEN_BY_TWO = 64  # the child's 32 take long enough to be caught writing
+
+
 def sweep_with_a_writer_child(tmp_path: Path, act) -> tuple[subprocess.Popen, str, Path]:
-    """A 120-job group written by 2 processes; ``act(proc, child_pid)`` as soon as the
+    """A 64-job group written by 2 processes; ``act(proc, child_pid)`` as soon as the
     child that writes the second half exists. The sweep's output and dir."""
     sweep_dir = tmp_path / "sweep"
     proc = start_vectorized_sweep(
-        tmp_path, "hydra.launcher.writers=2", *SMALL, f"updater.lr={lr_values(120)}"
+        tmp_path, "hydra.launcher.writers=2", *SMALL, f"updater.lr={lr_values(JOBS_WRITTEN_BY_TWO)}"
     )
     try:
         deadline = time.monotonic() + 120
@@ -423,12 +426,12 @@ def test_a_writer_process_killed_midway_leaves_its_jobs_to_the_sweep(tmp_path):
     writes: the sweep writes what it did not finish, each job has its files once, and the
     sweep ends as if nothing happened, saying so in one line."""
     proc, out, sweep_dir = sweep_with_a_writer_child(
-        tmp_path, lambda proc, child: (time.sleep(0.3), os.kill(child, signal.SIGKILL))
+        tmp_path, lambda proc, child: (time.sleep(0.1), os.kill(child, signal.SIGKILL))
     )
     assert proc.returncode == 0, out
     assert re.search(r"was killed by SIGKILL; the \d+ jobs it did not finish are written here", out)
     assert "Traceback" not in out
-    assert_every_job_complete(sweep_dir, 120)
+    assert_every_job_complete(sweep_dir, JOBS_WRITTEN_BY_TWO)
 
 
 @pytest.mark.slow
@@ -441,7 +444,7 @@ def test_ctrl_c_while_two_processes_write_lets_both_finish(tmp_path):
         tmp_path, lambda proc, child: os.killpg(proc.pid, signal.SIGINT)
     )
     assert "Traceback" not in out and "by 2 processes" in out
-    assert_every_job_complete(sweep_dir, 120)
+    assert_every_job_complete(sweep_dir, JOBS_WRITTEN_BY_TWO)
     assert proc.returncode == 0  # the last group: every job had completed, and says so
 
 
