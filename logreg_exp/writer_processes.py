@@ -16,7 +16,8 @@ is stopped hard (a second Ctrl-C), it kills the children. A child that dies (kil
 memory) leaves its unreported jobs to the parent, which writes them here after dropping the
 child's unfinished event file of the job it was writing; an error a child met (a full disk)
 is raised here, as it would have been in one process. On a GPU, and where ``os.fork`` is
-missing, there is one process: CUDA does not survive a fork.
+missing, there is one process: CUDA does not survive a fork. Off Linux there is one unless
+asked for: macOS's system libraries (Accelerate, which torch may use) are not fork-safe.
 """
 
 from __future__ import annotations
@@ -49,14 +50,20 @@ MAX_PROCESSES = 8
 WriteShare = Callable[[Sequence[int], Callable[[int, T], None]], None]
 
 
-def writer_processes(requested: int | None, n_jobs: int, cores: int, on_cpu: bool) -> int:
+def writer_processes(
+    requested: int | None, n_jobs: int, cores: int, on_cpu: bool, platform: str = sys.platform
+) -> int:
     """How many processes write a group of ``n_jobs`` jobs: ``requested`` (the launcher's
-    ``writers``) or, where None, one per usable core, at most one per
-    MIN_JOBS_PER_PROCESS jobs; one on a GPU or without ``os.fork``."""
+    ``writers``) or, where None, on Linux one per usable core, at most one per
+    MIN_JOBS_PER_PROCESS jobs (elsewhere one: macOS's system libraries, which torch's BLAS
+    may use there, are not safe in a forked child unless asked for); one on a GPU or
+    without ``os.fork``."""
     if not on_cpu or not hasattr(os, "fork") or n_jobs < 2:
         return 1
     if requested is not None:
         return max(1, min(int(requested), n_jobs))
+    if not platform.startswith("linux"):
+        return 1
     return max(1, min(cores, MAX_PROCESSES, n_jobs // MIN_JOBS_PER_PROCESS))
 
 

@@ -41,7 +41,12 @@ def test_shares_are_contiguous_and_even():
     ],
 )  # fmt: skip
 def test_how_many_processes_write(requested, jobs, cores, on_cpu, expected):
-    assert writer_processes(requested, jobs, cores, on_cpu) == expected
+    assert writer_processes(requested, jobs, cores, on_cpu, "linux") == expected
+
+
+def test_elsewhere_than_linux_one_process_writes_unless_asked():
+    assert writer_processes(None, 100, 8, True, "darwin") == 1
+    assert writer_processes(2, 100, 8, True, "darwin") == 2
 
 
 def writing_into(tmp_path: Path, fault=None):
