@@ -2,8 +2,8 @@
 
 Hydra composes the config; ``main`` starts up, runs the job and maps its outcome to a value
 for sweepers or an exit code. It knows the config, the output dir and how a job ends, not
-tensors: the work is in ``job.run_job``. A user's mistake ends a single run with one line on
-stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
+tensors: the work is in ``single_run.run_job``. A user's mistake ends a single run with one
+line on stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
 that job alone.
 """
 
@@ -24,7 +24,6 @@ import hydra
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -39,25 +38,17 @@ from logreg_exp.config import (
     validated,
 )
 from logreg_exp.data.datasets import DATASETS
-from logreg_exp.errors import ConfigError, OutputError, os_reason
-from logreg_exp.files import display_path
+from logreg_exp.errors import ConfigError
+from logreg_exp.outcomes import end_as, failed
 from logreg_exp.output_dirs import (
     Claim,
-    OutputDirInUse,
     Start,
     claim_job_dir,
     claim_run_dir,
     claim_sweep_dir,
     resume_mode,
 )
-from logreg_exp.results import (
-    METRICS_FILE,
-    Monitor,
-    Outcome,
-    Status,
-    failure_metrics,
-    write_metrics,
-)
+from logreg_exp.results import Monitor
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.callback import summarize_unended_sweeps
 from logreg_exp.sweeps.launchers import (
@@ -164,10 +155,6 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
         )
 
 
-class RunFailed(CompactHydraException):
-    """Hydra prints this exception's message alone, without a traceback."""
-
-
 @hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
@@ -184,7 +171,7 @@ def main(cfg: DictConfig) -> float:
         job_dir = Path(hydra_cfg.runtime.output_dir)
         in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
         import_heavy_modules(cfg)
-        from logreg_exp.job import ended_job, run_job  # imported now, with the collector paused
+        from logreg_exp.single_run import ended_job, run_job  # now: the collector is paused
 
         warn_of_hidden_gpus(hydra_cfg.launcher, cfg.device.name)
         threads = default_threads(hydra_cfg.launcher)
@@ -209,50 +196,6 @@ def main(cfg: DictConfig) -> float:
     if not in_sweep:  # its files say how it ended: a signal from now on cannot change that
         ignore_interrupts()
     return end_as(outcome, in_sweep)
-
-
-def failed(
-    err: Exception, cfg: DictConfig, job_dir: Path, in_sweep: bool, wall_s: float
-) -> Outcome:
-    """A run that raised. A single run ends here: one line for a user's mistake, else the
-    traceback. A sweep's job records the failure in its metrics.json, and the sweep goes on
-    (``HYDRA_FULL_ERROR=1`` stops it with the traceback). A file that could not be written
-    is recorded in a single run too: its run had started writing."""
-    user_error = isinstance(err, ConfigError)
-    reason = str(err) if user_error else f"{type(err).__name__}: {err}"
-    monitor = Monitor(cfg.monitor)
-    if (in_sweep or isinstance(err, OutputError)) and not isinstance(err, OutputDirInUse):
-        record_failure(job_dir, failure_metrics(monitor, reason, wall_s))
-    if not in_sweep and user_error:
-        raise RunFailed(f"error: {err}") from None
-    if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise err
-    if user_error:
-        log.error("error: %s", reason)
-    else:
-        log.error("job failed", exc_info=err)
-    return Outcome(Status.FAILED, monitor.worst, reason)
-
-
-def record_failure(job_dir: Path, metrics: dict) -> None:
-    """Write a failed job's metrics.json if the disk lets it; say so in the log if not."""
-    try:
-        write_metrics(job_dir, metrics)
-    except OSError as err:
-        path = display_path(job_dir / METRICS_FILE)
-        log.warning("%s not written either: %s", path, os_reason(err))
-
-
-def end_as(outcome: Outcome, in_sweep: bool) -> float:
-    """What the entrypoint makes of a job's outcome: its value for a sweeper (a job that did
-    not complete ranks last); for a diverged single run, a one-line error and exit code 1;
-    interrupted, exit code 130, as a shell reports Ctrl-C (a sweep stops there too)."""
-    if outcome.status is Status.INTERRUPTED:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    if outcome.status is Status.DIVERGED and not in_sweep:
-        raise RunFailed(f"error: {outcome.message}")
-    return outcome.value
 
 
 class OutputDirGuard(Callback):
