@@ -1,6 +1,6 @@
 """The README's two first commands are what a new user runs; CI must run the same test line."""
 
-from logreg_exp.cli import config_reference
+from logreg_exp.registry import config_reference
 from tests.helpers import REPO
 
 
