@@ -4,9 +4,12 @@ the allowed-values table is the generated one, and the README keeps its five-min
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from logreg_exp.cli import config_reference
+from logreg_exp.data.csv_file import read_csv_dataset
+from logreg_exp.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -113,3 +116,21 @@ def test_the_readme_is_short_and_maps_the_code_early():
     fences = [i for i in range(start, len(lines)) if FENCE.match(lines[i])]
     assert len(fences) >= 2 and "logreg_exp/" in lines[fences[0] + 1]
     assert fences[1] < 150, f"the code map ends on line {fences[1] + 1}"
+
+
+@pytest.mark.parametrize(
+    ("name", "target"), [("bad.csv", "label"), ("big.csv", "kind"), ("bytes.csv", "kind")]
+)
+def test_the_example_files_give_the_errors_the_docs_print(monkeypatch, name, target):
+    """The docs' commands run on these files, in the default dtype, from the repository root."""
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ConfigError) as raised:
+        read_csv_dataset(f"docs/examples/{name}", target, dtype=np.float32)
+    assert f"error: {raised.value}\n" in (DOCS / "failures-and-resume.md").read_text()
+
+
+def test_the_example_patients_are_the_documented_ones():
+    data = read_csv_dataset(DOCS / "examples" / "patients.csv", "diagnosis")
+    assert (len(data.y), data.x.shape[1]) == (564, 4)
+    shown = (DOCS / "evaluation-and-prediction.md").read_text()
+    assert (DOCS / "examples" / "new.csv").read_text() in shown
