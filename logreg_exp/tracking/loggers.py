@@ -24,7 +24,8 @@ from torch.utils.tensorboard.summary import scalar, text
 
 from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
-from logreg_exp.tracking.events import EVENTS_PREFIX, EventFile
+from logreg_exp.run_files import EVENTS_PREFIX
+from logreg_exp.tracking.events import EventFile
 from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
