@@ -12,10 +12,13 @@ class ConfigError(ValueError):
     """A config value, file or device that cannot be used; the message says which and why."""
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's message (its type's name if it has none), for an
-    error about a file that a library failed to read."""
+def one_line(err: BaseException, joined: bool = False) -> str:
+    """An exception's message on one line (its type's name if it has none): its first line,
+    for an error about a file that a library failed to read; ``joined``: all its lines, for
+    Hydra's, which span several with the cause last."""
     text = str(err).strip()
+    if joined:
+        text = " ".join(text.split())
     return text.splitlines()[0] if text else type(err).__name__
 
 

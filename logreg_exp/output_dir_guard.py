@@ -4,7 +4,6 @@ A dir it cannot claim ends the process (``EndProcess``) before anything runs."""
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import traceback
@@ -14,9 +13,9 @@ from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from logreg_exp.config import validated
+from logreg_exp.config import validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.outcomes import EndProcess
 from logreg_exp.output_dirs import Claim, claim_run_dir, claim_sweep_dir, resume_mode
@@ -42,7 +41,7 @@ class OutputDirGuard(Callback):
         path = Path(str(config.hydra.run.dir))
         log_file = log_file_name(config.hydra.job.name)
         if config.overwrite or resume_mode(config.resume) == "false":
-            checked_or_end(lambda: validated(task_config(config)))
+            checked_or_end(lambda: validated(without_hydra(config)))
         self.claim = checked_or_end(
             lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
         )
@@ -73,14 +72,6 @@ def check_launcher(launcher: DictConfig) -> None:
     is claimed (Hydra would report them as a failed instantiation, with a traceback hint)."""
     if str(launcher.get("_target_", "")).endswith(".VectorizedLauncher"):
         checked_writers(launcher.get("writers"))
-
-
-def task_config(config: DictConfig) -> DictConfig:
-    """``config`` without its ``hydra`` node: what the task function gets."""
-    task = copy.deepcopy(config)
-    with open_dict(task):
-        del task["hydra"]
-    return task
 
 
 def checked_or_end(check: Callable[[], T]) -> T:

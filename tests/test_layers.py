@@ -169,3 +169,14 @@ def test_only_the_entrypoint_and_the_commands_main_blocks_exit_the_process():
 def test_the_entrypoint_stays_thin():
     text = MODULES["logreg_exp.cli"].read_text(encoding="utf-8")
     assert sum(1 for line in text.splitlines() if line.strip()) <= CLI_MAX_LINES
+
+
+@pytest.mark.parametrize("helper", ["flatten", "one_line", "without_hydra", "path_safe"])
+def test_a_shared_helper_is_defined_in_one_module(helper):
+    defined_in = [
+        name
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name == helper
+    ]
+    assert len(defined_in) == 1, defined_in
