@@ -305,7 +305,7 @@ class VectorizedSweep:
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
-            import_heavy_modules(OmegaConf.create(tasks[0]))
+            import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
         groups, alone = group_jobs(tasks)
         log.info(
             "Launching %d jobs: %d in %d group%s trained as one, %d alone",
