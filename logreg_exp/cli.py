@@ -1,10 +1,12 @@
 """The Hydra entrypoint: ``python -m logreg_exp [overrides]`` (or ``logreg-exp``).
 
-Hydra composes the config; ``main`` starts up, runs the job and maps its outcome to a value
-for sweepers or an exit code. It knows the config, the output dir and how a job ends, not
-tensors: the work is in ``single_run.run_job``. A user's mistake ends a single run with one
-line on stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
-that job alone.
+Hydra composes the config (its schemas, resolvers and launchers: ``registry``), and the dir
+of a single run or a sweep is claimed before Hydra writes into it (``output_dir_guard``).
+``main`` claims a sweep job's dir, runs the job (``single_run``) and makes its outcome a
+value for sweepers or an exit status (``outcomes``). A user's mistake ends a single run with
+one line on stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep
+it fails that job alone. This is the one module that exits the process: what ends it from
+below raises ``EndProcess``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from logreg_exp.outcomes import end_as, failed
+from logreg_exp.outcomes import EndProcess, end_as, failed
 from logreg_exp.output_dirs import Start, claim_job_dir
 from logreg_exp.registry import register_configs, register_plugins
 from logreg_exp.results import Monitor
@@ -107,6 +109,8 @@ def run_cli() -> None:
     with GracefulInterrupt():
         try:
             main()
+        except EndProcess as end:  # the status a job or the sweep decided (outcomes)
+            sys.exit(end.code)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)

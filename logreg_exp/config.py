@@ -11,14 +11,15 @@ project allows only what it documents, plus what ``allow_targets`` adds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor
@@ -243,6 +244,28 @@ def validated(cfg: DictConfig) -> JobConfig:
             raise ConfigError(f"{key} must be {rule.describe(settings)}, got {value!r}")
     check_targets(settings)
     return settings
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` without its ``hydra`` node: what Hydra hands the task function."""
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def flatten(node: Mapping[str, Any], omit: Collection[str] = ()) -> dict[str, Any]:
+    """The leaves of a config as plain data under their dotted keys, as an override names
+    them (an empty dict is a leaf); the keys ``omit`` left out, with what is below them."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in omit:
+            continue
+        if isinstance(value, dict) and value:
+            flat.update({f"{key}.{sub}": leaf for sub, leaf in flatten(value, omit).items()})
+        else:
+            flat[str(key)] = value
+    return flat
 
 
 OPTIMIZERS = [

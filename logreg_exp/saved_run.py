@@ -22,12 +22,13 @@ from logreg_exp.data.datasets import DATASETS
 from logreg_exp.data.preprocessing import Preprocessing, load_preprocessing
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import display_path
-from logreg_exp.results import METRICS_FILE, Status, read_metrics
-from logreg_exp.training.checkpoints import CHECKPOINT_FILE, load_model
+from logreg_exp.results import Status, read_metrics
+from logreg_exp.run_files import CHECKPOINT_FILE, CONFIG_YAML, HYDRA_DIR, HYDRA_YAML, METRICS_FILE
+from logreg_exp.training.checkpoints import load_model
 from logreg_exp.training.model import LogisticRegression
 
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-HYDRA_FILE = Path(".hydra") / "hydra.yaml"
+CONFIG_FILE = Path(HYDRA_DIR) / CONFIG_YAML
+HYDRA_FILE = Path(HYDRA_DIR) / HYDRA_YAML
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,10 +38,11 @@ def modules_for(cfg: Any) -> list[str]:
     return [name for name in modules if is_installed(name)]
 
 
-def import_heavy_modules(cfg: Any) -> None:
-    """Import what a run of ``cfg`` needs, with the collector paused, then freeze it."""
+def import_heavy_modules(cfg: Any, also: Sequence[str] = ()) -> None:
+    """Import what a run of ``cfg`` needs, and the modules ``also`` (a launcher's), with the
+    collector paused, then freeze it."""
     with long_lived_objects():
-        for name in modules_for(cfg):
+        for name in [*modules_for(cfg), *also]:
             importlib.import_module(name)
 
 

@@ -38,7 +38,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
 from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
-from logreg_exp.config import validated
+from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
@@ -76,15 +76,6 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, f"updater.optimizer._target_={target} is not known to update elementwise"
     per_column = ELEMENTWISE[optimizer_cls][1]
     return keys + [f"updater.optimizer.{k}" for k in per_column], ""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: node}
 
 
 @dataclass
@@ -314,7 +305,7 @@ class VectorizedSweep:
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
-            import_heavy_modules(OmegaConf.create(tasks[0]))
+            import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
         groups, alone = group_jobs(tasks)
         log.info(
             "Launching %d jobs: %d in %d group%s trained as one, %d alone",
@@ -472,13 +463,6 @@ def copy_config(cfg: DictConfig) -> DictConfig:
         return pickle.loads(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
         return copy.deepcopy(cfg)
-
-
-def without_hydra(cfg: DictConfig) -> DictConfig:
-    task = copy.deepcopy(cfg)
-    with open_dict(task):
-        del task["hydra"]
-    return task
 
 
 def task_container(cfg: DictConfig) -> dict[str, Any]:

@@ -27,14 +27,14 @@ from logreg_exp.data.loaders import (
     to_tensor_dataset,
 )
 from logreg_exp.data.preprocessing import Preprocessing
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate, one_line
+from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
 
 @dataclass
@@ -171,7 +171,7 @@ def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
         return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
-        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
+        raise ConfigError(f"{setting} cannot be built: {one_line(cause, joined=True)}") from None
 
 
 def build_data(cfg: Any, device: torch.device) -> DataSplits:

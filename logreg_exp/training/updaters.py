@@ -15,7 +15,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
@@ -137,7 +137,8 @@ def build_optimizer(
         factory = instantiate(updater_cfg.optimizer, _partial_=True)
         return factory(params=params, **kwargs)
     except (TypeError, ValueError, InstantiationException) as err:
-        raise ConfigError(f"{setting} does not take these arguments: {one_line(err)}") from None
+        reason = one_line(err, joined=True)
+        raise ConfigError(f"{setting} does not take these arguments: {reason}") from None
 
 
 def locate(target: str, setting: str) -> Any:
@@ -153,7 +154,8 @@ def locate(target: str, setting: str) -> Any:
                 raise ConfigError(f"{setting} cannot be imported: {err}") from None
             continue
         except Exception as err:
-            raise ConfigError(f"{setting} cannot be imported: {one_line(err)}") from None
+            reason = one_line(err, joined=True)
+            raise ConfigError(f"{setting} cannot be imported: {reason}") from None
         try:
             for name in parts[split:]:
                 found = getattr(found, name)
@@ -171,12 +173,6 @@ def needs_closure(optimizer_cls: type) -> bool:
     except (TypeError, ValueError):
         return False
     return closure is not None and closure.default is inspect.Parameter.empty
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message on one line (Hydra's span several, with the cause last)."""
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> StatefulUpdater:
