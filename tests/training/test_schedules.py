@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf, open_dict
 from torch.optim import lr_scheduler
 
 from logreg_exp.config import (
@@ -19,6 +20,7 @@ from logreg_exp.config import (
 )
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor, Status
+from logreg_exp.saved_run import saved_settings
 from logreg_exp.sweeps.vectorized import group_jobs, task_container
 from logreg_exp.training.build import build_pipeline
 from logreg_exp.training.graphs import CapturedTraining
@@ -390,3 +392,22 @@ def test_replayed_graphs_take_each_epochs_learning_rate_on_the_gpu(name, updater
             assert getattr(got, key) == pytest.approx(getattr(want, key), rel=1e-12), key
     for key, value in eager.best_state.items():
         torch.testing.assert_close(replayed.best_state[key], value, rtol=1e-12, atol=0)
+
+
+def test_a_saved_runs_config_reads_back_with_its_schedule(tmp_path):
+    """evaluate and predict read a run's .hydra/config.yaml on the schemas it names; a run
+    from before schedules existed has none; an unknown one is one line."""
+    (tmp_path / ".hydra").mkdir()
+    path = tmp_path / ".hydra" / "config.yaml"
+    cfg = compose_config("scheduler=plateau", "scheduler.patience=5")
+    OmegaConf.save(cfg, path)
+    assert saved_settings(tmp_path).scheduler == PlateauSchedulerConfig(patience=5)
+    with open_dict(cfg):
+        del cfg["scheduler"]
+    OmegaConf.save(cfg, path)
+    assert saved_settings(tmp_path).scheduler.name == "none"
+    with open_dict(cfg):
+        cfg.scheduler = {"name": "warmup"}
+    OmegaConf.save(cfg, path)
+    with pytest.raises(ConfigError, match=r"scheduler.name='warmup' is not known; allowed: none,"):
+        saved_settings(tmp_path)
