@@ -411,3 +411,19 @@ def test_a_saved_runs_config_reads_back_with_its_schedule(tmp_path):
     OmegaConf.save(cfg, path)
     with pytest.raises(ConfigError, match=r"scheduler.name='warmup' is not known; allowed: none,"):
         saved_settings(tmp_path)
+
+
+def test_graphs_recorded_with_another_learning_rate_are_recorded_again():
+    """A CUDA graph replays the learning rate it was recorded with: once a schedule changes
+    it, the graphs of the epochs before are dropped (here a stand-in for one, on the CPU)."""
+    cfg, exp = build(*SMALL, "scheduler=step", "scheduler.step_size=1")
+    captured = CapturedTraining(
+        exp.model, exp.loss_fn, exp.updater, exp.train_loader, capture=False, steps_per_graph=5
+    )
+    captured.train_one_epoch()
+    captured.graphs[5] = "a graph recorded at lr 0.01"
+    captured.train_one_epoch()
+    assert 5 in captured.graphs  # the same lr: replayed as recorded
+    exp.schedule.after_epoch([0.5])
+    captured.train_one_epoch()
+    assert captured.graphs == {} and captured.recorded_lrs == [0.01 * cfg.scheduler.gamma]
