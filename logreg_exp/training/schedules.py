@@ -33,14 +33,17 @@ class ColumnLearningRates(Protocol):
     def set_learning_rates(self, lrs: Sequence[float]) -> None: ...
 
 
-def learning_rates(updater: Any) -> list[float]:
+Scheduled = torch.optim.Optimizer | ColumnLearningRates
+
+
+def learning_rates(updater: Scheduled) -> list[float]:
     """The learning rate each column of ``updater`` steps with now."""
     if isinstance(updater, torch.optim.Optimizer):
         return [float(updater.param_groups[0]["lr"])]
     return updater.learning_rates()
 
 
-def set_learning_rates(updater: Any, lrs: Sequence[float]) -> None:
+def set_learning_rates(updater: Scheduled, lrs: Sequence[float]) -> None:
     """Each column of ``updater`` steps with ``lrs`` from now on (a torch optimizer is one
     column: all its parameter groups take it)."""
     if isinstance(updater, torch.optim.Optimizer):
@@ -109,7 +112,7 @@ class Schedule:
     ``settings`` (``SchedulerConfig``s, one per column) from the lr it was built with."""
 
     def __init__(
-        self, updater: Any, settings: Sequence[Any], epochs: int, monitor: Monitor
+        self, updater: Scheduled, settings: Sequence[Any], epochs: int, monitor: Monitor
     ) -> None:
         self.updater = updater
         lrs = learning_rates(updater)
@@ -142,7 +145,7 @@ class Schedule:
         set_learning_rates(self.updater, self.lrs)
 
 
-def schedule_for(updater: Any, settings: Sequence[Any]) -> Schedule | None:
+def schedule_for(updater: Scheduled, settings: Sequence[Any]) -> Schedule | None:
     """The schedule of ``updater``'s columns, job ``settings[k]`` (a validated
     ``JobConfig``) for column k; None where every column keeps its learning rate, so such a
     run does exactly what it did before schedules existed."""
