@@ -21,6 +21,7 @@ from logreg_exp.config import (
 from logreg_exp.errors import ConfigError
 from logreg_exp.results import Monitor, Status
 from logreg_exp.saved_run import saved_settings
+from logreg_exp.startup import modules_for
 from logreg_exp.sweeps.vectorized import group_jobs, task_container
 from logreg_exp.training.build import build_pipeline
 from logreg_exp.training.graphs import CapturedTraining
@@ -427,3 +428,10 @@ def test_graphs_recorded_with_another_learning_rate_are_recorded_again():
     exp.schedule.after_epoch([0.5])
     captured.train_one_epoch()
     assert captured.graphs == {} and captured.recorded_lrs == [0.01 * cfg.scheduler.gamma]
+
+
+def test_start_up_imports_what_a_manual_run_with_a_schedule_imports():
+    """A schedule's stand-in is a torch optimizer, whose first construction imports
+    torch._dynamo: the entrypoint imports it early (``startup``), as for updater=optim."""
+    assert "torch._dynamo" in modules_for(compose_config("updater=manual", "scheduler=step"))
+    assert "torch._dynamo" not in modules_for(compose_config("updater=manual"))
