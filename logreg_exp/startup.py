@@ -28,7 +28,7 @@ from logreg_exp.sweeps.launchers import is_installed
 def modules_for(cfg: Any) -> list[str]:
     """What a run of ``cfg`` will import, the table of the early imports."""
     dataset = dataset_for(cfg.dataset)
-    modules = ["logreg_exp.job"]  # torch, numpy, the TensorBoard writer: every run
+    modules = ["logreg_exp.single_run"]  # torch, numpy, the TensorBoard writer: every run
     if cfg.updater.name == "optim" or cfg.scheduler.name != "none":
         # torch.optim.Optimizer.__init__ imports it (a schedule's stand-in is an optimizer)
         modules.append("torch._dynamo")

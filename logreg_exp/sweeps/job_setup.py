@@ -176,7 +176,7 @@ class JobSetUp:
                 working_dir=os.getcwd(),
             )
             self.write_hydra_files(cfg, template, hydra_cfg, task_cfg, output_dir)
-            from logreg_exp.job import logging_only_to  # torch: imported by now
+            from logreg_exp.group_run import logging_only_to  # torch: imported by now
 
             self.log_file = self.log_file_for(cfg, template)
             with logging_only_to(*self.log_file, also=self.console):

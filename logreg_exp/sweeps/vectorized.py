@@ -8,7 +8,7 @@ in ``training.stacked.ELEMENTWISE``), and then, in job order, sets up each job a
 ``run_job`` does for the basic launcher (its dir, ``.hydra/``, its log file, the callbacks;
 ``sweeps.job_setup``) and checks its config: a job that fits no group runs then, exactly as
 the basic launcher runs it; a job with a bad value fails alone. Each group then trains as one
-(``job.run_job_group``), and every job gets its own files and its value for the sweeper.
+(``group_run.run_job_group``), and every job gets its own files and its value for the sweeper.
 
 Hydra composes each job's config from scratch (about 80 ms a job). A job whose overrides set
 the same keys as an earlier job's to plain values, and choose the same config group options,
@@ -391,8 +391,8 @@ class VectorizedSweep:
         bad value fails the job alone, as in any sweep."""
 
         def prepare_job(task_cfg: DictConfig) -> float | None:
-            from logreg_exp.cli import failed  # the entrypoint's outcome rules, as any job's
-            from logreg_exp.job import GroupMember
+            from logreg_exp.group_run import GroupMember
+            from logreg_exp.outcomes import failed  # the outcome rules of any job
             from logreg_exp.training.updaters import build_updater
 
             hydra_cfg = HydraConfig.get()
@@ -424,8 +424,8 @@ class VectorizedSweep:
         returns: list[JobReturn | None],
     ) -> None:
         """Train each group's valid jobs as one; fill in their values for the sweeper."""
-        from logreg_exp.cli import end_as
-        from logreg_exp.job import run_job_group
+        from logreg_exp.group_run import run_job_group
+        from logreg_exp.outcomes import end_as
 
         assert self.config is not None
         threads = default_threads(self.config.hydra.launcher)
