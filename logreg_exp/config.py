@@ -149,6 +149,61 @@ UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
 }
 
 
+NON_NEGATIVE_INT = Allowed(lambda v, _: v >= 0, "an integer >= 0")
+SCHEDULE_PERIOD = Allowed(
+    lambda v, _: v is None or v > 0, "a positive integer, or null (the run's epochs)"
+)
+
+
+@dataclass
+class SchedulerConfig:
+    """A learning-rate schedule: torch's scheduler of that name, stepped after each epoch's
+    validation (see ``training/schedules.py``); its keys are torch's arguments."""
+
+    name: str = MISSING
+
+
+@dataclass
+class NoSchedulerConfig(SchedulerConfig):
+    name: str = "none"
+
+
+@dataclass
+class StepSchedulerConfig(SchedulerConfig):
+    name: str = "step"
+    step_size: int = allowed(4, POSITIVE_INT)  # epochs between two decays
+    gamma: float = allowed(0.1, Allowed(lambda v, _: 0 < v <= 1, "a number in (0, 1]"))
+
+
+@dataclass
+class CosineSchedulerConfig(SchedulerConfig):
+    name: str = "cosine"
+    T_max: Optional[int] = allowed(None, SCHEDULE_PERIOD)  # noqa: UP045
+    eta_min: float = allowed(0.0, NON_NEGATIVE)
+
+
+@dataclass
+class PlateauSchedulerConfig(SchedulerConfig):
+    """Watches the metric ``monitor`` names, in its direction (val_loss: min, val_acc: max)."""
+
+    name: str = "plateau"
+    factor: float = allowed(0.1, FRACTION)
+    patience: int = allowed(2, NON_NEGATIVE_INT)
+    threshold: float = allowed(1e-4, NON_NEGATIVE)
+    threshold_mode: str = allowed("rel", Allowed(lambda v, _: v in ("rel", "abs"), "rel or abs"))
+    cooldown: int = allowed(0, NON_NEGATIVE_INT)
+    min_lr: float = allowed(0.0, NON_NEGATIVE)
+    eps: float = allowed(1e-8, NON_NEGATIVE)
+
+
+SCHEDULER_SCHEMAS: dict[str, type[SchedulerConfig]] = {
+    "none": NoSchedulerConfig,
+    "step": StepSchedulerConfig,
+    "cosine": CosineSchedulerConfig,
+    "plateau": PlateauSchedulerConfig,
+}
+
+
 @dataclass
 class DeviceConfig:
     name: str = "cpu"
@@ -166,6 +221,7 @@ class LossConfig:
 class JobConfig:
     dataset: Any = MISSING  # one of the schemas in datasets.py
     updater: Any = MISSING  # OptimUpdaterConfig or ManualUpdaterConfig
+    scheduler: Any = MISSING  # one of SCHEDULER_SCHEMAS
     device: DeviceConfig = MISSING
     loss: LossConfig = MISSING
     batch_size: int = allowed(8, POSITIVE_INT)

@@ -10,6 +10,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from logreg_exp.config import (
+    SCHEDULER_SCHEMAS,
     UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
@@ -73,6 +74,8 @@ def register_configs() -> None:
         cs.store(group="schema/dataset", name=name, node=dataset.schema)
     for name, schema in UPDATER_SCHEMAS.items():
         cs.store(group="schema/updater", name=name, node=schema)
+    for name, schema in SCHEDULER_SCHEMAS.items():
+        cs.store(group="schema/scheduler", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
 
@@ -95,5 +98,6 @@ def config_reference() -> str:
             ("", JobConfig, "every run"),
             ("updater.", UpdaterConfig, "both updaters"),
             *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
+            *(("scheduler.", s, f"scheduler={name}") for name, s in SCHEDULER_SCHEMAS.items()),
         ]
     )

@@ -17,7 +17,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from logreg_exp.config import UPDATER_SCHEMAS, DeviceConfig, JobConfig, LossConfig, validated
+from logreg_exp.config import (
+    SCHEDULER_SCHEMAS,
+    UPDATER_SCHEMAS,
+    DeviceConfig,
+    JobConfig,
+    LossConfig,
+    validated,
+)
 from logreg_exp.data.datasets import DATASETS
 from logreg_exp.data.preprocessing import Preprocessing, load_preprocessing
 from logreg_exp.errors import ConfigError, one_line
@@ -115,6 +122,13 @@ def typed(saved: Any) -> DictConfig:
         raise ConfigError("not a mapping of config keys")
     dataset_name = OmegaConf.select(saved, "dataset.name")
     updater_name = OmegaConf.select(saved, "updater.name")
+    # a run from before schedules existed kept its learning rate: none
+    scheduler_name = OmegaConf.select(saved, "scheduler.name", default="none")
+    if scheduler_name not in SCHEDULER_SCHEMAS:
+        raise ConfigError(
+            f"scheduler.name={scheduler_name!r} is not known; allowed: "
+            f"{', '.join(SCHEDULER_SCHEMAS)}"
+        )
     if dataset_name not in DATASETS:
         raise ConfigError(
             f"dataset.name={dataset_name!r} is not known; allowed: {', '.join(DATASETS)}"
@@ -128,6 +142,7 @@ def typed(saved: Any) -> DictConfig:
     schema.updater = OmegaConf.structured(UPDATER_SCHEMAS[updater_name])
     schema.device = OmegaConf.structured(DeviceConfig)
     schema.loss = OmegaConf.structured(LossConfig)
+    schema.scheduler = OmegaConf.structured(SCHEDULER_SCHEMAS[scheduler_name])
     merged = OmegaConf.merge(schema, saved)
     assert isinstance(merged, DictConfig)
     return merged

@@ -29,8 +29,9 @@ def modules_for(cfg: Any) -> list[str]:
     """What a run of ``cfg`` will import, the table of the early imports."""
     dataset = dataset_for(cfg.dataset)
     modules = ["logreg_exp.single_run"]  # torch, numpy, the TensorBoard writer: every run
-    if cfg.updater.name == "optim":
-        modules.append("torch._dynamo")  # torch.optim.Optimizer.__init__ imports it
+    if cfg.updater.name == "optim" or cfg.scheduler.name != "none":
+        # torch.optim.Optimizer.__init__ imports it (a schedule's stand-in is an optimizer)
+        modules.append("torch._dynamo")
     modules += dataset.imports  # scikit-learn for breast_cancer
     if dataset.n_features() in (2, None):  # may draw the decision boundary
         modules += ["matplotlib.figure", "matplotlib.backends.backend_agg"]

@@ -63,6 +63,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
+    # each column has its own schedule (training.schedules): any scheduler key may differ
+    keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     if updater["name"] == "manual":
         return keys, ""
     from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up

@@ -34,6 +34,7 @@ from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.schedules import Schedule, schedule_for
 from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
 
@@ -76,6 +77,7 @@ class Pipeline:
     test_set: TensorDataset | None = None
     test_loader: DataLoader | None = None
     cuda_graphs: bool = False
+    schedule: Schedule | None = None  # None: updater.lr every epoch
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
@@ -96,6 +98,7 @@ class Pipeline:
             monitor=monitor,
             evaluators=self.evaluators,
             train_epoch=captured.train_one_epoch if captured else None,
+            schedule=self.schedule,
             **fit_kwargs,
         )
 
@@ -112,12 +115,16 @@ class Pipeline:
 
     def state_dict(self) -> dict[str, Any]:
         """What training changes: the parameters, the updater's state (momentum, Adam's
-        moments, step counts) and where the training minibatches' next epoch starts."""
-        return {
+        moments, step counts), where the training minibatches' next epoch starts, and the
+        learning-rate schedule's state (where there is one)."""
+        state = {
             "model": self.model.state_dict(),
             "updater": self.updater.state_dict(),
             "train_batches": self.train_loader.dataset.state_dict(),
         }
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put a freshly built pipeline where ``state_dict`` was taken.
@@ -134,6 +141,8 @@ class Pipeline:
         ):
             if capturable is not None:
                 group["capturable"] = capturable
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
         self.train_loader.dataset.load_state_dict(state["train_batches"])
 
     @property
@@ -243,4 +252,5 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_set=data.test,
         test_loader=test_loader,
         cuda_graphs=cfg.device.cuda_graphs,
+        schedule=schedule_for(updater, [cfg]),
     )

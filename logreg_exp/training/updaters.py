@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -63,6 +63,13 @@ class ManualSGD:
             "nesterov": False,
             "maximize": False,
         }
+
+    def learning_rates(self) -> list[float]:
+        return [self.lr]
+
+    def set_learning_rates(self, lrs: Sequence[float]) -> None:
+        """The lr the next steps take (a schedule's, ``training.schedules``)."""
+        (self.lr,) = lrs
 
     def state_dict(self) -> dict[str, Any]:
         """What the next step depends on besides the parameters: the momentum buffers."""

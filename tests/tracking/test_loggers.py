@@ -134,6 +134,7 @@ def test_run_hparams_of_the_default_config():
         "epochs": 12,
         "loss._target_": "torch.nn.BCEWithLogitsLoss",
         "monitor": "val_loss",
+        "scheduler.name": "none",
         "seed": 0,
         "tensorboard": "true",
         "threads": "null",
