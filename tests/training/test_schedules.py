@@ -24,6 +24,7 @@ from logreg_exp.saved_run import saved_settings
 from logreg_exp.startup import modules_for
 from logreg_exp.sweeps.vectorized import group_jobs, task_container
 from logreg_exp.training.build import build_pipeline
+from logreg_exp.training.checkpoints import load_progress
 from logreg_exp.training.graphs import CapturedTraining
 from logreg_exp.training.loop import fit
 from logreg_exp.training.model import LogisticRegression
@@ -36,7 +37,7 @@ from logreg_exp.training.stacked import (
 )
 from logreg_exp.training.updaters import ManualSGD
 from tests.helpers import build, compose_config, fit_built
-from tests.training.test_checkpoints import fit_in, load_progress, same_history
+from tests.training.test_checkpoints import fit_in, same_history
 
 # each schedule's settings and torch's scheduler built with them
 TORCH_SCHEDULERS = {
