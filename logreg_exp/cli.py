@@ -41,6 +41,7 @@ from logreg_exp.config import (
 from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
+from logreg_exp.hydra_compat import VERSION_BASE
 from logreg_exp.output_dirs import (
     Claim,
     OutputDirInUse,
@@ -158,7 +159,7 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     register_plugins()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
@@ -168,7 +169,7 @@ class RunFailed(CompactHydraException):
     """Hydra prints this exception's message alone, without a traceback."""
 
 
-@hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
+@hydra.main(**VERSION_BASE, config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
     the best monitored value, for sweepers.

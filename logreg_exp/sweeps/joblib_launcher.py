@@ -41,6 +41,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from logreg_exp.hydra_compat import execute_joblib_job
 from logreg_exp.results import METRICS_FILE, Monitor, failure_metrics, read_metrics, write_metrics
 from logreg_exp.sweeps.launchers import jobs_at_once
 from logreg_exp.training.interrupts import GracefulInterrupt
@@ -76,7 +77,6 @@ class JoblibLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None
-        from hydra_plugins.hydra_joblib_launcher._core import execute_job  # the extra's
         from joblib.externals.loky.process_executor import BrokenProcessPool
 
         setup_globals()
@@ -112,7 +112,9 @@ class JoblibLauncher(Launcher):
                             break
                         i, overrides = waiting.popleft()
                         args = (initial_job_idx + i, overrides, self.hydra_context, self.config)
-                        future = pool.submit(slot, execute_job, *args, self.task_function, state)
+                        future = pool.submit(
+                            slot, execute_joblib_job, *args, self.task_function, state
+                        )
                         started[future] = (slot, i, time.perf_counter())
                     done, _ = wait(started, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
                     if stop():
