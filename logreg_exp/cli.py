@@ -41,7 +41,12 @@ from logreg_exp.config import (
 from logreg_exp.data.datasets import DATASETS
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
-from logreg_exp.hydra_compat import VERSION_BASE
+from logreg_exp.hydra_compat import (
+    MAIN_ARGUMENTS,
+    VERSION_BASE,
+    register_resolver,
+    with_mode_of_groups,
+)
 from logreg_exp.output_dirs import (
     Claim,
     OutputDirInUse,
@@ -119,7 +124,7 @@ def register_configs() -> None:
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+            register_resolver(name, resolver)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
@@ -169,7 +174,7 @@ class RunFailed(CompactHydraException):
     """Hydra prints this exception's message alone, without a traceback."""
 
 
-@hydra.main(**VERSION_BASE, config_path="pkg://logreg_exp.conf", config_name="config")
+@hydra.main(**MAIN_ARGUMENTS, config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
     the best monitored value, for sweepers.
@@ -344,6 +349,7 @@ def run_cli() -> None:
         print(problem, file=sys.stderr)
         sys.exit(1)
     register_plugins()
+    sys.argv[1:] = with_mode_of_groups(sys.argv[1:], "logreg_exp.conf")
     with GracefulInterrupt():
         try:
             main()

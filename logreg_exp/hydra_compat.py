@@ -12,12 +12,14 @@ installed. No other module of the package may name a private attribute of these 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import hydra.utils
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.core.singleton import Singleton
@@ -45,9 +47,54 @@ KNOWN_LINES = {"hydra-core": {(1, 3), (1, 4)}, "omegaconf": {(2, 3), (2, 4)}}
 KNOWN_HYDRA = HYDRA in KNOWN_LINES["hydra-core"]
 KNOWN_OMEGACONF = OMEGACONF in KNOWN_LINES["omegaconf"]
 
-# What @hydra.main and initialize_config_module are given: 1.3 warns without a version_base,
-# 1.4 deprecates the argument (its behaviour is 1.3's with 1.1/1.2's compatibility removed).
-VERSION_BASE: dict[str, str] = {"version_base": "1.3"} if HYDRA and HYDRA < (1, 4) else {}
+HYDRA_1_4 = HYDRA is not None and HYDRA >= (1, 4)
+# What initialize_config_module is given: 1.3 warns without a version_base, 1.4 deprecates
+# the argument (its behaviour is 1.3's with 1.1's and 1.2's compatibility removed).
+VERSION_BASE: dict[str, str] = {} if HYDRA_1_4 else {"version_base": "1.3"}
+
+# The targets the project's configs name (_target_, and a logging handler's class): its own
+# code, its launchers, torch's optimizers and losses, the logging module's handlers. Hydra
+# 1.4 instantiates only what trusted code lists (anything else is refused, and no list at
+# all is deprecated); 1.3 instantiates anything.
+TRUSTED_TARGETS = ["logreg_exp.*", "hydra_plugins.*", "torch.optim.*", "torch.nn.*", "logging.*"]
+# What @hydra.main is given besides the config's place.
+MAIN_ARGUMENTS: dict[str, Any] = (
+    {"execution_whitelist": TRUSTED_TARGETS} if HYDRA_1_4 else {"version_base": "1.3"}
+)
+
+
+def trusted_targets() -> Any:
+    """A context in which ``hydra.utils.instantiate`` instantiates ``TRUSTED_TARGETS``."""
+    if not HYDRA_1_4:
+        return contextlib.nullcontext()
+    from hydra.utils import execution_whitelist
+
+    return execution_whitelist(TRUSTED_TARGETS)
+
+
+def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` of a project config, its targets trusted."""
+    with trusted_targets():
+        return hydra.utils.instantiate(config, *args, **kwargs)
+
+
+def register_resolver(name: str, resolver: Callable[..., Any]) -> None:
+    """Register an OmegaConf resolver by the API of the installed line: 2.4 renames
+    ``register_new_resolver`` ``register_resolver`` (2.3's is the legacy one)."""
+    if OMEGACONF is not None and OMEGACONF >= (2, 4):
+        OmegaConf.register_resolver(name, resolver)
+    else:
+        OmegaConf.register_new_resolver(name, resolver)
+
+
+def store_replacing(*, group: str, name: str, node: Any, provider: str) -> None:
+    """Store ``node`` in Hydra's ConfigStore in place of what a plugin stored there: 1.4
+    warns on a collision unless told to replace, 1.3 replaces and takes no such argument."""
+    from hydra.core.config_store import ConfigStore
+
+    replace = {"replace": True} if HYDRA_1_4 else {}
+    ConfigStore.instance().store(group=group, name=name, node=node, provider=provider, **replace)
+
 
 # The _target_ of Hydra's own basic sweeper and launcher, as their configs name them.
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -233,3 +280,32 @@ def crc32c_pure(data: bytes) -> int:
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def with_mode_of_groups(
+    arguments: Sequence[str], config_module: str, *, hydra_1_4: bool = HYDRA_1_4
+) -> list[str]:
+    """The command line's ``arguments`` with ``hydra.mode=...`` added where a config group
+    option they choose sets ``hydra.mode`` (``hparams_search=optuna`` makes a multirun) and
+    neither ``-m`` nor ``hydra.mode`` is given: Hydra 1.4 takes the mode from the command line
+    or the primary config only, and refuses one that composing changes; 1.3 reads it from the
+    composed config, so there the arguments are returned as they are."""
+    if not hydra_1_4 or any(
+        a in ("-m", "--multirun") or a.startswith(("hydra.mode=", "hydra/mode=")) for a in arguments
+    ):
+        return list(arguments)
+    from importlib.resources import files
+
+    import yaml
+
+    for argument in arguments:
+        choice = re.fullmatch(r"([A-Za-z_][\w/]*)=([\w.-]+)", argument)
+        if choice is None:
+            continue
+        path = files(config_module).joinpath(*choice[1].split("/"), f"{choice[2]}.yaml")
+        if not path.is_file():
+            continue
+        mode = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("mode")
+        if mode is not None:
+            return [*arguments, f"hydra.mode={mode}"]
+    return list(arguments)

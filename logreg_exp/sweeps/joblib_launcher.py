@@ -41,7 +41,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from logreg_exp.hydra_compat import execute_joblib_job
+from logreg_exp.hydra_compat import execute_joblib_job, store_replacing
 from logreg_exp.results import METRICS_FILE, Monitor, failure_metrics, read_metrics, write_metrics
 from logreg_exp.sweeps.launchers import jobs_at_once
 from logreg_exp.training.interrupts import GracefulInterrupt
@@ -182,7 +182,6 @@ def register_config() -> None:
     ``hydra/launcher/joblib``, with the plugin's keys and defaults. Hydra's plugin scan
     stores the plugin's own entry there, so the scan is run (once a process) first; it does
     not see the hydra_plugins module of an editable install, hence ``register``."""
-    from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
@@ -190,9 +189,7 @@ def register_config() -> None:
 
     Plugins.instance().register(Registered)
     node = OmegaConf.structured(JobLibLauncherConf(_target_=TARGET))
-    ConfigStore.instance().store(
-        group="hydra/launcher", name="joblib", node=node, provider="logreg_exp"
-    )
+    store_replacing(group="hydra/launcher", name="joblib", node=node, provider="logreg_exp")
 
 
 def job_dir_of(sweep_config: DictConfig) -> Path:

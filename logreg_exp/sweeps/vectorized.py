@@ -304,7 +304,8 @@ class VectorizedSweep:
         for i, overrides in enumerate(job_overrides):
             cfg = self.configs.for_launch(self.config, list(overrides))
             with open_dict(cfg):
-                cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.id = str(cfg.hydra.job.num)
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
