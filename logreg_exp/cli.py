@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 import hydra
 from hydra import initialize_config_module
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
@@ -44,6 +43,7 @@ from logreg_exp.files import display_path
 from logreg_exp.hydra_compat import (
     MAIN_ARGUMENTS,
     VERSION_BASE,
+    ReplacingConfigStore,
     register_resolver,
     with_mode_of_groups,
 )
@@ -125,7 +125,7 @@ def register_configs() -> None:
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             register_resolver(name, resolver)
-    cs = ConfigStore.instance()
+    cs = ReplacingConfigStore()
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)

@@ -87,13 +87,19 @@ def register_resolver(name: str, resolver: Callable[..., Any]) -> None:
         OmegaConf.register_new_resolver(name, resolver)
 
 
-def store_replacing(*, group: str, name: str, node: Any, provider: str) -> None:
-    """Store ``node`` in Hydra's ConfigStore in place of what a plugin stored there: 1.4
-    warns on a collision unless told to replace, 1.3 replaces and takes no such argument."""
+def store_replacing(**arguments: Any) -> None:
+    """``ConfigStore.store(**arguments)``, in place of what is stored there already (a
+    plugin's config, or the project's own stored by an earlier call): 1.4 warns on a collision
+    unless told to replace, 1.3 replaces and takes no such argument."""
     from hydra.core.config_store import ConfigStore
 
-    replace = {"replace": True} if HYDRA_1_4 else {}
-    ConfigStore.instance().store(group=group, name=name, node=node, provider=provider, **replace)
+    ConfigStore.instance().store(**arguments, **({"replace": True} if HYDRA_1_4 else {}))
+
+
+class ReplacingConfigStore:
+    """Hydra's ConfigStore, its ``store`` replacing (``store_replacing``)."""
+
+    store = staticmethod(store_replacing)
 
 
 # The _target_ of Hydra's own basic sweeper and launcher, as their configs name them.
