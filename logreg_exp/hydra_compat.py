@@ -207,12 +207,12 @@ def submitit_executor(launcher: Any, *, public: bool = False) -> str:
     submits to: its class attribute, or, in public, the plugin class it derives from."""
     if not public and isinstance(getattr(type(launcher), "_EXECUTOR", None), str):
         return type(launcher)._EXECUTOR
-    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-
-    if isinstance(launcher, submitit_launcher.SlurmLauncher):
-        return "slurm"
-    if isinstance(launcher, submitit_launcher.LocalLauncher):
-        return "local"
+    plugin = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
+    # by name: Hydra's plugin scan may import the plugin's module anew, classes and all
+    bases = {(c.__module__, c.__name__) for c in type(launcher).__mro__}
+    for name, executor in (("SlurmLauncher", "slurm"), ("LocalLauncher", "local")):
+        if (plugin, name) in bases:
+            return executor
     raise TypeError(f"{type(launcher).__name__} is not a hydra-submitit-launcher launcher")
 
 
