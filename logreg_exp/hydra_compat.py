@@ -315,3 +315,44 @@ def with_mode_of_groups(
         if mode is not None:
             return [*arguments, f"hydra.mode={mode}"]
     return list(arguments)
+
+
+def show_hydra_config(
+    cfg: DictConfig, *, public: bool = not (KNOWN_HYDRA and KNOWN_OMEGACONF)
+) -> None:
+    """``HydraConfig.instance().set_config(cfg)``, without its deep copy of ``cfg.hydra`` (a
+    third of a grouped job's set-up). Hydra shows the hydra node alone, in a config of its
+    own whose one key is a copy of it, the copy's parent being ``cfg`` (so that
+    interpolations into the job's config resolve); here that key is the node itself,
+    read-only as there, its parent ``cfg`` as before. ``cfg`` must be a config of its own
+    (nothing else may hold its hydra node). The public path is ``set_config`` itself."""
+    if public:
+        HydraConfig.instance().set_config(cfg)
+        return
+    from hydra.conf import HydraConf
+
+    OmegaConf.set_readonly(cfg.hydra, True)
+    node = cfg._get_node("hydra")
+    assert isinstance(node, DictConfig)
+    assert issubclass(OmegaConf.get_type(node) or object, HydraConf)
+    shown = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
+    shown["hydra"] = node  # detaches the node from cfg ...
+    node._set_parent(cfg)  # ... and back, as set_config leaves its copy
+    HydraConfig.instance().cfg = shown  # type: ignore[assignment]
+
+
+def yaml_dump(container: Any, *, public: bool = not KNOWN_OMEGACONF) -> str:
+    """What ``OmegaConf.to_yaml`` writes for the plain container ``container``: by PyYAML with
+    OmegaConf's own dumper (no config made first), or, in public, by ``to_yaml`` itself."""
+    if public:
+        return OmegaConf.to_yaml(container)
+    import yaml
+    from omegaconf._utils import get_omega_conf_dumper
+
+    return yaml.dump(
+        container,
+        default_flow_style=False,
+        allow_unicode=True,
+        sort_keys=False,
+        Dumper=get_omega_conf_dumper(),
+    )

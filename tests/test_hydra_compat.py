@@ -276,3 +276,33 @@ def test_a_run_and_sweeps_print_no_deprecation_warning(tmp_path):
     assert len(logs) >= 4
     for log in logs:
         assert not re.search("deprecat|Warning", log.read_text(), re.I), log
+
+
+def test_show_hydra_config_public_is_the_internal():
+    """Either way HydraConfig shows the job's hydra node, read-only, its interpolations into
+    the job's config resolved."""
+    shown = {}
+    for public in (False, True):
+        cfg = compose_config("updater.lr=0.3", with_hydra=True)
+        with open_dict(cfg):
+            cfg.hydra.job.name = "${updater.name}_job"
+            cfg.hydra.runtime.output_dir = "/tmp/x"
+            cfg.hydra.job.num = 4
+            cfg.hydra.job.id = "4"
+        hydra_compat.show_hydra_config(cfg, public=public)
+        hydra_cfg = HydraConfig.get()
+        assert hydra_cfg.job.name == f"{cfg.updater.name}_job"
+        assert OmegaConf.is_readonly(hydra_cfg)
+        shown[public] = OmegaConf.to_yaml(hydra_cfg.job, resolve=True)
+    assert shown[False] == shown[True]
+
+
+def test_yaml_dump_public_is_the_internal():
+    cfg = compose_config(with_hydra=True)
+    container = OmegaConf.to_container(cfg, enum_to_str=True)
+    text = hydra_compat.yaml_dump(container, public=False)
+    assert text == hydra_compat.yaml_dump(container, public=True) == OmegaConf.to_yaml(cfg)
+    for value in ("a: b", "line\nbreak", "${x}", "???", 1e-5, None, True, "é"):
+        assert hydra_compat.yaml_dump({"k": value}, public=False) == hydra_compat.yaml_dump(
+            {"k": value}, public=True
+        )
