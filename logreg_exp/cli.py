@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_groups
 from logreg_exp.outcomes import EndProcess, end_as, failed
 from logreg_exp.output_dirs import Start, claim_job_dir
 from logreg_exp.registry import register_configs, register_plugins
@@ -41,13 +42,13 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     register_plugins()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
 
 
-@hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
+@hydra.main(**MAIN_ARGUMENTS, config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
     the best monitored value, for sweepers.
@@ -106,6 +107,7 @@ def run_cli() -> None:
         print(problem, file=sys.stderr)
         sys.exit(1)
     register_plugins()
+    sys.argv[1:] = with_mode_of_groups(sys.argv[1:], "logreg_exp.conf")
     with GracefulInterrupt():
         try:
             main()

@@ -22,6 +22,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import child_container
 from logreg_exp.results import Monitor
 
 
@@ -257,7 +258,7 @@ def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:
 def check_required(cfg: DictConfig, prefix: str = "") -> None:
     """A ``???`` key left unset: one line naming it, with an example of each required key."""
     for key in cfg:
-        node = cfg._get_node(key)
+        node = child_container(cfg, key)
         if OmegaConf.is_missing(cfg, key):
             schema = OmegaConf.get_type(cfg)
             examples = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from logreg_exp.config import (
@@ -19,6 +18,7 @@ from logreg_exp.config import (
     reference,
 )
 from logreg_exp.data.datasets import DATASETS
+from logreg_exp.hydra_compat import ReplacingConfigStore, register_resolver
 from logreg_exp.sweeps.launchers import (
     JOBLIB,
     gpus_for_device,
@@ -67,8 +67,8 @@ def register_configs() -> None:
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
-    cs = ConfigStore.instance()
+            register_resolver(name, resolver)
+    cs = ReplacingConfigStore()
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)

@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -28,6 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write, display_path
+from logreg_exp.hydra_compat import basic_sweep_jobs
 from logreg_exp.outcomes import EndProcess
 from logreg_exp.results import Monitor, Status
 from logreg_exp.run_files import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG
@@ -45,7 +45,7 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
     It runs the BasicSweeper's own steps: ``hydra.sweeper.params`` then the command line's
     overrides, parsed by Hydra's override parser (with the config loader, so ``glob(...)``
-    over config groups works), expanded by ``BasicSweeper.split_arguments``.
+    over config groups works), expanded as the BasicSweeper expands them.
     """
     sweeper = config.hydra.sweeper
     if sweeper.get("_target_") != BASIC_SWEEPER:
@@ -57,11 +57,10 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
     hydra = GlobalHydra.instance()
     parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
     try:
-        (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+        return basic_sweep_jobs(parser.parse_overrides(arguments))
     except HydraException as err:  # the sweeper reports it when it parses the same overrides
         log.debug("no sweep plan: %s", err)
         return None
-    return [list(job) for job in batch]
 
 
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:

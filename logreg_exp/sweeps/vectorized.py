@@ -29,7 +29,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
@@ -40,6 +39,7 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.job_setup import JobSetUp, key_path, log_file_of
@@ -163,16 +163,10 @@ class ConfigDeriver:
             self.learn(cfg, parsed)
             return cfg
         cfg = copy_config(template)
-        ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), cfg)
+        apply_overrides(self.values(parsed, key), cfg)
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in parsed]
-            dirname = cfg.hydra.job.config.override_dirname
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=list(parsed),
-                kv_sep=dirname.kv_sep,
-                item_sep=dirname.item_sep,
-                exclude_keys=list(dirname.exclude_keys),
-            )
+        set_override_dirname(cfg, parsed)
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
@@ -245,7 +239,7 @@ class ConfigDeriver:
             if key not in self.task_templates:
                 self.task_templates[key] = without_hydra(template)
             task = copy_config(self.task_templates[key])
-            ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), task)
+            apply_overrides(self.values(parsed, key), task)
             OmegaConf.copy_cache(from_config=cfg, to_config=task)
         with read_write(task), open_dict(task):
             task.pop("hydra", None)
@@ -303,7 +297,8 @@ class VectorizedSweep:
         for i, overrides in enumerate(job_overrides):
             cfg = self.configs.for_launch(self.config, list(overrides))
             with open_dict(cfg):
-                cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.id = str(cfg.hydra.job.num)
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
@@ -474,11 +469,11 @@ def task_container(cfg: DictConfig) -> dict[str, Any]:
     for key in cfg:
         if key == "hydra":
             continue
-        node = cfg._get_node(key)
-        if isinstance(node, Container):
-            container[str(key)] = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+        node = child_container(cfg, key)
+        value = node if node is not None else cfg[key]
+        if isinstance(value, Container):
+            container[str(key)] = OmegaConf.to_container(value, resolve=True, enum_to_str=True)
         else:
-            value = cfg[key]
             container[str(key)] = value.name if isinstance(value, Enum) else value
     return container
 

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -28,6 +27,7 @@ from logreg_exp.data.loaders import (
 )
 from logreg_exp.data.preprocessing import Preprocessing
 from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training

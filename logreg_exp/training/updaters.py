@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 
 from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.hydra_compat import instantiate
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
