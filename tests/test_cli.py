@@ -38,6 +38,7 @@ def default_run(tmp_path_factory):
     return proc, run_dir
 
 
+@pytest.mark.hydra_lines
 def test_default_run_lands_in_outputs_of_the_working_directory(default_run):
     _, run_dir = default_run
     names = {p.name for p in run_dir.iterdir()}

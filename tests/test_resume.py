@@ -67,6 +67,7 @@ def test_a_signal_before_the_first_epoch_leaves_a_valid_metrics_json(tmp_path, s
     assert metrics["best_epoch"] is None and not (tmp_path / "run" / "best.pt").exists()
 
 
+@pytest.mark.hydra_lines
 def test_a_run_stopped_by_sigterm_resumes_bit_for_bit(tmp_path):
     args = ("epochs=6", *SMALL, "updater.momentum=0.9")
     whole = run_cli(*args, "hydra.run.dir=whole", cwd=tmp_path)
@@ -148,6 +149,7 @@ def test_resume_true_false_and_another_config(tmp_path):
     ]
 
 
+@pytest.mark.hydra_lines
 def test_a_sweep_stopped_by_a_signal_writes_its_summary_and_the_same_command_finishes_it(
     tmp_path,
 ):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,11 @@ class SweepCallback(Callback):
         failed or was interrupted, so scripts notice. A failed job does not stop the others (it
         returns a value that ranks it last); this is where the sweep as a whole reports it. A
         job dir without a readable metrics.json counts as failed: its job was killed (out of
-        memory, by a cluster) before it could say."""
+        memory, by a cluster) before it could say. Hydra 1.4 calls it for a sweep that stopped
+        early too (the exception on its way out): that sweep ends as the entrypoint ends one."""
+        if sys.exc_info()[0] is not None:
+            summarize_unended_sweeps()
+            return
         jobs = summarize(Path(config.hydra.sweep.dir))
         exit_on_unfinished_jobs(jobs)
 

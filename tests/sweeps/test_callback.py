@@ -111,6 +111,7 @@ def test_each_job_logs_its_place_in_the_sweep_and_its_overrides(sweep):
 
 
 @pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_summary_has_a_row_per_job_with_the_values_of_its_metrics_json(sweep):
     proc, sweep_dir = sweep
     rows = list(csv.DictReader((sweep_dir / SUMMARY_CSV).open()))

@@ -35,6 +35,7 @@ def holder_of(path: Path) -> int | None:
 
 
 @pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_a_worker_killed_mid_job_fails_its_job_alone(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.Popen(

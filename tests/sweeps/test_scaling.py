@@ -81,6 +81,7 @@ def test_joblib_runs_jobs_in_parallel_workers_with_their_share_of_the_cores(tmp_
     assert without_timings(alone) == without_timings(metrics[1])
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize("launcher", ["submitit_local", "slurm_local"])
 def test_submitit_local_runs_each_job_through_submitit(tmp_path, launcher):
     """The plugin's own submitit_local, and our SLURM preset's local twin."""
@@ -136,6 +137,7 @@ def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_kille
     assert "1 of 3 jobs failed: 0001_dataset.max_samples=400,epochs=3001" in out
 
 
+@pytest.mark.hydra_lines
 def test_optuna_search_records_the_best_trial(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(

@@ -227,9 +227,15 @@ SMALL = ["epochs=3", "dataset.n_samples=400"]
 @pytest.mark.parametrize(
     ("args", "rel"),
     [
-        (["dtype=float64", "updater.lr=0.05,0.5", "updater.momentum=0,0.9"], 1e-9),
+        pytest.param(
+            ["dtype=float64", "updater.lr=0.05,0.5", "updater.momentum=0,0.9"], 1e-9,
+            marks=pytest.mark.hydra_lines,
+        ),
         (["updater.lr=0.01,0.3", "updater.weight_decay=0,0.01"], 1e-4),
-        (["dtype=float64", "updater=manual", "updater.lr=0.02,0.2", "updater.momentum=0.5"], 1e-9),
+        pytest.param(
+            ["dtype=float64", "updater=manual", "updater.lr=0.02,0.2", "updater.momentum=0.5"],
+            1e-9, marks=pytest.mark.hydra_lines,
+        ),
         (
             ["updater.optimizer._target_=torch.optim.Adam,torch.optim.AdamW",
              "updater.lr=0.01,0.1"],
