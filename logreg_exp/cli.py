@@ -71,7 +71,6 @@ from logreg_exp.sweeps.launchers import (
     register_own_plugins,
 )
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
-from logreg_exp.sweeps.vectorized import checked_writers
 from logreg_exp.training.interrupts import GracefulInterrupt, ignore_interrupts
 
 log = logging.getLogger("logreg_exp")
@@ -278,7 +277,6 @@ class OutputDirGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
-        one_line(lambda: check_launcher(config.hydra.launcher))
         path = Path(str(config.hydra.sweep.dir))
         log_file = f"{config.hydra.job.name}.log"
         self.claim = one_line(
@@ -295,13 +293,6 @@ class OutputDirGuard(Callback):
         if self.claim is not None:
             self.claim.release()
             self.claim = None
-
-
-def check_launcher(launcher: DictConfig) -> None:
-    """The launcher's own options that this package defines, checked before the sweep's dir
-    is claimed (Hydra would report them as a failed instantiation, with a traceback hint)."""
-    if str(launcher.get("_target_", "")).endswith(".VectorizedLauncher"):
-        checked_writers(launcher.get("writers"))
 
 
 def task_config(config: DictConfig) -> DictConfig:

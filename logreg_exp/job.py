@@ -32,7 +32,6 @@ from logreg_exp.results import (
     recorded_outcome,
     write_metrics,
 )
-from logreg_exp.sweeps.launchers import usable_cores
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
 from logreg_exp.tracking.plots import (
@@ -61,7 +60,6 @@ from logreg_exp.training.stacked import (
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
-from logreg_exp.writer_processes import write_in_processes, writer_processes
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +184,10 @@ class GroupMember:
 def run_job_group(
     members: Sequence[GroupMember],
     default_threads: int | None = None,
-    writers: int | None = None,
 ) -> list[Outcome]:
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
-    would leave in it, its log file the same lines, written by ``writers`` processes (None:
-    as many as ``writer_processes`` finds worth it). The console gets one line an epoch for
+    would leave in it, its log file the same lines. The console gets one line an epoch for
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
@@ -217,7 +213,7 @@ def run_job_group(
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)
-        painter = painter_for(pipeline) if completed else None  # made once, before a fork
+        painter = painter_for(pipeline) if completed else None  # made once for every job
 
         def write_share(share: Sequence[int], report: Callable[[int, Outcome], None]) -> None:
             pictures = None
@@ -242,13 +238,10 @@ def run_job_group(
                 if pictures is not None:
                     pictures.close()
 
-        processes = writer_processes(
-            writers, len(members), usable_cores(), on_cpu=device.type == "cpu"
-        )
-        outcomes = write_in_processes(
-            len(members), processes, write_share, lambda k: members[k].job_dir
-        )
-    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s, processes)
+        written: dict[int, Outcome] = {}
+        write_share(range(len(members)), written.__setitem__)
+        outcomes = [written[k] for k in range(len(members))]
+    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
 
 
@@ -325,17 +318,14 @@ class GroupProgress:
             f"  {diverged} diverged" if diverged else "",
         )  # fmt: skip
 
-    def done(
-        self, outcomes: Sequence[Outcome], trained_s: float, written_s: float, processes: int = 1
-    ) -> None:
+    def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:
         counts = Counter(o.status.value for o in outcomes)
         log.info(
-            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s%s",
+            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s",
             self.size,
             ", ".join(f"{n} {status}" for status, n in counts.items()),
             trained_s,
             written_s,
-            f" by {processes} processes" if processes > 1 else "",
         )
 
 

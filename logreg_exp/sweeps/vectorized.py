@@ -284,18 +284,15 @@ class VectorizedSweep:
 
     def __init__(
         self,
-        writers: int | None = None,
         derive_configs: bool = True,
         lean_setup: bool = True,
         yaml_templates: bool = True,
     ) -> None:
-        """``writers``: the processes that write a group's files (``hydra.launcher.writers``;
-        None: ``writer_processes`` decides). The others are benchmarking switches, each
-        turning one piece of speed machinery off (``python -m benchmarks.bench --ablate``):
+        """Benchmarking switches, each turning one piece of the speed machinery off
+        (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
         ``run_job``), ``yaml_templates`` (``.hydra/`` and config text from ``YamlTemplate``;
         off: ``OmegaConf.to_yaml``). The run dirs' files are the same either way."""
-        self.writers = checked_writers(writers)
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
         self.yaml_templates = yaml_templates
@@ -454,7 +451,7 @@ class VectorizedSweep:
             if not jobs:
                 continue
             self.configure_console_logging()
-            outcomes = run_job_group([members[i] for i in jobs], threads, self.writers)
+            outcomes = run_job_group([members[i] for i in jobs], threads)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             for i, outcome in zip(jobs, outcomes, strict=True):
                 ret = returns[i]
@@ -474,15 +471,6 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
-
-
-def checked_writers(writers: Any) -> int | None:
-    """``hydra.launcher.writers``, if it is null or a whole number >= 1; else ConfigError."""
-    if writers is None or (type(writers) is int and writers >= 1):
-        return writers
-    raise ConfigError(
-        f"hydra.launcher.writers must be null or a whole number >= 1, not {writers!r}"
-    )
 
 
 def copy_config(cfg: DictConfig) -> DictConfig:
