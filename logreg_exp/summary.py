@@ -11,15 +11,9 @@ from pathlib import Path
 
 from logreg_exp.files import display_path
 from logreg_exp.results import Monitor
+from logreg_exp.run_files import SUMMARY_CSV, SUMMARY_MD
 from logreg_exp.sweeps.plots import draw_sweep
-from logreg_exp.sweeps.summary import (
-    MONITORS,
-    SUMMARY_CSV,
-    SUMMARY_MD,
-    collect_jobs,
-    sweep_monitor,
-    write_summary,
-)
+from logreg_exp.sweeps.summary import MONITORS, collect_jobs, sweep_monitor, write_summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -262,7 +262,7 @@ def finished_run(run_dir: Path, *overrides: str, launched_in: Path | None = None
     """``run_dir`` as ``python -m logreg_exp OVERRIDES`` leaves it, made in-process: the job's
     files, and the ``.hydra/`` files that evaluate and predict read (the config, and the
     directory it was launched in, ``launched_in``, default the current one)."""
-    from logreg_exp.job import run_job
+    from logreg_exp.single_run import run_job
 
     cfg = compose_config(*overrides)
     run_dir.mkdir(parents=True, exist_ok=True)

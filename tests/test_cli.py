@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from logreg_exp.cli import path_safe
+from logreg_exp.registry import path_safe
 from logreg_exp.training.model import LogisticRegression
 from tests.helpers import run_cli, scalars, without_timings, write_csv
 

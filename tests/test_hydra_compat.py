@@ -21,7 +21,7 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from logreg_exp import hydra_compat
-from logreg_exp.cli import register_configs
+from logreg_exp.registry import register_configs
 from tests.helpers import compose_config, run_cli
 
 PARSER = OverridesParser.create()

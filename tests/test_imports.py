@@ -39,4 +39,4 @@ def test_the_entrypoint_and_the_sweep_callbacks_import_no_torch():
 
 
 def test_a_job_imports_matplotlib_only_to_draw():
-    assert "matplotlib" not in imported_after("logreg_exp.job", "logreg_exp.training.loop")
+    assert "matplotlib" not in imported_after("logreg_exp.single_run", "logreg_exp.training.loop")

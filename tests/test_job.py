@@ -12,10 +12,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
-from logreg_exp import job
-from logreg_exp.cli import RunFailed, main
-from logreg_exp.job import run_job, write_results
+from logreg_exp import job_report
+from logreg_exp.cli import main
+from logreg_exp.job_report import write_results
+from logreg_exp.outcomes import RunFailed
 from logreg_exp.results import Monitor, Status
+from logreg_exp.single_run import run_job
 from logreg_exp.tracking.loggers import ConsoleLogger
 from logreg_exp.training.loop import EpochMetrics
 from tests.helpers import compose_config, event_records, read_metrics_json, without_timings
@@ -91,14 +93,14 @@ def test_a_completed_job_saves_what_predicting_needs_and_its_test_numbers(tmp_pa
 
 
 def test_metrics_json_is_written_after_the_files_it_vouches_for(tmp_path, monkeypatch):
-    import logreg_exp.job
+    import logreg_exp.job_report
     from logreg_exp.data.preprocessing import Preprocessing
     from logreg_exp.training.loop import FitResult
 
     def check_then_write(job_dir, metrics):
         assert {p.name for p in job_dir.iterdir()} == {"best.pt", "preprocessing.json"}
 
-    monkeypatch.setattr(logreg_exp.job, "write_metrics", check_then_write)
+    monkeypatch.setattr(logreg_exp.job_report, "write_metrics", check_then_write)
     result = FitResult(Monitor.val_loss, best_epoch=1, best_state={"w": torch.zeros(2, 1)})
     result.history.append(EpochMetrics(1, 0.6, 0.7, 0.5, 0.8, 1.0, 0.5))
     result.stop(Status.INTERRUPTED, 2)  # no picture: only the files metrics.json vouches for
@@ -119,7 +121,9 @@ def interrupting(times, draw):
 
 
 def test_ctrl_c_during_the_final_writes_lets_them_finish(tmp_path, monkeypatch):
-    monkeypatch.setattr(job, "log_decision_boundary", interrupting(1, job.log_decision_boundary))
+    monkeypatch.setattr(
+        job_report, "log_decision_boundary", interrupting(1, job_report.log_decision_boundary)
+    )
     outcome = run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
     assert outcome.status is Status.COMPLETED
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
@@ -127,7 +131,9 @@ def test_ctrl_c_during_the_final_writes_lets_them_finish(tmp_path, monkeypatch):
 
 
 def test_a_second_ctrl_c_during_the_final_writes_leaves_no_claim_of_success(tmp_path, monkeypatch):
-    monkeypatch.setattr(job, "log_decision_boundary", interrupting(2, job.log_decision_boundary))
+    monkeypatch.setattr(
+        job_report, "log_decision_boundary", interrupting(2, job_report.log_decision_boundary)
+    )
     with pytest.raises(KeyboardInterrupt):
         run_job(compose_config("epochs=1", "dataset.n_samples=200"), tmp_path)
     assert not (tmp_path / "metrics.json").exists()
@@ -170,12 +176,12 @@ def test_a_job_stopped_by_sigterm_resumes_to_the_files_of_one_never_stopped(tmp_
 
 
 def test_a_full_disk_for_last_pt_warns_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
-    import logreg_exp.job
+    import logreg_exp.single_run
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(logreg_exp.job, "save_progress", full)
+    monkeypatch.setattr(logreg_exp.single_run, "save_progress", full)
     outcome = run_job(compose_config("epochs=2", "dataset.n_samples=400"), tmp_path)
     assert outcome.status is Status.COMPLETED
     assert read_metrics_json(tmp_path)["epochs_run"] == 2

@@ -1,6 +1,5 @@
 """The README's two first commands are what a new user runs; CI must run the same test line."""
 
-from logreg_exp.cli import config_reference
 from tests.helpers import REPO
 
 
@@ -20,7 +19,3 @@ def test_ci_runs_the_readme_test_command_verbatim():
     _, test = readme_commands()
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert any(line == test or line.startswith(test + " || exit") for line in ci)
-
-
-def test_readme_shows_the_allowed_values_as_the_schema_declares_them():
-    assert config_reference() in (REPO / "README.md").read_text()

@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from logreg_exp import job
+from logreg_exp import single_run
 from logreg_exp.startup import long_lived_objects, modules_for
 from logreg_exp.training import build
 from tests.helpers import compose_config
@@ -23,9 +23,9 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
         built[-1].append(weakref.ref(exp.train_set.tensors[0]))
         return exp
 
-    monkeypatch.setattr(job, "build_pipeline", spy)
+    monkeypatch.setattr(single_run, "build_pipeline", spy)
     for num in range(2):
-        job.run_job(compose_config("epochs=1", "dataset.n_samples=400"), tmp_path / str(num))
+        single_run.run_job(compose_config("epochs=1", "dataset.n_samples=400"), tmp_path / str(num))
         assert [ref() for ref in built[-1]] == [None] * 5, num
 
 
@@ -79,5 +79,5 @@ def test_a_block_that_imports_nothing_leaves_its_objects_to_the_collector():
 )
 def test_start_up_imports_what_the_run_will_import_and_nothing_else(overrides, expected, left_out):
     modules = set(modules_for(compose_config(*overrides)))
-    assert "logreg_exp.job" in modules
+    assert "logreg_exp.single_run" in modules
     assert expected <= modules and not left_out & modules

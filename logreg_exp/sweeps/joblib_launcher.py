@@ -42,7 +42,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.hydra_compat import execute_joblib_job, store_replacing
-from logreg_exp.results import METRICS_FILE, Monitor, failure_metrics, read_metrics, write_metrics
+from logreg_exp.results import Monitor, failure_metrics, read_metrics, write_metrics
+from logreg_exp.run_files import HYDRA_DIR, HYDRA_YAML, METRICS_FILE, OVERRIDES_YAML
 from logreg_exp.sweeps.launchers import jobs_at_once
 from logreg_exp.training.interrupts import GracefulInterrupt
 
@@ -201,13 +202,13 @@ def job_dir_of(sweep_config: DictConfig) -> Path:
 def record_job(job_dir: Path, sweep_config: DictConfig) -> None:
     """Give a job that died before Hydra wrote its ``.hydra/`` the files that make it a job
     of the sweep (its number and overrides, for the summary), as Hydra writes them."""
-    hydra_dir = job_dir / str(sweep_config.hydra.output_subdir or ".hydra")
-    if (hydra_dir / "hydra.yaml").exists():
+    hydra_dir = job_dir / str(sweep_config.hydra.output_subdir or HYDRA_DIR)
+    if (hydra_dir / HYDRA_YAML).exists():
         return
     hydra_dir.mkdir(parents=True, exist_ok=True)
     hydra_only = OmegaConf.masked_copy(sweep_config, ["hydra"])
-    OmegaConf.save(hydra_only, hydra_dir / "hydra.yaml")
-    OmegaConf.save(sweep_config.hydra.overrides.task, hydra_dir / "overrides.yaml")
+    OmegaConf.save(hydra_only, hydra_dir / HYDRA_YAML)
+    OmegaConf.save(sweep_config.hydra.overrides.task, hydra_dir / OVERRIDES_YAML)
 
 
 def death_reason(err: BaseException) -> str:

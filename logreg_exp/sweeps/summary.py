@@ -22,11 +22,15 @@ import yaml
 
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.run_files import (
+    HYDRA_DIR,
+    HYDRA_YAML,
+    OVERRIDES_YAML,
+    SEARCH_FILE,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+)
 from logreg_exp.sweeps.swept import read_plan
-
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
-SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 
 # (metrics.json key, markdown header, format) for the numeric columns
 METRIC_COLUMNS = (
@@ -90,9 +94,9 @@ def select(data: Any, dotted: str) -> Any:
 
 def read_job(job_dir: Path) -> Job:
     """A job from its dir: number and overrides from ``.hydra/``, results from metrics.json."""
-    hydra_cfg = load_yaml(job_dir / ".hydra" / "hydra.yaml")
+    hydra_cfg = load_yaml(job_dir / HYDRA_DIR / HYDRA_YAML)
     num = select(hydra_cfg, "hydra.job.num")
-    overrides = load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    overrides = load_yaml(job_dir / HYDRA_DIR / OVERRIDES_YAML)
     if overrides is None and hydra_cfg is not None:
         overrides = select(hydra_cfg, "hydra.overrides.task")
     overrides = list(overrides or [])
@@ -104,7 +108,9 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
     of the sweep's plan that has no dir, as ``not started``; in job order (by number, not
     as text: 2 before 10), jobs without a readable number last."""
     sweep_dir = Path(sweep_dir)
-    jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
+    jobs = [
+        read_job(p.parent.parent) for p in sorted(sweep_dir.glob(f"**/{HYDRA_DIR}/{HYDRA_YAML}"))
+    ]
     seen = {job.num for job in jobs}
     jobs += [
         Job(num, overrides, None)

@@ -8,7 +8,7 @@ in ``training.stacked.ELEMENTWISE``), and then, in job order, sets up each job a
 ``run_job`` does for the basic launcher (its dir, ``.hydra/``, its log file, the callbacks;
 ``sweeps.job_setup``) and checks its config: a job that fits no group runs then, exactly as
 the basic launcher runs it; a job with a bad value fails alone. Each group then trains as one
-(``job.run_job_group``), and every job gets its own files and its value for the sweeper.
+(``group_run.run_job_group``), and every job gets its own files and its value for the sweeper.
 
 Hydra composes each job's config from scratch (about 80 ms a job). A job whose overrides set
 the same keys as an earlier job's to plain values, and choose the same config group options,
@@ -37,7 +37,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
 from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
-from logreg_exp.config import validated
+from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
 from logreg_exp.results import Status
@@ -63,6 +63,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
+    # each column has its own schedule (training.schedules): any scheduler key may differ
+    keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     if updater["name"] == "manual":
         return keys, ""
     from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up
@@ -76,15 +78,6 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, f"updater.optimizer._target_={target} is not known to update elementwise"
     per_column = ELEMENTWISE[optimizer_cls][1]
     return keys + [f"updater.optimizer.{k}" for k in per_column], ""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: node}
 
 
 @dataclass
@@ -309,7 +302,7 @@ class VectorizedSweep:
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
-            import_heavy_modules(OmegaConf.create(tasks[0]))
+            import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
         groups, alone = group_jobs(tasks)
         log.info(
             "Launching %d jobs: %d in %d group%s trained as one, %d alone",
@@ -384,8 +377,8 @@ class VectorizedSweep:
         bad value fails the job alone, as in any sweep."""
 
         def prepare_job(task_cfg: DictConfig) -> float | None:
-            from logreg_exp.cli import failed  # the entrypoint's outcome rules, as any job's
-            from logreg_exp.job import GroupMember
+            from logreg_exp.group_run import GroupMember
+            from logreg_exp.outcomes import failed  # the outcome rules of any job
             from logreg_exp.training.updaters import build_updater
 
             hydra_cfg = HydraConfig.get()
@@ -417,8 +410,8 @@ class VectorizedSweep:
         returns: list[JobReturn | None],
     ) -> None:
         """Train each group's valid jobs as one; fill in their values for the sweeper."""
-        from logreg_exp.cli import end_as
-        from logreg_exp.job import run_job_group
+        from logreg_exp.group_run import run_job_group
+        from logreg_exp.outcomes import end_as
 
         assert self.config is not None
         threads = default_threads(self.config.hydra.launcher)
@@ -467,13 +460,6 @@ def copy_config(cfg: DictConfig) -> DictConfig:
         return pickle.loads(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
         return copy.deepcopy(cfg)
-
-
-def without_hydra(cfg: DictConfig) -> DictConfig:
-    task = copy.deepcopy(cfg)
-    with open_dict(task):
-        del task["hydra"]
-    return task
 
 
 def task_container(cfg: DictConfig) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata
 
 from logreg_exp.files import durable_close
 from logreg_exp.hydra_compat import crc32c_function
+from logreg_exp.run_files import EVENTS_PREFIX
 
-EVENTS_PREFIX = "events.out.tfevents."
 FILE_VERSION = "brain.Event:2"
 WRITER = "logreg_exp.tracking.events"
 

@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
-from logreg_exp.cli import register_configs
 from logreg_exp.hydra_compat import VERSION_BASE
+from logreg_exp.registry import register_configs
 from logreg_exp.sweeps.job_setup import HydraFiles, JobSetUp, log_file_of, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
 from logreg_exp.sweeps.yaml_template import YamlTemplate, dump, dumps

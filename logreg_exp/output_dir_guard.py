@@ -1,0 +1,89 @@
+"""The Hydra callback that claims a single run's dir and a sweep's dir before Hydra writes
+into it (``output_dirs``), configured first under ``hydra.callbacks`` in conf/config.yaml.
+A dir it cannot claim ends the process (``EndProcess``) before anything runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from logreg_exp.config import validated, without_hydra
+from logreg_exp.errors import ConfigError
+from logreg_exp.outcomes import EndProcess
+from logreg_exp.output_dirs import Claim, claim_run_dir, claim_sweep_dir, resume_mode
+from logreg_exp.run_files import log_file_name
+from logreg_exp.sweeps.vectorized import checked_writers
+
+T = TypeVar("T")
+
+
+class OutputDirGuard(Callback):
+    """Claims a single run's dir and a sweep's dir (``output_dirs``) before Hydra writes into
+    it: Hydra writes ``.hydra/`` before the task function runs, too late to keep the files
+    of a run already there. Holds the dir's lock until the run or sweep ends. Configured
+    first under ``hydra.callbacks`` in conf/config.yaml."""
+
+    def __init__(self) -> None:
+        self.claim: Claim | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """With ``overwrite=true`` or ``resume=false``, which may delete the run that is
+        there, the config's values are checked first: a typo must not cost that run."""
+        HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
+        path = Path(str(config.hydra.run.dir))
+        log_file = log_file_name(config.hydra.job.name)
+        if config.overwrite or resume_mode(config.resume) == "false":
+            checked_or_end(lambda: validated(without_hydra(config)))
+        self.claim = checked_or_end(
+            lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
+        )
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
+        checked_or_end(lambda: check_launcher(config.hydra.launcher))
+        path = Path(str(config.hydra.sweep.dir))
+        log_file = log_file_name(config.hydra.job.name)
+        self.claim = checked_or_end(
+            lambda: claim_sweep_dir(path, config, config.overwrite, log_file, config.resume)
+        )
+
+    def on_run_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def on_multirun_end(self, *args: Any, **kwargs: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """The launcher's own options that this package defines, checked before the sweep's dir
+    is claimed (Hydra would report them as a failed instantiation, with a traceback hint)."""
+    if str(launcher.get("_target_", "")).endswith(".VectorizedLauncher"):
+        checked_writers(launcher.get("writers"))
+
+
+def checked_or_end(check: Callable[[], T]) -> T:
+    """``check()``; its ConfigError is one line on stderr and ends the process with exit
+    status 1, and so does any other error, so that nothing runs in a dir that was not
+    checked (Hydra would turn a callback's exception into a warning and go on)."""
+    try:
+        return check()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+        print(f"error: cannot check the output dir: {type(err).__name__}: {err}", file=sys.stderr)
+    raise EndProcess(1)

@@ -1,0 +1,103 @@
+"""What Hydra and OmegaConf must know before they compose this package's config: every
+schema in Hydra's ConfigStore, the resolvers the YAML files call, and this package's
+launchers; and the README's table of allowed values, from the same schemas."""
+
+from __future__ import annotations
+
+import hashlib
+
+from omegaconf import OmegaConf
+
+from logreg_exp.config import (
+    SCHEDULER_SCHEMAS,
+    UPDATER_SCHEMAS,
+    DeviceConfig,
+    JobConfig,
+    LossConfig,
+    UpdaterConfig,
+    reference,
+)
+from logreg_exp.data.datasets import DATASETS
+from logreg_exp.hydra_compat import ReplacingConfigStore, register_resolver
+from logreg_exp.sweeps.launchers import (
+    JOBLIB,
+    gpus_for_device,
+    is_installed,
+    jobs_at_once,
+    register_own_plugins,
+)
+
+NAME_BYTES = 150  # of a job dir's name after its number; file systems allow 255
+KEPT_BYTES = 120  # of a name too long for that, kept before its hash
+
+
+def path_safe(text: str) -> str:
+    """A directory-name-safe form of ``text`` (a job's overrides): path separators become
+    ``_``, and a name longer than NAME_BYTES in UTF-8 keeps its first KEPT_BYTES and ends in
+    ``-`` and 12 hex digits of its SHA-256, the same on every machine and in every launcher.
+    The job's full overrides are in its ``.hydra/overrides.yaml`` and the sweep summary."""
+    name = text.replace("/", "_").replace("\\", "_")
+    encoded = name.encode()
+    if len(encoded) <= NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    return encoded[:KEPT_BYTES].decode(errors="ignore") + "-" + digest
+
+
+def zero_pad(number: int, width: int) -> str:
+    """``number`` with leading zeros to ``width`` digits (``0007``), so that names holding it
+    sort in numeric order as text; a longer number is written whole."""
+    return f"{int(number):0{int(width)}d}"
+
+
+def register_configs() -> None:
+    """Put every schema in Hydra's ConfigStore and our resolvers in OmegaConf; call before
+    Hydra composes the config.
+
+    Each schema is stored under ``schema/`` (``schema/dataset/gaussian2d`` validates
+    ``dataset/gaussian2d.yaml``), apart from the groups a user chooses from, so
+    ``updater=foo`` lists only real options; each YAML file lists its schema first in its
+    defaults list, placed at its own package with ``@_here_``.
+    """
+    resolvers = {
+        "path_safe": path_safe,
+        "zero_pad": zero_pad,
+        "gpus_for_device": gpus_for_device,
+        "jobs_at_once": jobs_at_once,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            register_resolver(name, resolver)
+    cs = ReplacingConfigStore()
+    cs.store(group="schema", name="job", node=JobConfig)
+    for name, dataset in DATASETS.items():
+        cs.store(group="schema/dataset", name=name, node=dataset.schema)
+    for name, schema in UPDATER_SCHEMAS.items():
+        cs.store(group="schema/updater", name=name, node=schema)
+    for name, schema in SCHEDULER_SCHEMAS.items():
+        cs.store(group="schema/scheduler", name=name, node=schema)
+    cs.store(group="schema", name="device", node=DeviceConfig)
+    cs.store(group="schema", name="loss", node=LossConfig)
+
+
+def register_plugins() -> None:
+    """This package's launchers, registered with Hydra: hydra/launcher=vectorized, and the
+    joblib launcher that replaces the plugin's. It runs Hydra's plugin scan, so the command
+    line's check for a missing extra (``missing_plugin``) comes first."""
+    register_own_plugins()  # hydra/launcher=vectorized
+    if is_installed(JOBLIB.package):
+        from logreg_exp.sweeps.joblib_launcher import register_config
+
+        register_config()
+
+
+def config_reference() -> str:
+    """The README's table of every key's allowed values, from the schemas."""
+    return reference(
+        [
+            ("", JobConfig, "every run"),
+            ("updater.", UpdaterConfig, "both updaters"),
+            *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
+            *(("scheduler.", s, f"scheduler={name}") for name, s in SCHEDULER_SCHEMAS.items()),
+        ]
+    )
