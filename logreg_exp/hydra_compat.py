@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import hydra.utils
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.core.singleton import Singleton
@@ -63,18 +64,22 @@ MAIN_ARGUMENTS: dict[str, Any] = (
 )
 
 
-def trusted_targets() -> Any:
-    """A context in which ``hydra.utils.instantiate`` instantiates ``TRUSTED_TARGETS``."""
+def trusted_targets(*more: str) -> Any:
+    """A context in which ``hydra.utils.instantiate`` instantiates ``TRUSTED_TARGETS`` and
+    ``more``."""
     if not HYDRA_1_4:
         return contextlib.nullcontext()
     from hydra.utils import execution_whitelist
 
-    return execution_whitelist(TRUSTED_TARGETS)
+    return execution_whitelist([*TRUSTED_TARGETS, *more])
 
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` of a project config, its targets trusted."""
-    with trusted_targets():
+    """``hydra.utils.instantiate`` of a project config (the loss, the optimizer), whose
+    ``_target_`` the project has checked (``config.check_targets``: the documented classes
+    and those ``allow_targets`` lists), so it is trusted."""
+    target = config.get("_target_") if hasattr(config, "get") else None
+    with trusted_targets(*([str(target)] if target else [])):
         return hydra.utils.instantiate(config, *args, **kwargs)
 
 
@@ -302,8 +307,6 @@ def with_mode_of_groups(
         return list(arguments)
     from importlib.resources import files
 
-    import yaml
-
     for argument in arguments:
         choice = re.fullmatch(r"([A-Za-z_][\w/]*)=([\w.-]+)", argument)
         if choice is None:
@@ -346,7 +349,6 @@ def yaml_dump(container: Any, *, public: bool = not KNOWN_OMEGACONF) -> str:
     OmegaConf's own dumper (no config made first), or, in public, by ``to_yaml`` itself."""
     if public:
         return OmegaConf.to_yaml(container)
-    import yaml
     from omegaconf._utils import get_omega_conf_dumper
 
     return yaml.dump(

@@ -21,8 +21,8 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from logreg_exp import hydra_compat
-from logreg_exp.cli import register_configs
-from tests.helpers import compose_config, run_cli
+from logreg_exp.registry import register_configs
+from tests.helpers import REPO, compose_config, run_cli
 
 PARSER = OverridesParser.create()
 
@@ -32,6 +32,18 @@ PRIVATE = re.compile(
     r"|\b_apply_overrides_to_config\b|\btensorflow_stub\b|\bsplit_arguments\b"
     r"|HydraConfig\.instance\(\)\.cfg\s*="
 )
+
+
+def test_only_hydra_compat_names_private_internals():
+    found = []
+    for root in ("logreg_exp", "hydra_plugins"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            if path.name == "hydra_compat.py" and path.parent.name == "logreg_exp":
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), start=1):
+                if PRIVATE.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
 
 
 def test_the_private_names_pattern_finds_what_it_forbids():
@@ -256,6 +268,9 @@ def test_project_targets_instantiate_on_either_line():
     cfg = compose_config()
     loss = hydra_compat.instantiate(cfg.loss)
     assert type(loss).__name__ in ("BCEWithLogitsLoss", "SigmoidBCELoss")
+    # a class of the user's (allow_targets), which config.check_targets has let through
+    made = hydra_compat.instantiate(OmegaConf.create({"_target_": "collections.OrderedDict"}))
+    assert type(made).__name__ == "OrderedDict"
 
 
 @pytest.mark.slow

@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, env_override
 from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from logreg_exp.hydra_compat import show_hydra_config
 from logreg_exp.run_files import DEFAULT_LOG_FILE, HYDRA_FILES, log_file_name
 from logreg_exp.sweeps.swept import split_override
 from logreg_exp.sweeps.yaml_template import KeyPath, YamlTemplate
@@ -55,19 +55,9 @@ def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
 
 def set_hydra_config(cfg: DictConfig) -> None:
     """``HydraConfig.instance().set_config(cfg)``, without its deep copy of ``cfg.hydra``
-    (a third of a grouped job's set-up). Hydra shows the hydra node alone, in a config of
-    its own whose one key is a copy of it, the copy's parent being ``cfg`` (so that
-    interpolations into the job's config resolve); here that key is the node itself, read-only
-    as there, its parent ``cfg`` as before. Each job's ``cfg`` is a config of its own
-    (``ConfigDeriver``), so nothing else holds the node."""
-    OmegaConf.set_readonly(cfg.hydra, True)
-    node = cfg._get_node("hydra")
-    assert isinstance(node, DictConfig)
-    assert issubclass(OmegaConf.get_type(node) or object, HydraConf)
-    shown = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
-    shown["hydra"] = node  # detaches the node from cfg ...
-    node._set_parent(cfg)  # ... and back, as set_config leaves its copy
-    HydraConfig.instance().cfg = shown  # type: ignore[assignment]
+    (a third of a grouped job's set-up; ``hydra_compat.show_hydra_config``). Each job's
+    ``cfg`` is a config of its own (``ConfigDeriver``), so nothing else holds the node."""
+    show_hydra_config(cfg)
 
 
 def key_path(container: Any, key: str) -> KeyPath:

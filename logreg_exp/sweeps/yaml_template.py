@@ -17,8 +17,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-from omegaconf._utils import get_omega_conf_dumper
+from logreg_exp.hydra_compat import yaml_dump
 
 KeyPath = tuple[str | int, ...]  # the keys (and list indices) from the root to a leaf
 
@@ -27,13 +26,7 @@ WIDTH = 80  # PyYAML's default best_width: a longer line may be folded
 
 def dump(container: Any) -> str:
     """What ``OmegaConf.to_yaml`` writes for the plain container ``container``."""
-    return yaml.dump(
-        container,
-        default_flow_style=False,
-        allow_unicode=True,
-        sort_keys=False,
-        Dumper=get_omega_conf_dumper(),
-    )
+    return yaml_dump(container)
 
 
 def scalar_text(value: Any) -> str:
