@@ -4,10 +4,12 @@ splits gives back the numbers of its metrics.json, and more."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from logreg_exp.errors import ConfigError
@@ -138,3 +140,40 @@ def test_the_numbers_are_printed_even_where_they_cannot_be_written(csv_run, tmp_
     assert (
         printed.err.startswith("error: [Errno 21] Is a directory") and printed.err.count("\n") == 1
     )
+
+
+def half_precision(path):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"] = {k: v.half() for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, path)
+
+
+def plain_pickle(path):
+    """A best.pt written with pickle, not torch.save: torch warns of its protocol, then
+    refuses it with weights_only=True."""
+    checkpoint = torch.load(path, weights_only=True)
+    with open(path, "wb") as f:
+        pickle.dump(checkpoint, f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (half_precision, "best.pt holds float16 parameters, but the run trained in float32 "
+         "(dtype in .hydra/config.yaml): is it the checkpoint of another run?"),
+        (plain_pickle, "best.pt holds objects other than tensors and plain values"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_best_pt_of_another_dtype_or_a_pickle_is_one_line(
+    cli_csv_run, tmp_path, damage, message, command
+):
+    run_dir, data = cli_csv_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    damage(copy / "best.pt")
+    args = [copy] if command == "evaluate" else [copy, data]
+    proc = run_cli(*map(str, args), cwd=tmp_path, module=f"logreg_exp.{command}")
+    assert_one_line_error(proc, message)  # one line: no warning of torch's before it
+    assert proc.stdout == ""
