@@ -4,8 +4,11 @@ splits gives back the numbers of its metrics.json, and more."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -177,3 +180,20 @@ def test_a_best_pt_of_another_dtype_or_a_pickle_is_one_line(
     proc = run_cli(*map(str, args), cwd=tmp_path, module=f"logreg_exp.{command}")
     assert_one_line_error(proc, message)  # one line: no warning of torch's before it
     assert proc.stdout == ""
+
+
+@pytest.mark.slow
+def test_evaluate_prints_a_run_dir_name_that_is_not_utf8(cli_csv_run, tmp_path):
+    copy = os.fsdecode(bytes(tmp_path / "run") + b"\xe9")
+    try:
+        shutil.copytree(cli_csv_run[0], copy)
+    except OSError as err:  # a file system that takes only UTF-8 names
+        pytest.skip(f"cannot make a name that is not UTF-8 here: {err}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "logreg_exp.evaluate", copy],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # whatever the locale says
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("run\\udce9: best.pt of epoch ")
+    assert proc.stdout.endswith("\nwrote run\\udce9/evaluation.json\n")

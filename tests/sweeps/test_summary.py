@@ -123,6 +123,7 @@ def summary_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "logreg_exp.summary", *args],
         cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # whatever the locale says
     )  # fmt: skip
 
 
