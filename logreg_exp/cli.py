@@ -1,10 +1,12 @@
 """The Hydra entrypoint: ``python -m logreg_exp [overrides]`` (or ``logreg-exp``).
 
-Hydra composes the config; ``main`` starts up, runs the job and maps its outcome to a value
-for sweepers or an exit code. It knows the config, the output dir and how a job ends, not
-tensors: the work is in ``single_run.run_job``. A user's mistake ends a single run with one
-line on stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep it fails
-that job alone.
+Hydra composes the config (its schemas, resolvers and launchers: ``registry``), and the dir
+of a single run or a sweep is claimed before Hydra writes into it (``output_dir_guard``).
+``main`` claims a sweep job's dir, runs the job (``single_run``) and makes its outcome a
+value for sweepers or an exit status (``outcomes``). A user's mistake ends a single run with
+one line on stderr and exit code 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); in a sweep
+it fails that job alone. This is the one module that exits the process: what ends it from
+below raises ``EndProcess``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from logreg_exp.outcomes import end_as, failed
+from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_groups
+from logreg_exp.outcomes import EndProcess, end_as, failed
 from logreg_exp.output_dirs import Start, claim_job_dir
 from logreg_exp.registry import register_configs, register_plugins
 from logreg_exp.results import Monitor
@@ -39,13 +42,13 @@ def compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with, composed outside a run
     (tests, benchmarks); ``with_hydra``: with its ``hydra`` node (launcher, sweeper, dirs)."""
     register_plugins()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         return hydra.compose(
             config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
         )
 
 
-@hydra.main(version_base="1.3", config_path="pkg://logreg_exp.conf", config_name="config")
+@hydra.main(**MAIN_ARGUMENTS, config_path="pkg://logreg_exp.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """One job in its Hydra output dir: start up, run, and end as the outcome says; return
     the best monitored value, for sweepers.
@@ -104,9 +107,12 @@ def run_cli() -> None:
         print(problem, file=sys.stderr)
         sys.exit(1)
     register_plugins()
+    sys.argv[1:] = with_mode_of_groups(sys.argv[1:], "logreg_exp.conf")
     with GracefulInterrupt():
         try:
             main()
+        except EndProcess as end:  # the status a job or the sweep decided (outcomes)
+            sys.exit(end.code)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)

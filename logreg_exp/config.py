@@ -11,16 +11,18 @@ project allows only what it documents, plus what ``allow_targets`` adds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import child_container
 from logreg_exp.results import Monitor
 
 
@@ -148,6 +150,61 @@ UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
 }
 
 
+NON_NEGATIVE_INT = Allowed(lambda v, _: v >= 0, "an integer >= 0")
+SCHEDULE_PERIOD = Allowed(
+    lambda v, _: v is None or v > 0, "a positive integer, or null (the run's epochs)"
+)
+
+
+@dataclass
+class SchedulerConfig:
+    """A learning-rate schedule: torch's scheduler of that name, stepped after each epoch's
+    validation (see ``training/schedules.py``); its keys are torch's arguments."""
+
+    name: str = MISSING
+
+
+@dataclass
+class NoSchedulerConfig(SchedulerConfig):
+    name: str = "none"
+
+
+@dataclass
+class StepSchedulerConfig(SchedulerConfig):
+    name: str = "step"
+    step_size: int = allowed(4, POSITIVE_INT)  # epochs between two decays
+    gamma: float = allowed(0.1, Allowed(lambda v, _: 0 < v <= 1, "a number in (0, 1]"))
+
+
+@dataclass
+class CosineSchedulerConfig(SchedulerConfig):
+    name: str = "cosine"
+    T_max: Optional[int] = allowed(None, SCHEDULE_PERIOD)  # noqa: UP045
+    eta_min: float = allowed(0.0, NON_NEGATIVE)
+
+
+@dataclass
+class PlateauSchedulerConfig(SchedulerConfig):
+    """Watches the metric ``monitor`` names, in its direction (val_loss: min, val_acc: max)."""
+
+    name: str = "plateau"
+    factor: float = allowed(0.1, FRACTION)
+    patience: int = allowed(2, NON_NEGATIVE_INT)
+    threshold: float = allowed(1e-4, NON_NEGATIVE)
+    threshold_mode: str = allowed("rel", Allowed(lambda v, _: v in ("rel", "abs"), "rel or abs"))
+    cooldown: int = allowed(0, NON_NEGATIVE_INT)
+    min_lr: float = allowed(0.0, NON_NEGATIVE)
+    eps: float = allowed(1e-8, NON_NEGATIVE)
+
+
+SCHEDULER_SCHEMAS: dict[str, type[SchedulerConfig]] = {
+    "none": NoSchedulerConfig,
+    "step": StepSchedulerConfig,
+    "cosine": CosineSchedulerConfig,
+    "plateau": PlateauSchedulerConfig,
+}
+
+
 @dataclass
 class DeviceConfig:
     name: str = "cpu"
@@ -165,6 +222,7 @@ class LossConfig:
 class JobConfig:
     dataset: Any = MISSING  # one of the schemas in datasets.py
     updater: Any = MISSING  # OptimUpdaterConfig or ManualUpdaterConfig
+    scheduler: Any = MISSING  # one of SCHEDULER_SCHEMAS
     device: DeviceConfig = MISSING
     loss: LossConfig = MISSING
     batch_size: int = allowed(8, POSITIVE_INT)
@@ -200,7 +258,7 @@ def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:
 def check_required(cfg: DictConfig, prefix: str = "") -> None:
     """A ``???`` key left unset: one line naming it, with an example of each required key."""
     for key in cfg:
-        node = cfg._get_node(key)
+        node = child_container(cfg, key)
         if OmegaConf.is_missing(cfg, key):
             schema = OmegaConf.get_type(cfg)
             examples = [
@@ -243,6 +301,28 @@ def validated(cfg: DictConfig) -> JobConfig:
             raise ConfigError(f"{key} must be {rule.describe(settings)}, got {value!r}")
     check_targets(settings)
     return settings
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` without its ``hydra`` node: what Hydra hands the task function."""
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def flatten(node: Mapping[str, Any], omit: Collection[str] = ()) -> dict[str, Any]:
+    """The leaves of a config as plain data under their dotted keys, as an override names
+    them (an empty dict is a leaf); the keys ``omit`` left out, with what is below them."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in omit:
+            continue
+        if isinstance(value, dict) and value:
+            flat.update({f"{key}.{sub}": leaf for sub, leaf in flatten(value, omit).items()})
+        else:
+            flat[str(key)] = value
+    return flat
 
 
 OPTIMIZERS = [

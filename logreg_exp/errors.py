@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 
 class ConfigError(ValueError):
     """A config value, file or device that cannot be used; the message says which and why."""
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's message (its type's name if it has none), for an
-    error about a file that a library failed to read."""
+def one_line(err: BaseException, joined: bool = False) -> str:
+    """An exception's message on one line (its type's name if it has none): its first line,
+    for an error about a file that a library failed to read; ``joined``: all its lines, for
+    Hydra's, which span several with the cause last."""
     text = str(err).strip()
+    if joined:
+        text = " ".join(text.split())
     return text.splitlines()[0] if text else type(err).__name__
 
 
@@ -46,21 +47,6 @@ def run_command(body: Callable[[], int]) -> int:
 class OutputError(ConfigError):
     """A file of the run that could not be written (a full disk, a read-only or vanished
     dir); the message names it and gives the system's reason."""
-
-
-@contextmanager
-def writing(what: str | Path) -> Iterator[None]:
-    """Turn an OSError of the block into an OutputError naming ``what``: the file it writes
-    (not the temporary file beside it that the error may name; a path is shown as the user
-    would type it, worked out only then), or the files it writes."""
-    try:
-        yield
-    except OSError as err:
-        if isinstance(what, Path):
-            from logreg_exp.files import display_path  # files imports this module
-
-            what = display_path(what)
-        raise OutputError(f"cannot write {what}: {os_reason(err)}") from err
 
 
 def os_reason(err: OSError) -> str:

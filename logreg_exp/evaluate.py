@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch.utils.data import TensorDataset
 
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
 from logreg_exp.files import display_path, writable
-from logreg_exp.results import EVALUATION_FILE, write_evaluation
+from logreg_exp.hydra_compat import instantiate
+from logreg_exp.results import write_evaluation
+from logreg_exp.run_files import EVALUATION_FILE
 from logreg_exp.saved_run import SavedRun, open_run
 from logreg_exp.training.build import build_data
 from logreg_exp.training.loop import evaluate, predict_scores

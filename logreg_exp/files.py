@@ -136,6 +136,19 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+@contextmanager
+def writing(what: str | Path) -> Iterator[None]:
+    """Turn an OSError of the block into an OutputError naming ``what``: the file it writes
+    (not the temporary file beside it that the error may name; a path is shown as the user
+    would type it, worked out only then), or the files it writes."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(what, Path):
+            what = display_path(what)
+        raise OutputError(f"cannot write {what}: {os_reason(err)}") from err
+
+
 def display_path(path: Path) -> Path:
     """``path`` relative to the working directory when it lies below it, as a user typed it."""
     try:

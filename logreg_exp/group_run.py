@@ -27,6 +27,7 @@ from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.devices import set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult, improvements
+from logreg_exp.training.schedules import schedule_for
 from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
@@ -90,6 +91,7 @@ def run_job_group(
             model, loss_fn, updater, pipeline.train_loader, pipeline.val_loader,
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
             evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
+            schedule=schedule_for(updater, settings),
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)

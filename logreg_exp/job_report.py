@@ -14,22 +14,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.data.preprocessing import PREPROCESSING_FILE, save_preprocessing
-from logreg_exp.errors import writing
-from logreg_exp.files import display_path, settle
-from logreg_exp.results import (
+from logreg_exp.data.preprocessing import save_preprocessing
+from logreg_exp.files import display_path, settle, writing
+from logreg_exp.results import Outcome, Status, divergence, fit_metrics, write_metrics
+from logreg_exp.run_files import (
+    CHECKPOINT_FILE,
+    DECISION_BOUNDARY_FILE,
     METRICS_FILE,
-    Outcome,
-    Status,
-    divergence,
-    fit_metrics,
-    write_metrics,
+    PREPROCESSING_FILE,
 )
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
-from logreg_exp.tracking.plots import DECISION_BOUNDARY_FILE, log_decision_boundary
+from logreg_exp.tracking.plots import log_decision_boundary
 from logreg_exp.training.build import Pipeline
-from logreg_exp.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+from logreg_exp.training.checkpoints import save_checkpoint
 from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
 from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
 

@@ -19,14 +19,8 @@ from omegaconf import DictConfig
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
 from logreg_exp.output_dirs import OutputDirInUse
-from logreg_exp.results import (
-    METRICS_FILE,
-    Monitor,
-    Outcome,
-    Status,
-    failure_metrics,
-    write_metrics,
-)
+from logreg_exp.results import Monitor, Outcome, Status, failure_metrics, write_metrics
+from logreg_exp.run_files import METRICS_FILE
 
 log = logging.getLogger("logreg_exp")  # the entrypoint's lines, under the name they have had
 
@@ -35,14 +29,16 @@ class RunFailed(CompactHydraException):
     """Hydra prints this exception's message alone, without a traceback."""
 
 
-class EndProcess(BaseException):
+class EndProcess(SystemExit):
     """The process ends with exit status ``code``, what it says printed already. Raised where
-    Hydra runs this package's code (a callback, a launcher, a job), which passes on what is
-    not an Exception, as it does SystemExit; the entrypoint exits with ``code``."""
+    Hydra runs this package's code (a callback, a launcher, a job), which lets a SystemExit
+    through, up to the entrypoint, which exits with ``code``; a job process of its own
+    (submitit's, a joblib worker) that has no entrypoint around the job ends with it too."""
+
+    code: int
 
     def __init__(self, code: int) -> None:
         super().__init__(code)
-        self.code = code
 
 
 def failed(
@@ -78,12 +74,12 @@ def record_failure(job_dir: Path, metrics: dict) -> None:
 
 
 def end_as(outcome: Outcome, in_sweep: bool) -> float:
-    """What the entrypoint makes of a job's outcome: its value for a sweeper (a job that did
-    not complete ranks last); for a diverged single run, a one-line error and exit code 1;
-    interrupted, exit code 130, as a shell reports Ctrl-C (a sweep stops there too)."""
+    """What a job's outcome makes of it: its value for a sweeper (a job that did not complete
+    ranks last); for a diverged single run, a one-line error and exit code 1; interrupted,
+    exit code 130, as a shell reports Ctrl-C (a sweep stops there too)."""
     if outcome.status is Status.INTERRUPTED:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        raise EndProcess(130)
     if outcome.status is Status.DIVERGED and not in_sweep:
         raise RunFailed(f"error: {outcome.message}")
     return outcome.value

@@ -1,9 +1,9 @@
 """The Hydra callback that claims a single run's dir and a sweep's dir before Hydra writes
-into it (``output_dirs``), configured first under ``hydra.callbacks`` in conf/config.yaml."""
+into it (``output_dirs``), configured first under ``hydra.callbacks`` in conf/config.yaml.
+A dir it cannot claim ends the process (``EndProcess``) before anything runs."""
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import traceback
@@ -13,11 +13,13 @@ from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from logreg_exp.config import validated
+from logreg_exp.config import validated, without_hydra
 from logreg_exp.errors import ConfigError
+from logreg_exp.outcomes import EndProcess
 from logreg_exp.output_dirs import Claim, claim_run_dir, claim_sweep_dir, resume_mode
+from logreg_exp.run_files import log_file_name
 from logreg_exp.sweeps.vectorized import checked_writers
 
 T = TypeVar("T")
@@ -37,19 +39,19 @@ class OutputDirGuard(Callback):
         there, the config's values are checked first: a typo must not cost that run."""
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
         path = Path(str(config.hydra.run.dir))
-        log_file = f"{config.hydra.job.name}.log"
+        log_file = log_file_name(config.hydra.job.name)
         if config.overwrite or resume_mode(config.resume) == "false":
-            one_line(lambda: validated(task_config(config)))
-        self.claim = one_line(
+            checked_or_end(lambda: validated(without_hydra(config)))
+        self.claim = checked_or_end(
             lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
         )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
-        one_line(lambda: check_launcher(config.hydra.launcher))
+        checked_or_end(lambda: check_launcher(config.hydra.launcher))
         path = Path(str(config.hydra.sweep.dir))
-        log_file = f"{config.hydra.job.name}.log"
-        self.claim = one_line(
+        log_file = log_file_name(config.hydra.job.name)
+        self.claim = checked_or_end(
             lambda: claim_sweep_dir(path, config, config.overwrite, log_file, config.resume)
         )
 
@@ -72,18 +74,10 @@ def check_launcher(launcher: DictConfig) -> None:
         checked_writers(launcher.get("writers"))
 
 
-def task_config(config: DictConfig) -> DictConfig:
-    """``config`` without its ``hydra`` node: what the task function gets."""
-    task = copy.deepcopy(config)
-    with open_dict(task):
-        del task["hydra"]
-    return task
-
-
-def one_line(check: Callable[[], T]) -> T:
-    """``check()``; its ConfigError is one line on stderr and exit status 1, and so is any
-    other error, so that nothing runs in a dir that was not checked (Hydra would turn a
-    callback's exception into a warning and go on)."""
+def checked_or_end(check: Callable[[], T]) -> T:
+    """``check()``; its ConfigError is one line on stderr and ends the process with exit
+    status 1, and so does any other error, so that nothing runs in a dir that was not
+    checked (Hydra would turn a callback's exception into a warning and go on)."""
     try:
         return check()
     except ConfigError as err:
@@ -92,4 +86,4 @@ def one_line(check: Callable[[], T]) -> T:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
         print(f"error: cannot check the output dir: {type(err).__name__}: {err}", file=sys.stderr)
-    sys.exit(1)
+    raise EndProcess(1)

@@ -41,6 +41,27 @@ from omegaconf.errors import OmegaConfBaseException
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
 from logreg_exp.results import read_metrics
+from logreg_exp.run_files import (
+    CHECKPOINT_FILE,
+    CONFIG_YAML,
+    DECISION_BOUNDARY_FILE,
+    EVALUATION_FILE,
+    EVENTS_PREFIX,
+    HYDRA_DIR,
+    HYDRA_YAML,
+    LOCK_FILE,
+    METRICS_FILE,
+    MULTIRUN_YAML,
+    PICTURE_EVENTS_SUFFIX,
+    PLAN_FILE,
+    PREPROCESSING_FILE,
+    PROGRESS_FILE,
+    SEARCH_FILE,
+    SUBMITIT_DIR,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    SWEEP_PNG,
+)
 from logreg_exp.sweeps.launchers import why_a_sweep_cannot_resume
 from logreg_exp.sweeps.summary import collect_jobs
 
@@ -55,30 +76,27 @@ DIR_KEYS = ("overwrite", "resume")  # how to treat the output dir: not part of a
 RESUME_MODES = ("auto", "true", "false")
 
 # What a run writes: its results, then the files Hydra writes around them.
-PROGRESS_FILE = "last.pt"  # what a run resumes from (training.checkpoints)
-RUN_RESULTS = ("metrics.json", "best.pt", PROGRESS_FILE)  # what makes a dir a run's
+RUN_RESULTS = (METRICS_FILE, CHECKPOINT_FILE, PROGRESS_FILE)  # what makes a dir a run's
 RESULT_FILES = (
     *RUN_RESULTS,
-    "preprocessing.json",
-    "evaluation.json",
-    "decision_boundary.png",
-    "events.out.tfevents.*",
+    PREPROCESSING_FILE,
+    EVALUATION_FILE,
+    DECISION_BOUNDARY_FILE,
+    f"{EVENTS_PREFIX}*",
 )
-HYDRA_DIR = ".hydra"
 TEMPORARY_FILES = tuple(f".{name}.*.tmp" for name in RESULT_FILES[:-1])  # files.atomic_write
 # What a sweep writes in its dir, besides its job dirs.
 SWEEP_FILES = (
-    "multirun.yaml",
-    "sweep_plan.json",
-    "summary.csv",
-    "summary.md",
-    "sweep.png",
-    "events.out.tfevents.*.picture",  # sweep.png for TensorBoard
-    "optimization_results.yaml",
-    ".submitit",
+    MULTIRUN_YAML,
+    PLAN_FILE,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    SWEEP_PNG,
+    f"{EVENTS_PREFIX}*{PICTURE_EVENTS_SUFFIX}",  # sweep.png for TensorBoard
+    SEARCH_FILE,
+    SUBMITIT_DIR,
 )
-FINISHED_SWEEP = ("summary.csv", "summary.md")
-LOCK_FILE = ".logreg_exp.lock"
+FINISHED_SWEEP = (SUMMARY_CSV, SUMMARY_MD)
 
 
 class OutputDirInUse(ConfigError):
@@ -192,7 +210,7 @@ def has_any(path: Path, patterns: tuple[str, ...]) -> bool:
 def inspect_run_dir(path: Path, config: dict[str, Any]) -> DirState:
     """What the run dir ``path`` holds, for a run of ``config`` (``task_identity``)."""
     path = Path(path)
-    if (path / "multirun.yaml").exists():
+    if (path / MULTIRUN_YAML).exists():
         return DirState(path, Holds.OTHER, "a sweep")
     if not has_any(path, RESULT_FILES):
         return DirState(path, Holds.NOTHING)
@@ -200,7 +218,7 @@ def inspect_run_dir(path: Path, config: dict[str, Any]) -> DirState:
     # interrupted, failed, or killed before it wrote metrics.json
     unfinished = not result.ended
     resumable = unfinished and (path / PROGRESS_FILE).is_file()
-    saved = load_yaml(path / HYDRA_DIR / "config.yaml")
+    saved = load_yaml(path / HYDRA_DIR / CONFIG_YAML)
     why = other_config(None if saved is None else task_identity(saved), config)
     if why is not None:
         run = "an unfinished run" if resumable else "a run"
@@ -213,7 +231,7 @@ def inspect_run_dir(path: Path, config: dict[str, Any]) -> DirState:
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The dirs below ``sweep_dir`` that a sweep's jobs wrote (each has .hydra/hydra.yaml)."""
-    return sorted(p.parent.parent for p in Path(sweep_dir).glob(f"**/{HYDRA_DIR}/hydra.yaml"))
+    return sorted(p.parent.parent for p in Path(sweep_dir).glob(f"**/{HYDRA_DIR}/{HYDRA_YAML}"))
 
 
 def inspect_sweep_dir(path: Path, sweep: dict[str, Any], why_not: str = "") -> DirState:
@@ -228,7 +246,7 @@ def inspect_sweep_dir(path: Path, sweep: dict[str, Any], why_not: str = "") -> D
         return DirState(path, Holds.NOTHING)
     if has_any(path, FINISHED_SWEEP) and all(job.result.ended for job in collect_jobs(path)):
         return DirState(path, Holds.FINISHED, "a finished sweep (it has its summary)")
-    why = other_config(saved_sweep_identity(path / "multirun.yaml"), sweep)
+    why = other_config(saved_sweep_identity(path / MULTIRUN_YAML), sweep)
     if why is not None:
         return DirState(path, Holds.OTHER, f"a sweep {why}")
     return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep", not why_not, why_not)

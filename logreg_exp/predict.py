@@ -31,8 +31,8 @@ from logreg_exp.data.csv_file import (
     parse_columns,
     table_chunks,
 )
-from logreg_exp.errors import ConfigError, run_command, writing
-from logreg_exp.files import atomic_write, display_path, writable
+from logreg_exp.errors import ConfigError, run_command
+from logreg_exp.files import atomic_write, display_path, writable, writing
 from logreg_exp.saved_run import SavedRun, open_run
 
 PREDICTED_COLUMN = "predicted"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from logreg_exp.config import (
+    SCHEDULER_SCHEMAS,
     UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
@@ -18,6 +18,7 @@ from logreg_exp.config import (
     reference,
 )
 from logreg_exp.data.datasets import DATASETS
+from logreg_exp.hydra_compat import ReplacingConfigStore, register_resolver
 from logreg_exp.sweeps.launchers import (
     JOBLIB,
     gpus_for_device,
@@ -66,13 +67,15 @@ def register_configs() -> None:
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
-    cs = ConfigStore.instance()
+            register_resolver(name, resolver)
+    cs = ReplacingConfigStore()
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
         cs.store(group="schema/dataset", name=name, node=dataset.schema)
     for name, schema in UPDATER_SCHEMAS.items():
         cs.store(group="schema/updater", name=name, node=schema)
+    for name, schema in SCHEDULER_SCHEMAS.items():
+        cs.store(group="schema/scheduler", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
 
@@ -95,5 +98,6 @@ def config_reference() -> str:
             ("", JobConfig, "every run"),
             ("updater.", UpdaterConfig, "both updaters"),
             *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
+            *(("scheduler.", s, f"scheduler={name}") for name, s in SCHEDULER_SCHEMAS.items()),
         ]
     )

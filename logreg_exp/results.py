@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logreg_exp.files import atomic_write
+from logreg_exp.run_files import METRICS_FILE
 
 if TYPE_CHECKING:
     from logreg_exp.training.loop import FitResult
-
-METRICS_FILE = "metrics.json"
-EVALUATION_FILE = "evaluation.json"
 
 
 class Status(str, Enum):

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from logreg_exp.config import (
+    SCHEDULER_SCHEMAS,
     UPDATER_SCHEMAS,
     DeviceConfig,
     DType,
@@ -30,12 +31,13 @@ from logreg_exp.data.datasets import DATASETS
 from logreg_exp.data.preprocessing import Preprocessing, load_preprocessing
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import display_path
-from logreg_exp.results import METRICS_FILE, Status, read_metrics
-from logreg_exp.training.checkpoints import CHECKPOINT_FILE, load_model
+from logreg_exp.results import Status, read_metrics
+from logreg_exp.run_files import CHECKPOINT_FILE, CONFIG_YAML, HYDRA_DIR, HYDRA_YAML, METRICS_FILE
+from logreg_exp.training.checkpoints import load_model
 from logreg_exp.training.model import LogisticRegression
 
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-HYDRA_FILE = Path(".hydra") / "hydra.yaml"
+CONFIG_FILE = Path(HYDRA_DIR) / CONFIG_YAML
+HYDRA_FILE = Path(HYDRA_DIR) / HYDRA_YAML
 
 
 @dataclass
@@ -132,6 +134,13 @@ def typed(saved: Any) -> DictConfig:
         raise ConfigError("not a mapping of config keys")
     dataset_name = OmegaConf.select(saved, "dataset.name")
     updater_name = OmegaConf.select(saved, "updater.name")
+    # a run from before schedules existed kept its learning rate: none
+    scheduler_name = OmegaConf.select(saved, "scheduler.name", default="none")
+    if scheduler_name not in SCHEDULER_SCHEMAS:
+        raise ConfigError(
+            f"scheduler.name={scheduler_name!r} is not known; allowed: "
+            f"{', '.join(SCHEDULER_SCHEMAS)}"
+        )
     if dataset_name not in DATASETS:
         raise ConfigError(
             f"dataset.name={dataset_name!r} is not known; allowed: {', '.join(DATASETS)}"
@@ -145,6 +154,7 @@ def typed(saved: Any) -> DictConfig:
     schema.updater = OmegaConf.structured(UPDATER_SCHEMAS[updater_name])
     schema.device = OmegaConf.structured(DeviceConfig)
     schema.loss = OmegaConf.structured(LossConfig)
+    schema.scheduler = OmegaConf.structured(SCHEDULER_SCHEMAS[scheduler_name])
     merged = OmegaConf.merge(schema, saved)
     assert isinstance(merged, DictConfig)
     return merged

@@ -19,13 +19,9 @@ from logreg_exp.errors import os_reason
 from logreg_exp.files import display_path
 from logreg_exp.job_report import JOB_LOGGER, JobReport, log_what_trains, place
 from logreg_exp.results import Monitor, Outcome, Status, recorded_outcome
+from logreg_exp.run_files import PROGRESS_FILE
 from logreg_exp.training.build import Pipeline, build_pipeline
-from logreg_exp.training.checkpoints import (
-    PROGRESS_FILE,
-    load_progress,
-    restore,
-    save_progress,
-)
+from logreg_exp.training.checkpoints import load_progress, restore, save_progress
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,8 +29,9 @@ def modules_for(cfg: Any) -> list[str]:
     """What a run of ``cfg`` will import, the table of the early imports."""
     dataset = dataset_for(cfg.dataset)
     modules = ["logreg_exp.single_run"]  # torch, numpy, the TensorBoard writer: every run
-    if cfg.updater.name == "optim":
-        modules.append("torch._dynamo")  # torch.optim.Optimizer.__init__ imports it
+    if cfg.updater.name == "optim" or cfg.scheduler.name != "none":
+        # torch.optim.Optimizer.__init__ imports it (a schedule's stand-in is an optimizer)
+        modules.append("torch._dynamo")
     modules += dataset.imports  # scikit-learn for breast_cancer
     if dataset.n_features() in (2, None):  # may draw the decision boundary
         modules += ["matplotlib.figure", "matplotlib.backends.backend_agg"]
@@ -38,10 +39,11 @@ def modules_for(cfg: Any) -> list[str]:
     return [name for name in modules if is_installed(name)]
 
 
-def import_heavy_modules(cfg: Any) -> None:
-    """Import what a run of ``cfg`` needs, with the collector paused, then freeze it."""
+def import_heavy_modules(cfg: Any, also: Sequence[str] = ()) -> None:
+    """Import what a run of ``cfg`` needs, and the modules ``also`` (a launcher's), with the
+    collector paused, then freeze it."""
     with long_lived_objects():
-        for name in modules_for(cfg):
+        for name in [*modules_for(cfg), *also]:
             importlib.import_module(name)
 
 

@@ -9,19 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from logreg_exp.errors import ConfigError, run_command, writing
-from logreg_exp.files import display_path
-from logreg_exp.output_dirs import HYDRA_DIR, RUN_RESULTS, has_any
+from logreg_exp.errors import ConfigError, run_command
+from logreg_exp.files import display_path, writing
+from logreg_exp.output_dirs import RUN_RESULTS, has_any
 from logreg_exp.results import Monitor
+from logreg_exp.run_files import HYDRA_DIR, HYDRA_YAML, SUMMARY_CSV, SUMMARY_MD
 from logreg_exp.sweeps.plots import draw_sweep
-from logreg_exp.sweeps.summary import (
-    MONITORS,
-    SUMMARY_CSV,
-    SUMMARY_MD,
-    collect_jobs,
-    sweep_monitor,
-    write_summary,
-)
+from logreg_exp.sweeps.summary import MONITORS, collect_jobs, sweep_monitor, write_summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if not sweep_dir.is_dir():
             raise ConfigError(f"{sweep_dir}: no such directory")
-        if (sweep_dir / HYDRA_DIR / "hydra.yaml").is_file() or has_any(sweep_dir, RUN_RESULTS):
+        if (sweep_dir / HYDRA_DIR / HYDRA_YAML).is_file() or has_any(sweep_dir, RUN_RESULTS):
             raise ConfigError(
                 f"{sweep_dir} is a run's dir, not a sweep's: summary reads a sweep dir "
                 f"(hydra.sweep.dir); for one run, python -m logreg_exp.evaluate {sweep_dir}"

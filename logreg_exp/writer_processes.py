@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
-from logreg_exp.tracking.events import EVENTS_PREFIX
+from logreg_exp.run_files import EVENTS_PREFIX
 from logreg_exp.training.interrupts import STOP_SIGNALS
 
 log = logging.getLogger(__name__)

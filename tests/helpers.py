@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -23,6 +22,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from logreg_exp.cli import compose
+from logreg_exp.hydra_compat import apply_overrides
 from logreg_exp.results import Monitor
 from logreg_exp.sweeps.vectorized import ConfigDeriver
 from logreg_exp.training.build import build_pipeline
@@ -80,7 +80,7 @@ def composed(overrides: tuple[str, ...]) -> DictConfig:
     if ConfigDeriver.group_keys(composed_with_hydra(others), plain) != frozenset():
         return compose(*overrides)
     cfg = copy.deepcopy(composed(others))
-    ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
+    apply_overrides(plain, cfg)
     return cfg
 
 

@@ -20,8 +20,7 @@ import numpy as np
 from logreg_exp.data.loaders import Standardizer
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import atomic_write
-
-PREPROCESSING_FILE = "preprocessing.json"
+from logreg_exp.run_files import PREPROCESSING_FILE
 
 
 @dataclass

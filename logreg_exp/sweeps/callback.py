@@ -1,5 +1,6 @@
 """Hydra callback for sweeps: the plan at the start, each job's place in its log, and at the
-end the summary, the picture and the sweep's exit status.
+end the summary, the picture and the sweep's exit status (an ``EndProcess`` the entrypoint
+exits with).
 
 Configured (on by default) under ``hydra.callbacks.sweep`` in conf/config.yaml; remove it
 with ``~hydra.callbacks.sweep``. Everything it passes between the sweep's process and the
@@ -15,11 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -28,18 +27,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.files import atomic_write, display_path
+from logreg_exp.hydra_compat import basic_sweep_jobs
+from logreg_exp.outcomes import EndProcess
 from logreg_exp.results import Monitor, Status
+from logreg_exp.run_files import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG
 from logreg_exp.sweeps.launchers import BASIC_SWEEPER, why_a_sweep_cannot_resume
-from logreg_exp.sweeps.plots import SWEEP_PNG, draw_sweep
-from logreg_exp.sweeps.summary import (
-    SUMMARY_CSV,
-    SUMMARY_MD,
-    Job,
-    collect_jobs,
-    sweep_monitor,
-    write_summary,
-)
-from logreg_exp.sweeps.swept import PLAN_FILE, planned_jobs_count
+from logreg_exp.sweeps.plots import draw_sweep
+from logreg_exp.sweeps.summary import Job, collect_jobs, sweep_monitor, write_summary
+from logreg_exp.sweeps.swept import planned_jobs_count
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,7 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
     It runs the BasicSweeper's own steps: ``hydra.sweeper.params`` then the command line's
     overrides, parsed by Hydra's override parser (with the config loader, so ``glob(...)``
-    over config groups works), expanded by ``BasicSweeper.split_arguments``.
+    over config groups works), expanded as the BasicSweeper expands them.
     """
     sweeper = config.hydra.sweeper
     if sweeper.get("_target_") != BASIC_SWEEPER:
@@ -62,11 +57,10 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
     hydra = GlobalHydra.instance()
     parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
     try:
-        (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+        return basic_sweep_jobs(parser.parse_overrides(arguments))
     except HydraException as err:  # the sweeper reports it when it parses the same overrides
         log.debug("no sweep plan: %s", err)
         return None
-    return [list(job) for job in batch]
 
 
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:
@@ -105,11 +99,11 @@ class SweepCallback(Callback):
         log.info(job_line(config.hydra.job.num, total, overrides))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Write the summary and draw the picture, then exit non-zero if a job failed or was
-        interrupted, so scripts notice. A failed job does not stop the others (it returns a
-        value that ranks it last); this is where the sweep as a whole reports it. A job dir
-        without a readable metrics.json counts as failed: its job was killed (out of memory,
-        by a cluster) before it could say."""
+        """Write the summary and draw the picture, then end the process non-zero if a job
+        failed or was interrupted, so scripts notice. A failed job does not stop the others (it
+        returns a value that ranks it last); this is where the sweep as a whole reports it. A
+        job dir without a readable metrics.json counts as failed: its job was killed (out of
+        memory, by a cluster) before it could say."""
         jobs = summarize(Path(config.hydra.sweep.dir))
         exit_on_unfinished_jobs(jobs)
 
@@ -166,18 +160,18 @@ def draw_picture(sweep_dir: Path, jobs: list[Job], monitor: Monitor) -> str | No
 
 
 def exit_on_unfinished_jobs(jobs: list[Job]) -> None:
-    """Exit 1, naming them, if any job that ran counts as failed; else 130 (as a shell
-    reports Ctrl-C) if any was interrupted (cancelled, stopped by a signal, and not resumed
-    to its end)."""
+    """End the process with exit status 1, naming them, if any job that ran counts as
+    failed; else 130 (as a shell reports Ctrl-C) if any was interrupted (cancelled, stopped
+    by a signal, and not resumed to its end)."""
     ran = [job for job in jobs if job.dir is not None]
     failed = [job for job in ran if job.result.counts_as_failure]
     interrupted = [job for job in ran if job.status == Status.INTERRUPTED]
     if failed:
         log.error("%d of %d jobs failed: %s", len(failed), len(ran), names(failed))
-        sys.exit(1)
+        raise EndProcess(1)
     if interrupted:
         log.error("%d of %d jobs interrupted: %s", len(interrupted), len(ran), names(interrupted))
-        sys.exit(130)
+        raise EndProcess(130)
 
 
 def names(jobs: list[Job]) -> str:

@@ -34,6 +34,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
+from logreg_exp.hydra_compat import submitit_executor
 from logreg_exp.results import Monitor, read_metrics
 from logreg_exp.sweeps.summary import collect_jobs
 from logreg_exp.training.interrupts import GracefulInterrupt
@@ -57,17 +58,18 @@ ENDED_STATES = frozenset(
 
 def submit(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     """Submit the jobs as hydra-submitit-launcher's ``BaseSubmititLauncher.launch`` does
-    (1.2: the same executor, parameters, log lines and job arguments); the submitit jobs."""
+    (1.2 and 1.4: the same executor, parameters, log lines and job arguments); the submitit jobs."""
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     config = launcher.config
-    executor_name = launcher._EXECUTOR
+    executor_name = submitit_executor(launcher)
     params = launcher.params
-    init_keys = {"max_num_timeout", "submitit_folder"}
+    executor_keys = {"max_num_timeout", "python"}  # 1.4's plugin has python, 1.2's not
+    init_keys = executor_keys | {"submitit_folder"}
     init_params = {"folder": params["submitit_folder"]}
-    if "max_num_timeout" in params:
-        init_params[f"{executor_name}_max_num_timeout"] = params["max_num_timeout"]
+    for key in executor_keys & set(params):
+        init_params[f"{executor_name}_{key}"] = params[key]
     executor = submitit.AutoExecutor(cluster=executor_name, **init_params)
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(
@@ -112,7 +114,7 @@ def launch_and_wait(
         try:
             wait_for_all(jobs, interrupt)
         except KeyboardInterrupt:
-            if launcher._EXECUTOR == "slurm":  # Ctrl-C reached this process, not the jobs
+            if submitit_executor(launcher) == "slurm":  # Ctrl-C reached this process, not the jobs
                 ids = ",".join(sorted({str(job.job_id).split("_")[0] for job in jobs}))
                 log.warning(
                     "stopped waiting; the jobs go on on the cluster (squeue --jobs=%s; "

@@ -30,10 +30,10 @@ from hydra.core.utils import JobReturn, JobRuntime, JobStatus, env_override
 from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from logreg_exp.run_files import DEFAULT_LOG_FILE, HYDRA_FILES, log_file_name
 from logreg_exp.sweeps.swept import split_override
 from logreg_exp.sweeps.yaml_template import KeyPath, YamlTemplate
 
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # the values of hydra.yaml that differ between jobs of the same override keys, besides the
 # overrides themselves
 JOB_KEYS: tuple[KeyPath, ...] = (
@@ -44,14 +44,11 @@ JOB_KEYS: tuple[KeyPath, ...] = (
 )
 
 
-DEFAULT_LOG_FILE = "${hydra.runtime.output_dir}/${hydra.job.name}.log"  # Hydra's job_logging
-
-
 def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
     """The job's log file and its line format, as ``hydra.job_logging`` configures them."""
     logging_cfg = hydra_cfg.job_logging
     file_handler = logging_cfg.handlers.get("file", {})
-    default = Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log"
+    default = Path(hydra_cfg.runtime.output_dir) / log_file_name(hydra_cfg.job.name)
     line_format = logging_cfg.formatters[file_handler.get("formatter", "simple")].format
     return Path(file_handler.get("filename", default)), line_format
 
@@ -213,7 +210,7 @@ class JobSetUp:
         if line_format is None:
             return log_file_of(cfg.hydra)
         runtime, job = cfg.hydra.runtime, cfg.hydra.job
-        return Path(str(runtime.output_dir)) / f"{job.name}.log", line_format
+        return Path(str(runtime.output_dir)) / log_file_name(job.name), line_format
 
     def write_hydra_files(
         self,

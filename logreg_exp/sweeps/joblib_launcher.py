@@ -41,7 +41,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from logreg_exp.results import METRICS_FILE, Monitor, failure_metrics, read_metrics, write_metrics
+from logreg_exp.hydra_compat import execute_joblib_job, store_replacing
+from logreg_exp.results import Monitor, failure_metrics, read_metrics, write_metrics
+from logreg_exp.run_files import HYDRA_DIR, HYDRA_YAML, METRICS_FILE, OVERRIDES_YAML
 from logreg_exp.sweeps.launchers import jobs_at_once
 from logreg_exp.training.interrupts import GracefulInterrupt
 
@@ -76,7 +78,6 @@ class JoblibLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None
-        from hydra_plugins.hydra_joblib_launcher._core import execute_job  # the extra's
         from joblib.externals.loky.process_executor import BrokenProcessPool
 
         setup_globals()
@@ -112,7 +113,9 @@ class JoblibLauncher(Launcher):
                             break
                         i, overrides = waiting.popleft()
                         args = (initial_job_idx + i, overrides, self.hydra_context, self.config)
-                        future = pool.submit(slot, execute_job, *args, self.task_function, state)
+                        future = pool.submit(
+                            slot, execute_joblib_job, *args, self.task_function, state
+                        )
                         started[future] = (slot, i, time.perf_counter())
                     done, _ = wait(started, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
                     if stop():
@@ -180,7 +183,6 @@ def register_config() -> None:
     ``hydra/launcher/joblib``, with the plugin's keys and defaults. Hydra's plugin scan
     stores the plugin's own entry there, so the scan is run (once a process) first; it does
     not see the hydra_plugins module of an editable install, hence ``register``."""
-    from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 
@@ -188,9 +190,7 @@ def register_config() -> None:
 
     Plugins.instance().register(Registered)
     node = OmegaConf.structured(JobLibLauncherConf(_target_=TARGET))
-    ConfigStore.instance().store(
-        group="hydra/launcher", name="joblib", node=node, provider="logreg_exp"
-    )
+    store_replacing(group="hydra/launcher", name="joblib", node=node, provider="logreg_exp")
 
 
 def job_dir_of(sweep_config: DictConfig) -> Path:
@@ -202,13 +202,13 @@ def job_dir_of(sweep_config: DictConfig) -> Path:
 def record_job(job_dir: Path, sweep_config: DictConfig) -> None:
     """Give a job that died before Hydra wrote its ``.hydra/`` the files that make it a job
     of the sweep (its number and overrides, for the summary), as Hydra writes them."""
-    hydra_dir = job_dir / str(sweep_config.hydra.output_subdir or ".hydra")
-    if (hydra_dir / "hydra.yaml").exists():
+    hydra_dir = job_dir / str(sweep_config.hydra.output_subdir or HYDRA_DIR)
+    if (hydra_dir / HYDRA_YAML).exists():
         return
     hydra_dir.mkdir(parents=True, exist_ok=True)
     hydra_only = OmegaConf.masked_copy(sweep_config, ["hydra"])
-    OmegaConf.save(hydra_only, hydra_dir / "hydra.yaml")
-    OmegaConf.save(sweep_config.hydra.overrides.task, hydra_dir / "overrides.yaml")
+    OmegaConf.save(hydra_only, hydra_dir / HYDRA_YAML)
+    OmegaConf.save(sweep_config.hydra.overrides.task, hydra_dir / OVERRIDES_YAML)
 
 
 def death_reason(err: BaseException) -> str:

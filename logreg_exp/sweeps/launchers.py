@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import BASIC_SWEEPER
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ GPUS_FOR_DEVICE = {"cpu": 0, "cuda": 1, "auto": 1}
 GPUS_FOR_DEVICE_ON_SLURM = {**GPUS_FOR_DEVICE, "auto": 0}
 
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 # Launchers that train some jobs without a last.pt (a stacked group of the vectorized launcher
 # trains from its first epoch): an unfinished sweep of theirs starts over rather than resume.
 NOT_RESUMING = {

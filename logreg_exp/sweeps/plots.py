@@ -29,6 +29,7 @@ from typing import Any
 
 from logreg_exp.files import write_bytes
 from logreg_exp.results import Monitor, Status
+from logreg_exp.run_files import EVENTS_PREFIX, SWEEP_PNG
 from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.sweeps.summary import Job, job_order, sort_jobs
 from logreg_exp.sweeps.swept import number, override_values, swept_keys
@@ -40,7 +41,6 @@ from logreg_exp.tracking.images import (
     write_image_events,
 )
 
-SWEEP_PNG = "sweep.png"
 SWEEP_IMAGE_TAG = "sweep"  # the image's tag in TensorBoard
 MAX_PANELS = 16  # more small multiples than this are too small to read
 MAX_TICK_LABELS = 12  # an axis with at most this many values labels each as it was typed
@@ -454,7 +454,7 @@ def draw_sweep(sweep_dir: Path, jobs: Sequence[Job], monitor: Monitor) -> str:
     picture = draw(plan)
     write_bytes(sweep_dir / SWEEP_PNG, picture.png)
     where = SWEEP_PNG
-    if any(job.dir is not None and any(job.dir.glob("events.out.tfevents.*")) for job in jobs):
+    if any(job.dir is not None and any(job.dir.glob(f"{EVENTS_PREFIX}*")) for job in jobs):
         write_image_events(sweep_dir, SWEEP_IMAGE_TAG, picture)
         where += f" and TensorBoard (image '{SWEEP_IMAGE_TAG}')"
     else:

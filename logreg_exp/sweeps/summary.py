@@ -21,12 +21,17 @@ from typing import Any
 import yaml
 
 from logreg_exp.files import atomic_write, display_path
-from logreg_exp.results import METRICS_FILE, JobResult, Monitor, read_metrics
+from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.run_files import (
+    HYDRA_DIR,
+    HYDRA_YAML,
+    METRICS_FILE,
+    OVERRIDES_YAML,
+    SEARCH_FILE,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+)
 from logreg_exp.sweeps.swept import read_plan
-
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
-SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper writes it)
 
 # (metrics.json key, markdown header, format) for the numeric columns
 METRIC_COLUMNS = (
@@ -96,7 +101,7 @@ def read_job(job_dir: Path) -> Job:
     dict for its monitor) is left out as a missing one is, and said in ``Job.damaged``: the
     job keeps its row, and the sweep's other jobs their summary."""
     damaged: list[str] = []
-    hydra_file = job_dir / ".hydra" / "hydra.yaml"
+    hydra_file = job_dir / HYDRA_DIR / HYDRA_YAML
     hydra_cfg = load_yaml(hydra_file)
     num = select(hydra_cfg, "hydra.job.num")
     if num is not None and not is_int(num):
@@ -104,7 +109,7 @@ def read_job(job_dir: Path) -> Job:
             f"{display_path(hydra_file)}: hydra.job.num is {shown(num)}, not a job number"
         )
         num = None
-    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    overrides_file = job_dir / HYDRA_DIR / OVERRIDES_YAML
     overrides = load_yaml(overrides_file)
     if overrides is not None and not is_override_list(overrides):
         damaged.append(
@@ -149,7 +154,9 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
     of the sweep's plan that has no dir, as ``not started``; in job order (by number, not
     as text: 2 before 10), jobs without a readable number last."""
     sweep_dir = Path(sweep_dir)
-    jobs = [read_job(p.parent.parent) for p in sorted(sweep_dir.glob("**/.hydra/hydra.yaml"))]
+    jobs = [
+        read_job(p.parent.parent) for p in sorted(sweep_dir.glob(f"**/{HYDRA_DIR}/{HYDRA_YAML}"))
+    ]
     seen = {job.num for job in jobs}
     jobs += [
         Job(num, overrides, None)

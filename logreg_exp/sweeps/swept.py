@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (the callback writes it)
+from logreg_exp.run_files import PLAN_FILE
 
 
 def read_plan(sweep_dir: Path) -> list[list[str]] | None:

@@ -29,7 +29,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
@@ -38,8 +37,9 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
 from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
-from logreg_exp.config import validated
+from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.job_setup import JobSetUp, key_path, log_file_of
@@ -63,6 +63,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
+    # each column has its own schedule (training.schedules): any scheduler key may differ
+    keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     if updater["name"] == "manual":
         return keys, ""
     from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up
@@ -76,15 +78,6 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, f"updater.optimizer._target_={target} is not known to update elementwise"
     per_column = ELEMENTWISE[optimizer_cls][1]
     return keys + [f"updater.optimizer.{k}" for k in per_column], ""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: node}
 
 
 @dataclass
@@ -170,16 +163,10 @@ class ConfigDeriver:
             self.learn(cfg, parsed)
             return cfg
         cfg = copy_config(template)
-        ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), cfg)
+        apply_overrides(self.values(parsed, key), cfg)
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in parsed]
-            dirname = cfg.hydra.job.config.override_dirname
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=list(parsed),
-                kv_sep=dirname.kv_sep,
-                item_sep=dirname.item_sep,
-                exclude_keys=list(dirname.exclude_keys),
-            )
+        set_override_dirname(cfg, parsed)
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
 
@@ -252,7 +239,7 @@ class ConfigDeriver:
             if key not in self.task_templates:
                 self.task_templates[key] = without_hydra(template)
             task = copy_config(self.task_templates[key])
-            ConfigLoaderImpl._apply_overrides_to_config(self.values(parsed, key), task)
+            apply_overrides(self.values(parsed, key), task)
             OmegaConf.copy_cache(from_config=cfg, to_config=task)
         with read_write(task), open_dict(task):
             task.pop("hydra", None)
@@ -310,11 +297,12 @@ class VectorizedSweep:
         for i, overrides in enumerate(job_overrides):
             cfg = self.configs.for_launch(self.config, list(overrides))
             with open_dict(cfg):
-                cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.num = initial_job_idx + i
+                cfg.hydra.job.id = str(cfg.hydra.job.num)
             configs.append(cfg)
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
-            import_heavy_modules(OmegaConf.create(tasks[0]))
+            import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
         groups, alone = group_jobs(tasks)
         log.info(
             "Launching %d jobs: %d in %d group%s trained as one, %d alone",
@@ -474,13 +462,6 @@ def copy_config(cfg: DictConfig) -> DictConfig:
         return copy.deepcopy(cfg)
 
 
-def without_hydra(cfg: DictConfig) -> DictConfig:
-    task = copy.deepcopy(cfg)
-    with open_dict(task):
-        del task["hydra"]
-    return task
-
-
 def task_container(cfg: DictConfig) -> dict[str, Any]:
     """A job's own config (no hydra node), resolved, as plain data, for grouping: each key's
     node converted where it is, not a copy of the config less ``hydra``."""
@@ -488,11 +469,11 @@ def task_container(cfg: DictConfig) -> dict[str, Any]:
     for key in cfg:
         if key == "hydra":
             continue
-        node = cfg._get_node(key)
-        if isinstance(node, Container):
-            container[str(key)] = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+        node = child_container(cfg, key)
+        value = node if node is not None else cfg[key]
+        if isinstance(value, Container):
+            container[str(key)] = OmegaConf.to_container(value, resolve=True, enum_to_str=True)
         else:
-            value = cfg[key]
             container[str(key)] = value.name if isinstance(value, Enum) else value
     return container
 

@@ -25,8 +25,9 @@ from typing import IO, Any
 from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata
 
 from logreg_exp.files import durable_close
+from logreg_exp.hydra_compat import crc32c_function
+from logreg_exp.run_files import EVENTS_PREFIX
 
-EVENTS_PREFIX = "events.out.tfevents."
 FILE_VERSION = "brain.Event:2"
 WRITER = "logreg_exp.tracking.events"
 
@@ -34,10 +35,7 @@ _MASK_DELTA = 0xA282EAD8
 _uids = itertools.count()  # tells apart the files one process opens in the same second
 
 
-def _pure_crc32c(data: bytes) -> int:
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c
-
-    return crc32c(data)
+_pure_crc32c = crc32c_function()
 
 
 def _crc32c_function() -> Any:

@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logreg_exp.files import atomic_write
+from logreg_exp.run_files import EVENTS_PREFIX, PICTURE_EVENTS_SUFFIX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-# TensorBoard reads every file whose name holds "tfevents"; this suffix marks the event files
-# that hold a single picture, written whole (see ``write_image_events``).
-PICTURE_EVENTS_SUFFIX = ".picture"
 
 
 @dataclass
@@ -77,7 +74,7 @@ def write_image_events(run_dir: Path, tag: str, picture: Picture) -> Path:
     not torch."""
     from tensorboard.compat.proto.event_pb2 import Event
 
-    from logreg_exp.tracking.events import EVENTS_PREFIX, first_event, record
+    from logreg_exp.tracking.events import first_event, record
 
     now = time.time()
     name = f"{EVENTS_PREFIX}{int(now):010d}.{socket.gethostname()}{PICTURE_EVENTS_SUFFIX}"
@@ -88,7 +85,7 @@ def write_image_events(run_dir: Path, tag: str, picture: Picture) -> Path:
         f.write(b"".join(record(event) for event in events))
 
     atomic_write(path, write)
-    for old in Path(run_dir).glob(f"events.out.tfevents.*{PICTURE_EVENTS_SUFFIX}"):
+    for old in Path(run_dir).glob(f"{EVENTS_PREFIX}*{PICTURE_EVENTS_SUFFIX}"):
         if old != path:
             old.unlink(missing_ok=True)
     return path
@@ -96,5 +93,5 @@ def write_image_events(run_dir: Path, tag: str, picture: Picture) -> Path:
 
 def remove_image_events(run_dir: Path) -> None:
     """Remove the event files ``write_image_events`` wrote in ``run_dir``."""
-    for old in Path(run_dir).glob(f"events.out.tfevents.*{PICTURE_EVENTS_SUFFIX}"):
+    for old in Path(run_dir).glob(f"{EVENTS_PREFIX}*{PICTURE_EVENTS_SUFFIX}"):
         old.unlink(missing_ok=True)

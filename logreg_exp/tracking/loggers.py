@@ -22,9 +22,11 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from torch.utils.tensorboard.summary import scalar, text
 
+from logreg_exp.config import flatten
 from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
-from logreg_exp.tracking.events import EVENTS_PREFIX, EventFile
+from logreg_exp.run_files import EVENTS_PREFIX
+from logreg_exp.tracking.events import EventFile
 from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
@@ -55,18 +57,10 @@ def hparam_value(value: Any) -> HParamValue:
     return json.dumps(value)
 
 
-def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, HParamValue]:
-    """Leaves of a nested dict under dotted keys, instantiate plumbing left out."""
-    flat: dict[str, HParamValue] = {}
-    for key, value in node.items():
-        if key in INSTANTIATE_KEYS:
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = hparam_value(value)
-    return flat
+def flat_hparams(node: dict[str, Any]) -> dict[str, HParamValue]:
+    """Leaves of a nested dict under dotted keys as HParams values, instantiate plumbing
+    left out."""
+    return {key: hparam_value(v) for key, v in flatten(node, omit=INSTANTIATE_KEYS).items()}
 
 
 def run_hparams(
@@ -91,7 +85,7 @@ def run_hparams(
     if not isinstance(container, dict):  # as OmegaConf.to_yaml(cfg, resolve=True) has it
         container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
-    hparams = flatten({k: v for k, v in container.items() if k not in NOT_HPARAMS})
+    hparams = flat_hparams({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():
         if group.startswith(("hydra/", "schema")):
             continue

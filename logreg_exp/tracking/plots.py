@@ -22,6 +22,7 @@ import torch
 
 from logreg_exp.files import write_bytes
 from logreg_exp.results import Status
+from logreg_exp.run_files import DECISION_BOUNDARY_FILE
 from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.tracking.images import Picture, picture_of
 from logreg_exp.tracking.loggers import TensorBoardLogger
@@ -30,7 +31,6 @@ from logreg_exp.training.loop import FitResult
 
 log = logging.getLogger(__name__)
 
-DECISION_BOUNDARY_FILE = "decision_boundary.png"
 GRID_POINTS = 200  # per axis; the probability surface is smooth, so this is plenty
 MARGIN = 0.05  # share of the data's span added on each side of the plotted range
 

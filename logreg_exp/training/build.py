@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -27,14 +26,16 @@ from logreg_exp.data.loaders import (
     to_tensor_dataset,
 )
 from logreg_exp.data.preprocessing import Preprocessing
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
-from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate, one_line
+from logreg_exp.training.schedules import Schedule, schedule_for
+from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Pipeline:
     test_set: TensorDataset | None = None
     test_loader: DataLoader | None = None
     cuda_graphs: bool = False
+    schedule: Schedule | None = None  # None: updater.lr every epoch
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
@@ -96,6 +98,7 @@ class Pipeline:
             monitor=monitor,
             evaluators=self.evaluators,
             train_epoch=captured.train_one_epoch if captured else None,
+            schedule=self.schedule,
             **fit_kwargs,
         )
 
@@ -112,12 +115,16 @@ class Pipeline:
 
     def state_dict(self) -> dict[str, Any]:
         """What training changes: the parameters, the updater's state (momentum, Adam's
-        moments, step counts) and where the training minibatches' next epoch starts."""
-        return {
+        moments, step counts), where the training minibatches' next epoch starts, and the
+        learning-rate schedule's state (where there is one)."""
+        state = {
             "model": self.model.state_dict(),
             "updater": self.updater.state_dict(),
             "train_batches": self.train_loader.dataset.state_dict(),
         }
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put a freshly built pipeline where ``state_dict`` was taken.
@@ -134,6 +141,8 @@ class Pipeline:
         ):
             if capturable is not None:
                 group["capturable"] = capturable
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
         self.train_loader.dataset.load_state_dict(state["train_batches"])
 
     @property
@@ -171,7 +180,7 @@ def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
         return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
-        raise ConfigError(f"{setting} cannot be built: {one_line(cause)}") from None
+        raise ConfigError(f"{setting} cannot be built: {one_line(cause, joined=True)}") from None
 
 
 def build_data(cfg: Any, device: torch.device) -> DataSplits:
@@ -243,4 +252,5 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_set=data.test,
         test_loader=test_loader,
         cuda_graphs=cfg.device.cuda_graphs,
+        schedule=schedule_for(updater, [cfg]),
     )

@@ -23,14 +23,13 @@ import torch
 
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import atomic_write
+from logreg_exp.run_files import CHECKPOINT_FILE, PROGRESS_FILE
 from logreg_exp.training.loop import FitResult
 from logreg_exp.training.model import LogisticRegression
 
 if TYPE_CHECKING:
     from logreg_exp.training.build import Pipeline
 
-CHECKPOINT_FILE = "best.pt"
-PROGRESS_FILE = "last.pt"
 PROGRESS_FORMAT = 1
 
 

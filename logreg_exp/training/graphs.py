@@ -14,7 +14,8 @@ run ``steps_per_graph`` at a time as replays of one graph (its inputs copied in,
 and scores copied out); a last, smaller minibatch runs eagerly. The first run of steps
 runs eagerly too, on the stream the graphs are captured on: that warms up what a capture
 must not do (creating the updater's state, cuBLAS's workspace), as the PyTorch docs ask.
-A stop request is checked between replays.
+A stop request is checked between replays. A graph replays the learning rate it was recorded
+with, so when a schedule (``training.schedules``) changes it, the graphs are recorded again.
 
 The same code runs on the CPU with ``capture=False`` (every run of steps eager), which is
 how the chunking, the tally and the stops are tested without a GPU.
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from logreg_exp.data.loaders import Minibatches
 from logreg_exp.training.loop import TrainPhase, Updater, never, tally_summary
+from logreg_exp.training.schedules import learning_rates
 from logreg_exp.training.updaters import ManualSGD
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class CapturedTraining:
         self.capture = capture
         self.steps_per_graph = steps_per_graph
         self.graphs: dict[int, StepGraph] = {}
+        self.recorded_lrs: list[float] | None = None  # the learning rates the graphs hold
         self.warmed_up = False
         self.stream = torch.cuda.Stream() if capture else None
         if capture:
@@ -188,6 +191,10 @@ class CapturedTraining:
         """Step 7: one pass over the training minibatches, in the eager loop's order, with
         the eager loop's metrics (until a stop is requested)."""
         self.model.train()
+        lrs = learning_rates(self.updater)
+        if lrs != self.recorded_lrs:  # a schedule changed them: record the graphs again
+            self.graphs.clear()
+            self.recorded_lrs = lrs
         if self.batches.shuffle:
             self.batches.reshuffle()
         x, y = self.batches.dataset.tensors

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from logreg_exp.results import Monitor, Status
+from logreg_exp.training.schedules import Schedule
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -279,6 +280,7 @@ def fit(
     start: FitResult | None = None,
     save_progress: Callable[[FitResult], None] | None = None,
     train_epoch: TrainEpoch | None = None,
+    schedule: Schedule | None = None,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
 
@@ -297,6 +299,8 @@ def fit(
 
     ``train_epoch`` replaces ``train_one_epoch`` for the train phase (the CUDA-graph
     version, ``graphs.CapturedTraining.train_one_epoch``); it must keep its results.
+    ``schedule`` sets the next epoch's learning rate after each epoch, before
+    ``save_progress`` (so ``last.pt`` holds it).
     """
     if train_epoch is None:
 
@@ -342,6 +346,8 @@ def fit(
             if improved:
                 best_value, result.best_epoch = value, epoch
                 result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if schedule is not None:
+                schedule.after_epoch([value])
             if save_progress is not None:
                 save_progress(result)
             if on_epoch is not None:

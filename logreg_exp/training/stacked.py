@@ -24,6 +24,7 @@ from torch import nn
 from logreg_exp.results import Monitor, Status
 from logreg_exp.training.loop import Batches, EpochMetrics, FitResult, first_non_finite, never
 from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.schedules import Schedule
 
 Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, shape (K,)
 
@@ -137,6 +138,17 @@ class StackedUpdater:
     def update(self, i: int, p: torch.Tensor, grad: torch.Tensor) -> None:
         raise NotImplementedError
 
+    hyper: Hyper
+
+    def learning_rates(self) -> list[float]:
+        return self.hyper["lr_f64"].tolist()
+
+    def set_learning_rates(self, lrs: Sequence[float]) -> None:
+        """Each column's lr for the next steps (a schedule's, ``training.schedules``),
+        written into the tensors every update reads."""
+        self.hyper["lr"].copy_(columns(lrs, self.hyper["lr"]))
+        self.hyper["lr_f64"].copy_(torch.tensor(list(lrs), dtype=torch.float64))
+
 
 class StackedSGD(StackedUpdater):
     """``torch.optim.SGD`` (and ``ManualSGD``, the same with dampening 0): per column lr,
@@ -145,6 +157,7 @@ class StackedSGD(StackedUpdater):
 
     def __init__(self, params: Sequence[nn.Parameter], hyper: Hyper, flags: Mapping[str, Any]):
         super().__init__(params)
+        self.hyper = hyper
         self.lr, self.weight_decay = hyper["lr"], hyper["weight_decay"]
         self.momentum, self.dampening = hyper["momentum"], hyper["dampening"]
         self.nesterov, self.maximize = bool(flags["nesterov"]), bool(flags["maximize"])
@@ -362,11 +375,13 @@ def fit_stacked(
     evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
     on_epoch: Callable[[int, list[FitResult]], None] | None = None,
     stop_requested: Callable[[], bool] = never,
+    schedule: Schedule | None = None,
 ) -> list[FitResult]:
     """``loop.fit`` for the K columns at once: one ``FitResult`` per column, each what
     ``fit`` would return for that model alone. A column whose training loss or validation
     numbers turn non-finite ends diverged at that epoch, as alone; the others train on. A
-    stop request (or a second Ctrl-C) ends every column still training, interrupted."""
+    stop request (or a second Ctrl-C) ends every column still training, interrupted.
+    ``schedule`` sets each column's next learning rate after each epoch, as ``fit`` does."""
     results = [FitResult(monitor) for _ in range(model.k)]
     training = list(range(model.k))
     best_w, best_bias = model.w.detach().clone(), model.bias.detach().clone()
@@ -435,6 +450,13 @@ def fit_stacked(
                 cols = torch.tensor(improved, device=model.w.device)
                 best_w[:, cols] = model.w.detach()[:, cols]
                 best_bias[cols] = model.bias.detach()[cols]
+            if schedule is not None:
+                schedule.after_epoch(
+                    [
+                        getattr(results[k].history[-1], monitor.value) if k in training else None
+                        for k in range(model.k)
+                    ]
+                )
             if on_epoch is not None:
                 on_epoch(epoch, results)
             if not training:

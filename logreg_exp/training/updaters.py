@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 
-from logreg_exp.errors import ConfigError
+from logreg_exp.errors import ConfigError, one_line
+from logreg_exp.hydra_compat import instantiate
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
@@ -63,6 +63,13 @@ class ManualSGD:
             "nesterov": False,
             "maximize": False,
         }
+
+    def learning_rates(self) -> list[float]:
+        return [self.lr]
+
+    def set_learning_rates(self, lrs: Sequence[float]) -> None:
+        """The lr the next steps take (a schedule's, ``training.schedules``)."""
+        (self.lr,) = lrs
 
     def state_dict(self) -> dict[str, Any]:
         """What the next step depends on besides the parameters: the momentum buffers."""
@@ -137,7 +144,8 @@ def build_optimizer(
         factory = instantiate(updater_cfg.optimizer, _partial_=True)
         return factory(params=params, **kwargs)
     except (TypeError, ValueError, InstantiationException) as err:
-        raise ConfigError(f"{setting} does not take these arguments: {one_line(err)}") from None
+        reason = one_line(err, joined=True)
+        raise ConfigError(f"{setting} does not take these arguments: {reason}") from None
 
 
 def locate(target: str, setting: str) -> Any:
@@ -153,7 +161,8 @@ def locate(target: str, setting: str) -> Any:
                 raise ConfigError(f"{setting} cannot be imported: {err}") from None
             continue
         except Exception as err:
-            raise ConfigError(f"{setting} cannot be imported: {one_line(err)}") from None
+            reason = one_line(err, joined=True)
+            raise ConfigError(f"{setting} cannot be imported: {reason}") from None
         try:
             for name in parts[split:]:
                 found = getattr(found, name)
@@ -171,12 +180,6 @@ def needs_closure(optimizer_cls: type) -> bool:
     except (TypeError, ValueError):
         return False
     return closure is not None and closure.default is inspect.Parameter.empty
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message on one line (Hydra's span several, with the cause last)."""
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> StatefulUpdater:

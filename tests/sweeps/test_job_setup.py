@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
+from logreg_exp.hydra_compat import VERSION_BASE
 from logreg_exp.registry import register_configs
 from logreg_exp.sweeps.job_setup import HydraFiles, JobSetUp, log_file_of, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
@@ -69,7 +70,7 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
     (derived configs), against OmegaConf.to_yaml of the configs Hydra composes, as its
     run_job writes them."""
     register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration(
             "config", [f"hydra.sweep.dir={tmp_path}", "hydra/launcher=vectorized"],
@@ -116,7 +117,7 @@ def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
     same values through HydraConfig.get() and ${hydra:...} in the job's config, the node
     read-only, and the job's config itself unchanged, its hydra node still its child."""
     register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration(
             "config", [f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN
@@ -161,7 +162,7 @@ def test_a_jobs_log_file_is_the_one_hydras_job_logging_names(tmp_path, overrides
     """Read once per template where the config keeps Hydra's default file name, and where it
     does not, resolved for each job: the same path and line format either way."""
     register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration(
             "config", [f"hydra.sweep.dir={tmp_path}", *overrides], RunMode.MULTIRUN

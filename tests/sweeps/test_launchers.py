@@ -77,7 +77,10 @@ def test_slurm_local_preset_runs_submitits_local_executor():
 def test_joblib_runs_a_job_per_usable_core_by_default():
     launcher = launcher_config("hydra/launcher=joblib")
     assert launcher["_target_"].endswith("JoblibLauncher")
-    assert launcher["n_jobs"] == -1 and launcher["backend"] is None
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+
+    # the plugin's other defaults (backend: None on 1.2, "loky" on 1.4; the launcher uses loky)
+    assert launcher["n_jobs"] == -1 and launcher["backend"] == JobLibLauncherConf().backend
 
 
 def test_unknown_device_names_the_key_to_set():

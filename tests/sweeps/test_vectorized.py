@@ -24,8 +24,10 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from logreg_exp.config import without_hydra
+from logreg_exp.hydra_compat import VERSION_BASE
 from logreg_exp.registry import register_configs
-from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container, without_hydra
+from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container
 from tests.helpers import (
     can_mount_tmpfs,
     children_of,
@@ -116,7 +118,7 @@ JOBS = [
 
 def test_a_derived_config_is_what_hydra_composes():
     register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration(
             "config", ["hydra.sweep.dir=sweep", "hydra/launcher=vectorized"], RunMode.MULTIRUN

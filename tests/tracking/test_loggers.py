@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from logreg_exp.tracking.loggers import (
     HPARAM_METRIC_TAGS,
     TensorBoardLogger,
-    flatten,
+    flat_hparams,
     hparam_value,
     run_hparams,
 )
@@ -96,7 +96,7 @@ def test_values_become_types_tensorboard_hparams_accept():
     assert hparam_value([1, 2]) == "[1, 2]"
 
 
-def test_flatten_uses_dotted_override_keys_and_drops_instantiate_plumbing():
+def test_flat_hparams_use_dotted_override_keys_and_drop_instantiate_plumbing():
     node = {
         "updater": {
             "lr": 0.1,
@@ -105,7 +105,7 @@ def test_flatten_uses_dotted_override_keys_and_drops_instantiate_plumbing():
         "extra": {},
         "seed": 0,
     }
-    assert flatten(node) == {
+    assert flat_hparams(node) == {
         "updater.lr": 0.1,
         "updater.optimizer._target_": "torch.optim.SGD",
         "updater.optimizer.nesterov": "true",
@@ -134,6 +134,7 @@ def test_run_hparams_of_the_default_config():
         "epochs": 12,
         "loss._target_": "torch.nn.BCEWithLogitsLoss",
         "monitor": "val_loss",
+        "scheduler.name": "none",
         "seed": 0,
         "tensorboard": "true",
         "threads": "null",
