@@ -197,3 +197,21 @@ def test_evaluate_prints_a_run_dir_name_that_is_not_utf8(cli_csv_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("run\\udce9: best.pt of epoch ")
     assert proc.stdout.endswith("\nwrote run\\udce9/evaluation.json\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("outdir", "error: [Errno 21] Is a directory: 'outdir'"),
+        ("/proc/self/e.json", "error: cannot write /proc/self/e.json: No such file or directory"),
+    ],
+)
+def test_evaluate_errors_name_the_users_out_not_a_temporary_file(
+    cli_csv_run, tmp_path, out, message
+):
+    (tmp_path / "outdir").mkdir()
+    proc = evaluate_cli(cli_csv_run[0], "--out", out, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == message + "\n"
+    assert proc.stdout.startswith(f"{cli_csv_run[0]}: best.pt of epoch ")  # the numbers first
+    assert list((tmp_path / "outdir").iterdir()) == []
