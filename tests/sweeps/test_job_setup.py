@@ -86,7 +86,7 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
                 else:
                     cfg = deriver.for_launch(master, overrides)
                 with open_dict(cfg):
-                    cfg.hydra.job.id = cfg.hydra.job.num = num
+                    cfg.hydra.job.id, cfg.hydra.job.num = str(num), num
                 subdir = OmegaConf.select(cfg, "hydra.sweep.subdir")
                 with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
                     cfg.hydra.runtime.output_dir = str(tmp_path / subdir)
@@ -126,7 +126,7 @@ def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
         for way in ("hydra", "shared"):
             cfg = loader.load_sweep_config(master, ["updater.lr=0.3", "+note=${hydra:job.num}"])
             with open_dict(cfg):
-                cfg.hydra.job.id = cfg.hydra.job.num = 7
+                cfg.hydra.job.id, cfg.hydra.job.num = "7", 7
             with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
                 cfg.hydra.runtime.output_dir = str(tmp_path / "7")
             before = OmegaConf.to_yaml(cfg)
