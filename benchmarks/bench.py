@@ -15,6 +15,8 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 4. A sweep of 100 learning rates with ``hydra/launcher=vectorized``, against one single run
    and against the basic launcher; then the vectorized launcher's phases for K = 1 to 1000.
 5. K learning rates as one stacked model, in this process, for K = 1, 100 and 10,000.
+6. The ablation of the vectorized launcher's speed machinery: the 100-learning-rate sweep
+   with each piece turned off in turn (``--ablate``), against the sweep with all of them on.
 
 With ``--device cuda`` the loops include the CUDA-graph train phase (``device.cuda_graphs``)
 beside the eager one, the scale is 4M samples, and the whole-process and stacked comparisons
@@ -37,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,30 +362,45 @@ def lr_values(k: int) -> str:
     return ",".join(f"{0.01 + 0.99 * i / max(k - 1, 1):.6g}" for i in range(k))
 
 
-def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
-    """A 100-learning-rate sweep: the vectorized launcher against one single run and against
-    the basic launcher, then the vectorized launcher's phases for K = 1, 10, 100, 1000."""
+def sweep_commands(quick: bool, device_name: str) -> tuple[int, dict[str, list[str]]]:
+    """K, and the commands of one single run, the K-learning-rate vectorized sweep and the
+    same sweep with the basic launcher (without the dir to write to)."""
     k = 4 if quick else 100
     cli = [sys.executable, "-m", "logreg_exp"]
     base = [f"device={device_name}", *(["epochs=2", "dataset.n_samples=400"] if quick else [])]
     sweep = [f"updater.lr={lr_values(k)}"]
-    commands = {
+    return k, {
         "single": [*cli, *base],
         "vectorized": [*cli, "-m", *base, *sweep, "hydra/launcher=vectorized"],
         "basic": [*cli, "-m", *base, *sweep],
     }
+
+
+def run_in(tmp: Path, counter: Iterable[int]) -> Callable[[list[str]], float]:
+    """Wall seconds of a command (a run or a sweep) in a dir of its own under ``tmp``."""
+    numbers = iter(counter)
+
+    def once(argv: list[str]) -> float:
+        where = "hydra.sweep.dir" if "-m" in argv[3:] else "hydra.run.dir"
+        return run_process([*argv, f"{where}={tmp / f'sweep-{next(numbers)}'}"], tmp)
+
+    return once
+
+
+def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
+    """A 100-learning-rate sweep: the vectorized launcher against one single run and against
+    the basic launcher, then the vectorized launcher's phases for K = 1, 10, 100, 1000."""
+    k, commands = sweep_commands(quick, device_name)
+    cli = commands["single"][:3]
+    base = commands["single"][3:]
     labels = {
         "single": "python -m logreg_exp                      (one run)",
         "vectorized": f"  -m updater.lr=<{k} values> hydra/launcher=vectorized",
         "basic": f"  -m updater.lr=<{k} values>   (basic launcher)",
     }
-    counter = itertools.count()
-
-    def once(name: str) -> float:
-        where = "hydra.sweep.dir" if name != "single" else "hydra.run.dir"
-        return run_process([*commands[name], f"{where}={tmp / f'sweep-{next(counter)}'}"], tmp)
-
-    times = interleaved(list(commands), repeats, once, lambda n: 1 if n == "basic" else repeats)
+    run = run_in(tmp, itertools.count())
+    limit = {name: 1 if name == "basic" else repeats for name in commands}
+    times = interleaved(list(commands), repeats, lambda n: run(commands[n]), limit.__getitem__)
     single = statistics.median(times["single"])
     print(f"\nsweep of {k} learning rates, with TensorBoard, best.pt and pictures: wall seconds")
     print(f"  {'command':<60}{'median':>8}{'runs':>6}{'/single':>9}")
@@ -420,6 +437,44 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
         "  (set up: each job's dir, .hydra/, log and config check; files: each job's events, "
         "metrics.json, best.pt and picture; rest: start-up, composing, the summary)"
     )
+
+
+# Each piece of the vectorized launcher's speed machinery, and the launcher option that turns
+# it off (a benchmarking switch of ``VectorizedSweep``, added to the launcher's config for the
+# measurement: the run dirs' files are the same either way).
+PIECES = {
+    "derived-configs": ("derived configs", "+hydra.launcher.derive_configs=false"),
+    "lean-setup": ("lean job set-up", "+hydra.launcher.lean_setup=false"),
+    "yaml-templates": ("YAML templates", "+hydra.launcher.yaml_templates=false"),
+}
+
+
+def bench_ablation(
+    quick: bool, device_name: str, repeats: int, tmp: Path, pieces: Sequence[str]
+) -> None:
+    """The 100-learning-rate vectorized sweep with each of ``pieces`` turned off in turn,
+    against the sweep with all of them on and one single run, interleaved."""
+    k, sweep = sweep_commands(quick, device_name)
+    commands = {"single": sweep["single"], "all on": sweep["vectorized"]}
+    for piece in pieces:
+        commands[piece] = [*sweep["vectorized"], PIECES[piece][1]]
+    run = run_in(tmp, itertools.count())
+    times = interleaved(list(commands), repeats, lambda n: run(commands[n]), lambda n: repeats)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    single, on = med["single"], med["all on"]
+    print(
+        f"\nablation, the sweep of {k} learning rates with hydra/launcher=vectorized, each "
+        f"piece off in turn: median wall s of {repeats}; one run {single:.2f} s, the sweep "
+        f"with all on {on:.2f} s ({on / single:.2f}x one run)"
+    )
+    header = f"{'off':>8}{'all on':>8}{'saving':>9}{'off/1 run':>11}"
+    print(f"  {'piece turned off':<20}{header}  switch")
+    for piece in pieces:
+        off = med[piece]
+        saving = (off - on) / off * 100
+        name, switch = PIECES[piece]
+        print(f"  {name:<20}{off:>8.2f}{on:>8.2f}{saving:>8.1f}%{off / single:>11.2f}  {switch}")
+    print("  (saving: the share of the sweep's time with the piece off that the piece saves)")
 
 
 def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> tuple[float, int]:
@@ -506,6 +561,9 @@ def machine(device: torch.device) -> str:
     )
 
 
+PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default 5)")
@@ -517,11 +575,17 @@ def main(argv: list[str] | None = None) -> None:
         "default torch's own choice. 1 steadies numbers on a machine that others load",
     )  # fmt: skip
     parser.add_argument(
-        "--only", choices=["loops", "process", "memory", "sweep", "stacked"], action="append",
+        "--only", choices=PARTS, action="append",
         help="run only these parts (repeatable); default all",
     )  # fmt: skip
+    parser.add_argument(
+        "--ablate", choices=[*PIECES, "all"], action="append",
+        help="the pieces of the vectorized launcher's speed machinery the ablation turns off, "
+        "one at a time (repeatable); default all",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    parts = args.only or ["loops", "process", "memory", "sweep", "stacked"]
+    parts = args.only or PARTS
+    pieces = list(PIECES) if not args.ablate or "all" in args.ablate else args.ablate
     exercise, scale = sizes(args.quick, args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -545,6 +609,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_memory(exercise, scale, args.device, Path(tmp))
         if "sweep" in parts:
             bench_sweep(args.quick, args.device, args.repeats, Path(tmp))
+        if "ablation" in parts:
+            bench_ablation(args.quick, args.device, args.repeats, Path(tmp), pieces)
 
 
 if __name__ == "__main__":

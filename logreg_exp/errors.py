@@ -26,7 +26,11 @@ def run_command(body: Callable[[], int]) -> int:
     """A command-line tool's exit status: ``body()``'s, 1 with one line on stderr for a
     user's mistake (a ConfigError) or a file that cannot be written, 130 for Ctrl-C; 1 and
     nothing more when a reader of stdout closes it early (``| head``), as the Python docs
-    advise for SIGPIPE."""
+    advise for SIGPIPE. A path whose name is not UTF-8 prints with backslash escapes, as on
+    stderr, rather than failing with a UnicodeEncodeError."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
     try:
         return body()
     except BrokenPipeError:

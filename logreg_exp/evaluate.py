@@ -13,6 +13,8 @@ not in a new Hydra output dir.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +25,7 @@ from torch.utils.data import TensorDataset
 
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
-from logreg_exp.files import display_path, writable
+from logreg_exp.files import display_path, writable, writing
 from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import write_evaluation
 from logreg_exp.run_files import EVALUATION_FILE
@@ -152,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits = None if args.split is None else list(dict.fromkeys(args.split))
         evaluation = evaluate_run(run, splits)
         print(report(run, evaluation), flush=True)  # the numbers, even if the dir is read-only
-        path = write_evaluation(out or run.dir / EVALUATION_FILE, evaluation)
+        path = out or run.dir / EVALUATION_FILE
+        if path.is_dir():  # said of the user's path, not of the temporary file beside it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        with writing(path):
+            write_evaluation(path, evaluation)
         print(f"\nwrote {display_path(path)}")
         return 0
 

@@ -1,12 +1,12 @@
 """A group of jobs trained as one stacked model (``hydra/launcher=vectorized``), each job
-left with the files a single run leaves (``job_report``), written by writer processes."""
+left with the files a single run leaves (``job_report``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,6 @@ from logreg_exp.files import settle, synced_together
 from logreg_exp.job_report import JOB_LOGGER, JobReport, log_what_trains, place
 from logreg_exp.outcomes import failed
 from logreg_exp.results import Monitor, Outcome, Status
-from logreg_exp.sweeps.launchers import usable_cores
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.plots import PicturesAhead, painter_for
 from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
@@ -36,7 +35,6 @@ from logreg_exp.training.stacked import (
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
-from logreg_exp.writer_processes import write_in_processes, writer_processes
 
 log = logging.getLogger(JOB_LOGGER)
 
@@ -63,12 +61,10 @@ class GroupMember:
 def run_job_group(
     members: Sequence[GroupMember],
     default_threads: int | None = None,
-    writers: int | None = None,
 ) -> list[Outcome]:
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
-    would leave in it, its log file the same lines, written by ``writers`` processes (None:
-    as many as ``writer_processes`` finds worth it). The console gets one line an epoch for
+    would leave in it, its log file the same lines. The console gets one line an epoch for
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
     start = time.perf_counter()
@@ -95,38 +91,30 @@ def run_job_group(
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         completed = any(r.status is Status.COMPLETED for r in results)
-        painter = painter_for(pipeline) if completed else None  # made once, before a fork
-
-        def write_share(share: Sequence[int], report: Callable[[int, Outcome], None]) -> None:
-            pictures = None
-            if painter is not None:
-                pictures = PicturesAhead(painter, pipeline, results, share)
-            try:
-                with synced_together():
-                    for k in share:
-                        picture = None
-                        if pictures is not None and results[k].status is Status.COMPLETED:
-                            picture = pictures.picture(k)
-                        try:
-                            outcome = write_member(
-                                members[k], settings[k], results[k], pipeline, threads,
-                                trained_s, picture,
-                            )  # fmt: skip
-                            settle()  # its metrics.json on disk: the job counts as written
-                            report(k, outcome)
-                        except OutputError as err:  # a full disk: this job failed, as alone
-                            report(k, record_failed_member(members[k], err, trained_s))
-            finally:
-                if pictures is not None:
-                    pictures.close()
-
-        processes = writer_processes(
-            writers, len(members), usable_cores(), on_cpu=device.type == "cpu"
-        )
-        outcomes = write_in_processes(
-            len(members), processes, write_share, lambda k: members[k].job_dir
-        )
-    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s, processes)
+        painter = painter_for(pipeline) if completed else None  # made once for every job
+        pictures = None
+        if painter is not None:
+            pictures = PicturesAhead(painter, pipeline, results, range(len(members)))
+        outcomes = []
+        try:
+            with synced_together():
+                for k, member in enumerate(members):
+                    picture = None
+                    if pictures is not None and results[k].status is Status.COMPLETED:
+                        picture = pictures.picture(k)
+                    try:
+                        outcome = write_member(
+                            member, settings[k], results[k], pipeline, threads, trained_s,
+                            picture,
+                        )  # fmt: skip
+                        settle()  # its metrics.json on disk: the job counts as written
+                    except OutputError as err:  # a full disk: this job failed, as alone
+                        outcome = record_failed_member(member, err, trained_s)
+                    outcomes.append(outcome)
+        finally:
+            if pictures is not None:
+                pictures.close()
+    progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
 
 
@@ -201,17 +189,14 @@ class GroupProgress:
             f"  {diverged} diverged" if diverged else "",
         )  # fmt: skip
 
-    def done(
-        self, outcomes: Sequence[Outcome], trained_s: float, written_s: float, processes: int = 1
-    ) -> None:
+    def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:
         counts = Counter(o.status.value for o in outcomes)
         log.info(
-            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s%s",
+            "group of %d jobs done: %s; trained in %.2f s, their files written in %.2f s",
             self.size,
             ", ".join(f"{n} {status}" for status, n in counts.items()),
             trained_s,
             written_s,
-            f" by {processes} processes" if processes > 1 else "",
         )
 
 

@@ -20,7 +20,6 @@ from logreg_exp.errors import ConfigError
 from logreg_exp.outcomes import EndProcess
 from logreg_exp.output_dirs import Claim, claim_run_dir, claim_sweep_dir, resume_mode
 from logreg_exp.run_files import log_file_name
-from logreg_exp.sweeps.vectorized import checked_writers
 
 T = TypeVar("T")
 
@@ -48,7 +47,6 @@ class OutputDirGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
-        checked_or_end(lambda: check_launcher(config.hydra.launcher))
         path = Path(str(config.hydra.sweep.dir))
         log_file = log_file_name(config.hydra.job.name)
         self.claim = checked_or_end(
@@ -65,13 +63,6 @@ class OutputDirGuard(Callback):
         if self.claim is not None:
             self.claim.release()
             self.claim = None
-
-
-def check_launcher(launcher: DictConfig) -> None:
-    """The launcher's own options that this package defines, checked before the sweep's dir
-    is claimed (Hydra would report them as a failed instantiation, with a traceback hint)."""
-    if str(launcher.get("_target_", "")).endswith(".VectorizedLauncher"):
-        checked_writers(launcher.get("writers"))
 
 
 def checked_or_end(check: Callable[[], T]) -> T:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from logreg_exp.errors import ConfigError, OutputError, os_reason
 from logreg_exp.files import display_path
@@ -245,11 +246,21 @@ def inspect_sweep_dir(path: Path, sweep: dict[str, Any], why_not: str = "") -> D
         return DirState(path, Holds.NOTHING)
     if has_any(path, FINISHED_SWEEP) and all(job.result.ended for job in collect_jobs(path)):
         return DirState(path, Holds.FINISHED, "a finished sweep (it has its summary)")
-    saved = load_yaml(path / MULTIRUN_YAML)
-    why = other_config(None if saved is None else sweep_identity(saved), sweep)
+    why = other_config(saved_sweep_identity(path / MULTIRUN_YAML), sweep)
     if why is not None:
         return DirState(path, Holds.OTHER, f"a sweep {why}")
     return DirState(path, Holds.SAME_UNFINISHED, "an unfinished sweep", not why_not, why_not)
+
+
+def saved_sweep_identity(path: Path) -> dict[str, Any] | None:
+    """``sweep_identity`` of the sweep config saved in ``path``; None where it cannot be read,
+    or holds a value of the wrong type where the identity is made of (a number for the
+    overrides)."""
+    saved = load_yaml(path)
+    try:
+        return None if saved is None else sweep_identity(saved)
+    except (ValueError, TypeError, AttributeError, OmegaConfBaseException):
+        return None
 
 
 def remove(path: Path) -> None:

@@ -9,6 +9,7 @@ missing, unreadable, or of another model's shape.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from logreg_exp.config import (
     SCHEDULER_SCHEMAS,
     UPDATER_SCHEMAS,
     DeviceConfig,
+    DType,
     JobConfig,
     LossConfig,
     validated,
@@ -90,7 +92,17 @@ def open_run(path: str | Path) -> SavedRun:
         )
     settings = saved_settings(run_dir)
     preprocessing = load_preprocessing(run_dir)
-    model, checkpoint = load_model(run_dir / CHECKPOINT_FILE, len(preprocessing.features))
+    checkpoint_file = run_dir / CHECKPOINT_FILE
+    with warnings.catch_warnings():  # torch's about a file it refuses: the error says it
+        warnings.simplefilter("ignore")
+        model, checkpoint = load_model(checkpoint_file, len(preprocessing.features))
+    trained_in = DType(settings.dtype).value
+    held = str(model.w.dtype).removeprefix("torch.")
+    if held != trained_in:
+        raise ConfigError(
+            f"{checkpoint_file} holds {held} parameters, but the run trained in {trained_in} "
+            f"(dtype in {CONFIG_FILE}): is it the checkpoint of another run?"
+        )
     return SavedRun(run_dir, settings, result.metrics, model, checkpoint, preprocessing)
 
 

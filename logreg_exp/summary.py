@@ -9,9 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from logreg_exp.files import display_path
+from logreg_exp.errors import ConfigError, run_command
+from logreg_exp.files import display_path, writing
+from logreg_exp.output_dirs import RUN_RESULTS, has_any
 from logreg_exp.results import Monitor
-from logreg_exp.run_files import SUMMARY_CSV, SUMMARY_MD
+from logreg_exp.run_files import HYDRA_DIR, HYDRA_YAML, SUMMARY_CSV, SUMMARY_MD
 from logreg_exp.sweeps.plots import draw_sweep
 from logreg_exp.sweeps.summary import MONITORS, collect_jobs, sweep_monitor, write_summary
 
@@ -34,26 +36,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sweep_dir: Path = args.sweep_dir
-    if not sweep_dir.is_dir():
-        print(f"error: {sweep_dir}: no such directory", file=sys.stderr)
-        return 1
-    jobs = collect_jobs(sweep_dir)
-    if not jobs:
-        print(
-            f"error: {sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)",
-            file=sys.stderr,
-        )
-        return 1
-    monitor = args.monitor or sweep_monitor(jobs)
-    try:
-        text = write_summary(sweep_dir, monitor, jobs)
+
+    def body() -> int:
+        if not sweep_dir.is_dir():
+            raise ConfigError(f"{sweep_dir}: no such directory")
+        if (sweep_dir / HYDRA_DIR / HYDRA_YAML).is_file() or has_any(sweep_dir, RUN_RESULTS):
+            raise ConfigError(
+                f"{sweep_dir} is a run's dir, not a sweep's: summary reads a sweep dir "
+                f"(hydra.sweep.dir); for one run, python -m logreg_exp.evaluate {sweep_dir}"
+            )
+        jobs = collect_jobs(sweep_dir)
+        if not jobs:
+            raise ConfigError(f"{sweep_dir}: no sweep jobs in it (no */.hydra/hydra.yaml below it)")
+        for job in jobs:
+            for damage in job.damaged:
+                print(f"warning: {damage}; the job's row goes without it", file=sys.stderr)
+        monitor = args.monitor or sweep_monitor(jobs)
+        with writing(f"the summary in {display_path(sweep_dir)}"):
+            text = write_summary(sweep_dir, monitor, jobs)
         print(text, end="")
         print(f"wrote {display_path(sweep_dir / SUMMARY_CSV)} and {SUMMARY_MD}")
         print(draw_sweep(sweep_dir, jobs, monitor))
-    except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.bench`` runs end to end (tiny sizes; its timings are not checked)."""
+"""``python -m benchmarks.bench`` runs end to end (tiny sizes; its timings are not checked), and
+its ablation flags reach the launcher's switches."""
 
 import re
 import subprocess
@@ -6,12 +7,17 @@ import sys
 
 import pytest
 import torch
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import HydraContext, RunMode
+from hydra.utils import instantiate
 
-from benchmarks.bench import main
+from benchmarks import bench
+from benchmarks.bench import PIECES, main
+from logreg_exp.cli import register_configs
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_bench_quick_prints_every_comparison(capsys):
     main(["--quick", "--repeats", "1", "--threads", "1"])
     out = capsys.readouterr().out
@@ -29,6 +35,7 @@ def test_bench_quick_prints_every_comparison(capsys):
     assert re.search(r"\n +cpu +10 +[\d.]+ +[\d,]+ +[\d.]+\n", out)  # the stacked model
 
 
+@pytest.mark.slow
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bench_on_a_gpu_compares_graphs_eager_and_the_cpu(capsys):
@@ -41,6 +48,7 @@ def test_bench_on_a_gpu_compares_graphs_eager_and_the_cpu(capsys):
     assert re.search(r"\n +cuda +10 +[\d.]+ +[\d,]+ +[\d.]+\n", out)
 
 
+@pytest.mark.slow
 def test_plain_script_trains_and_saves_the_best_state(tmp_path):
     from benchmarks.bench import PLAIN_SCRIPT
 
@@ -54,6 +62,7 @@ def test_plain_script_trains_and_saves_the_best_state(tmp_path):
     assert set(torch.load(out, weights_only=True)) == {"w", "bias"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
 def test_cuda_without_a_gpu_is_one_line_and_exit_status_2(capsys):
     with pytest.raises(SystemExit) as stop:
@@ -65,3 +74,37 @@ def test_cuda_without_a_gpu_is_one_line_and_exit_status_2(capsys):
         "machine; use device=cpu or device=auto"
     )
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("piece", list(PIECES))
+def test_each_ablation_flag_turns_its_piece_off_in_the_launcher(piece, monkeypatch, tmp_path):
+    """``--ablate PIECE`` asks the ablation for PIECE alone, and the override it runs the sweep
+    with reaches the launcher: its switch off there, on without the override."""
+    asked = []
+    monkeypatch.setattr(bench, "bench_ablation", lambda *args: asked.append(args[-1]))
+    main(["--quick", "--only", "ablation", "--ablate", piece])
+    assert asked == [[piece]]
+    switch = PIECES[piece][1]
+    name = switch.split("=")[0].rsplit(".", 1)[-1]
+    register_configs()
+    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        launchers = {}
+        # off first: the config loader's stand-in is made by the first launcher set up
+        for way, extra in (("off", [switch]), ("on", [])):
+            overrides = [f"hydra.sweep.dir={tmp_path}", "hydra/launcher=vectorized", *extra]
+            cfg = loader.load_configuration("config", overrides, RunMode.MULTIRUN)
+            launchers[way] = launcher = instantiate(cfg.hydra.launcher)
+            context = HydraContext(config_loader=loader, callbacks=None)  # set-up reads none
+            launcher.setup(hydra_context=context, task_function=lambda task: None, config=cfg)
+        assert getattr(launchers["on"], name) is True and getattr(launchers["off"], name) is False
+        if piece == "derived-configs":  # the config loader's stand-in composes every job
+            assert launchers["off"].configs.derive_configs is False
+
+
+def test_every_piece_is_ablated_unless_some_are_named(monkeypatch):
+    asked = []
+    monkeypatch.setattr(bench, "bench_ablation", lambda *args: asked.append(args[-1]))
+    main(["--quick", "--only", "ablation"])
+    main(["--quick", "--only", "ablation", "--ablate", "all"])
+    assert asked == [list(PIECES), list(PIECES)]

@@ -4,10 +4,15 @@ splits gives back the numbers of its metrics.json, and more."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from logreg_exp.errors import ConfigError
@@ -138,3 +143,75 @@ def test_the_numbers_are_printed_even_where_they_cannot_be_written(csv_run, tmp_
     assert (
         printed.err.startswith("error: [Errno 21] Is a directory") and printed.err.count("\n") == 1
     )
+
+
+def half_precision(path):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"] = {k: v.half() for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, path)
+
+
+def plain_pickle(path):
+    """A best.pt written with pickle, not torch.save: torch warns of its protocol, then
+    refuses it with weights_only=True."""
+    checkpoint = torch.load(path, weights_only=True)
+    with open(path, "wb") as f:
+        pickle.dump(checkpoint, f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (half_precision, "best.pt holds float16 parameters, but the run trained in float32 "
+         "(dtype in .hydra/config.yaml): is it the checkpoint of another run?"),
+        (plain_pickle, "best.pt holds objects other than tensors and plain values"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_best_pt_of_another_dtype_or_a_pickle_is_one_line(
+    cli_csv_run, tmp_path, damage, message, command
+):
+    run_dir, data = cli_csv_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    damage(copy / "best.pt")
+    args = [copy] if command == "evaluate" else [copy, data]
+    proc = run_cli(*map(str, args), cwd=tmp_path, module=f"logreg_exp.{command}")
+    assert_one_line_error(proc, message)  # one line: no warning of torch's before it
+    assert proc.stdout == ""
+
+
+@pytest.mark.slow
+def test_evaluate_prints_a_run_dir_name_that_is_not_utf8(cli_csv_run, tmp_path):
+    copy = os.fsdecode(bytes(tmp_path / "run") + b"\xe9")
+    try:
+        shutil.copytree(cli_csv_run[0], copy)
+    except OSError as err:  # a file system that takes only UTF-8 names
+        pytest.skip(f"cannot make a name that is not UTF-8 here: {err}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "logreg_exp.evaluate", copy],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # whatever the locale says
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("run\\udce9: best.pt of epoch ")
+    assert proc.stdout.endswith("\nwrote run\\udce9/evaluation.json\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("outdir", "error: [Errno 21] Is a directory: 'outdir'"),
+        ("/proc/self/e.json", "error: cannot write /proc/self/e.json: No such file or directory"),
+    ],
+)
+def test_evaluate_errors_name_the_users_out_not_a_temporary_file(
+    cli_csv_run, tmp_path, out, message
+):
+    (tmp_path / "outdir").mkdir()
+    proc = evaluate_cli(cli_csv_run[0], "--out", out, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == message + "\n"
+    assert proc.stdout.startswith(f"{cli_csv_run[0]}: best.pt of epoch ")  # the numbers first
+    assert list((tmp_path / "outdir").iterdir()) == []

@@ -352,3 +352,23 @@ def test_a_read_only_output_dir_is_one_line(tmp_path, mode):
         run_on_tmpfs(tmp_path, "ro", *args, "epochs=1"),
         f"error: cannot write the {what} disk/out: Read-only file system",
     )
+
+
+@pytest.mark.slow
+def test_a_sweep_dir_with_wrong_typed_files_is_refused_in_one_line_and_overwritten(tmp_path):
+    sweep = tmp_path / "s"
+    for num in (0, 1):
+        make_job(sweep, num, [f"seed={num}"], {"status": "completed", "monitor": "val_loss"})
+    job0 = sweep / "0000_seed=0" / ".hydra" / "hydra.yaml"
+    job0.write_text(job0.read_text().replace("num: 0", "num: [0]"))  # a list for a number
+    (sweep / "0001_seed=1" / ".hydra" / "overrides.yaml").write_text("5\n")  # an int for a list
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: 5\n  sweeper: [1]\n")
+    assert_refused(
+        run_cli(*SWEEP, cwd=tmp_path),
+        "error: the sweep dir s holds a sweep whose config cannot be read; choose another "
+        "hydra.sweep.dir, or add overwrite=true to delete it first",
+    )
+    (sweep / "summary.md").write_text("old\n")  # a finished sweep's
+    proc = run_cli(*SWEEP, "overwrite=true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (sweep / "summary.csv").read_text().count(",completed,") == 2

@@ -38,9 +38,11 @@ class LabeledArrays:
     label_spellings: dict[str, str] = field(default_factory=dict)
 
 
-def parse_number(text: str, where: str, dtype: np.dtype | type = np.float64) -> float:
+def parse_number(
+    text: str, where: str, dtype: np.dtype | type = np.float64, remedy: str = ""
+) -> float:
     """A finite float from a cell that ``dtype`` can hold, or a ConfigError saying which
-    cell and why."""
+    cell and why (``remedy``: what to do about a value beyond ``dtype``)."""
     if text.strip().lower() in MISSING_MARKERS:
         raise ConfigError(f"{where}: missing value ({text!r}); fill or drop the row")
     try:
@@ -53,7 +55,7 @@ def parse_number(text: str, where: str, dtype: np.dtype | type = np.float64) -> 
     if abs(value) > largest:
         raise ConfigError(
             f"{where}: {text!r} does not fit in {np.dtype(dtype).name} (largest {largest:.4g}); "
-            "use dtype=float64, or rescale the column"
+            f"{remedy or 'use dtype=float64, or rescale the column'}"
         )
     return value
 
@@ -229,6 +231,44 @@ def read_table(path: str | Path, delimiter: str, key: str | None = None) -> Tabl
     return Table(path, header, rows, line_numbers, delimiter)
 
 
+def table_chunks(
+    path: str | Path, delimiter: str, rows_per_chunk: int = ROWS_PER_CHUNK
+) -> Iterator[Table]:
+    """``path`` read as ``read_table`` reads it, a Table of at most ``rows_per_chunk`` rows
+    at a time, so that memory holds one chunk, not the file. The first Table is the header
+    alone, before any row is read; every later one has rows. An error names the file and
+    the line (``csv_rows``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        f = path.open(encoding=ENCODING, newline="")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it: {os_reason(err)}") from None
+    with f:
+        rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
+        first = next(rows, None)
+        if first is None or not any(cell.strip() for cell in first[1]):
+            raise ConfigError(f"{path} is empty: expected a header line of column names, then rows")
+        header = [name.strip() for name in first[1]]
+        yield Table(path, header, [], [], delimiter)
+        chunk = Table(path, header, [], [], delimiter)
+        for line_no, row in rows:
+            if not row:  # a blank line
+                continue
+            if len(row) != len(header):
+                raise ConfigError(
+                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
+                )
+            chunk.rows.append(row)
+            chunk.line_numbers.append(line_no)
+            if len(chunk.rows) == rows_per_chunk:
+                yield chunk
+                chunk = Table(path, header, [], [], delimiter)
+        if chunk.rows:
+            yield chunk
+
+
 def listed(names: Iterable[str], limit: int = 6) -> str:
     """``a, b, c`` or, past ``limit`` names, ``a, b, c, ... (40 in all)``; a name of more
     than 60 characters (a header read with the wrong delimiter) cut short with ``...``."""
@@ -272,14 +312,21 @@ def columns(table: Table, names: Sequence[str], role: str = "", hint: str = "") 
     return [table.header.index(name) for name in names]
 
 
-def parse_columns(table: Table, names: Sequence[str], cols: Sequence[int]) -> np.ndarray:
+def parse_columns(
+    table: Table,
+    names: Sequence[str],
+    cols: Sequence[int],
+    dtype: np.dtype | type = np.float64,
+    remedy: str = "",
+) -> np.ndarray:
     """The columns ``names`` (at ``cols``) of every row as float64 (n, len(names)); a
-    ConfigError names the line and column of a cell that is missing, not a number, or not
-    finite."""
+    ConfigError names the line and column of a cell that is missing, not a number, not
+    finite, or beyond ``dtype`` (``remedy``: what to do then, see ``parse_number``)."""
     x = np.empty((len(table.rows), len(cols)), dtype=np.float64)
     for i, (row, line_no) in enumerate(zip(table.rows, table.line_numbers, strict=True)):
         for j, col in enumerate(cols):
-            x[i, j] = parse_number(row[col], f"{table.path} line {line_no}, column {names[j]!r}")
+            where = f"{table.path} line {line_no}, column {names[j]!r}"
+            x[i, j] = parse_number(row[col], where, dtype, remedy)
     return x
 
 

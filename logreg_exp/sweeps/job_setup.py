@@ -124,8 +124,12 @@ class JobSetUp:
         callbacks: Any,
         task_config: Callable[[DictConfig], DictConfig],
         console: Sequence[logging.Handler],
+        yaml_templates: bool = True,
     ) -> None:
+        """``yaml_templates``: False dumps each job's ``.hydra/`` files whole with
+        ``OmegaConf.to_yaml`` (a benchmarking switch, ``hydra.launcher.yaml_templates``)."""
         self.callbacks = callbacks
+        self.yaml_templates = yaml_templates
         self.task_config = task_config
         self.console = list(console)
         self.files: dict[Any, HydraFiles] = {}  # by template
@@ -214,12 +218,14 @@ class JobSetUp:
         output_dir.mkdir(parents=True, exist_ok=True)
         if cfg.hydra.output_subdir is None:
             return
-        if template not in self.files:
-            self.files[template] = HydraFiles(cfg, hydra_cfg, task_cfg)
+        if not self.yaml_templates:
+            texts = [OmegaConf.to_yaml(n) for n in (task_cfg, hydra_cfg, cfg.hydra.overrides.task)]
+        else:
+            if template not in self.files:
+                self.files[template] = HydraFiles(cfg, hydra_cfg, task_cfg)
+            texts = self.files[template].texts(cfg, hydra_cfg, task_cfg)
         hydra_dir = output_dir / str(cfg.hydra.output_subdir)
         hydra_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in zip(
-            HYDRA_FILES, self.files[template].texts(cfg, hydra_cfg, task_cfg), strict=True
-        ):
+        for name, text in zip(HYDRA_FILES, texts, strict=True):
             with open(hydra_dir / name, "w", encoding="utf-8") as file:
                 file.write(text)

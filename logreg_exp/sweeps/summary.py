@@ -25,6 +25,7 @@ from logreg_exp.results import JobResult, Monitor, read_metrics
 from logreg_exp.run_files import (
     HYDRA_DIR,
     HYDRA_YAML,
+    METRICS_FILE,
     OVERRIDES_YAML,
     SEARCH_FILE,
     SUMMARY_CSV,
@@ -59,6 +60,8 @@ class Job:
     overrides: list[str]
     dir: Path | None
     result: JobResult = field(default_factory=lambda: JobResult("not started"))
+    # what of its files is of the wrong type and left out, a line each naming the file
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -93,14 +96,57 @@ def select(data: Any, dotted: str) -> Any:
 
 
 def read_job(job_dir: Path) -> Job:
-    """A job from its dir: number and overrides from ``.hydra/``, results from metrics.json."""
-    hydra_cfg = load_yaml(job_dir / HYDRA_DIR / HYDRA_YAML)
+    """A job from its dir: number and overrides from ``.hydra/``, results from metrics.json.
+    A value of the wrong type (a list for the job's number, a number for its overrides, a
+    dict for its monitor) is left out as a missing one is, and said in ``Job.damaged``: the
+    job keeps its row, and the sweep's other jobs their summary."""
+    damaged: list[str] = []
+    hydra_file = job_dir / HYDRA_DIR / HYDRA_YAML
+    hydra_cfg = load_yaml(hydra_file)
     num = select(hydra_cfg, "hydra.job.num")
-    overrides = load_yaml(job_dir / HYDRA_DIR / OVERRIDES_YAML)
+    if num is not None and not is_int(num):
+        damaged.append(
+            f"{display_path(hydra_file)}: hydra.job.num is {shown(num)}, not a job number"
+        )
+        num = None
+    overrides_file = job_dir / HYDRA_DIR / OVERRIDES_YAML
+    overrides = load_yaml(overrides_file)
+    if overrides is not None and not is_override_list(overrides):
+        damaged.append(
+            f"{display_path(overrides_file)} holds {shown(overrides)}, not a list of overrides"
+        )
+        overrides = None
     if overrides is None and hydra_cfg is not None:
         overrides = select(hydra_cfg, "hydra.overrides.task")
-    overrides = list(overrides or [])
-    return Job(num, [str(o) for o in overrides], job_dir, read_metrics(job_dir))
+        if overrides is not None and not is_override_list(overrides):
+            damaged.append(
+                f"{display_path(hydra_file)}: hydra.overrides.task is {shown(overrides)}, "
+                "not a list"
+            )
+            overrides = None
+    result = read_metrics(job_dir)
+    monitor = result.metrics.get("monitor")
+    if monitor is not None and not isinstance(monitor, str):
+        damaged.append(
+            f"{display_path(job_dir / METRICS_FILE)}: monitor is {shown(monitor)}, not one of "
+            f"{', '.join(MONITORS)}"
+        )
+    return Job(num, [str(o) for o in overrides or []], job_dir, result, damaged)
+
+
+def shown(value: Any) -> str:
+    """``value``'s repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_override_list(value: Any) -> bool:
+    """Whether ``value`` is a list of overrides as Hydra saves them: scalars (``a=1``)."""
+    return isinstance(value, list) and all(isinstance(o, str | int | float | bool) for o in value)
 
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
@@ -132,9 +178,15 @@ MONITORS = {m.value: m for m in Monitor}
 def sweep_monitor(jobs: Sequence[Job]) -> Monitor:
     """The metric the jobs monitored (the most common one if they differ)."""
     monitors = Counter(
-        MONITORS[job.metrics["monitor"]] for job in jobs if job.metrics.get("monitor") in MONITORS
+        MONITORS[monitor] for monitor in map(monitor_of, jobs) if monitor in MONITORS
     )
     return monitors.most_common(1)[0][0] if monitors else Monitor.val_loss
+
+
+def monitor_of(job: Job) -> str | None:
+    """The metric the job monitored, as its metrics.json names it (None where it does not)."""
+    monitor = job.metrics.get("monitor")
+    return monitor if isinstance(monitor, str) else None
 
 
 def sort_jobs(jobs: Sequence[Job], monitor: Monitor) -> list[Job]:
@@ -218,7 +270,7 @@ def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
         "",
         to_markdown(jobs),
     ]
-    monitors = sorted({str(job.metrics["monitor"]) for job in jobs if "monitor" in job.metrics})
+    monitors = sorted({m for m in map(monitor_of, jobs) if m is not None})
     if len(monitors) > 1:
         lines.insert(1, f"(the jobs picked their best epochs by {' or '.join(monitors)})")
     best = jobs[0] if jobs else None
@@ -306,6 +358,9 @@ def write_summary(
     jobs = sort_jobs(jobs, monitor)
     text = report(jobs, monitor, sweep_dir)
     table = to_csv(jobs, sweep_dir)
-    atomic_write(sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode()))
-    atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode()))
+    # a dir name that is not UTF-8 is written with backslash escapes, as it prints
+    atomic_write(
+        sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode(errors="backslashreplace"))
+    )
+    atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode(errors="backslashreplace")))
     return text

@@ -130,8 +130,11 @@ class ConfigDeriver:
     sweepers compose every job once before they launch it) and the launch both use it.
     """
 
-    def __init__(self, compose: Any) -> None:
+    def __init__(self, compose: Any, derive: bool = True) -> None:
+        """``derive``: False composes every job with ``compose`` (a benchmarking switch,
+        ``hydra.launcher.derive_configs``); the templates are still kept for the set-up."""
         self.compose = compose  # the config loader's own load_sweep_config
+        self.derive_configs = derive
         self.parser = OverridesParser.create()
         self.parsed: dict[tuple[str, ...], list[Override]] = {}  # each job's, asked thrice
         # for each tuple of override keys, those that choose a config group (None: the jobs
@@ -157,7 +160,7 @@ class ConfigDeriver:
     def derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         parsed = self.parse(sweep_overrides)
         key = self.template_key(parsed)
-        template = self.templates.get(key) if key else None
+        template = self.templates.get(key) if key and self.derive_configs else None
         if template is None:
             cfg = self.compose(master_config, list(sweep_overrides))
             self.learn(cfg, parsed)
@@ -190,7 +193,8 @@ class ConfigDeriver:
             return
         key = self.template_key(parsed)
         assert key is not None
-        self.templates[key] = copy_config(cfg)
+        if key not in self.templates:
+            self.templates[key] = copy_config(cfg)
 
     def template_key(self, parsed: Sequence[Override]) -> TemplateKey | None:
         """The override keys, each group's with its choice: jobs of one key share a template.
@@ -232,7 +236,7 @@ class ConfigDeriver:
         values applied: the hydra node, most of the config, is not copied."""
         parsed = self.parse(cfg.hydra.overrides.task)
         key = self.template_key(parsed)
-        template = self.templates.get(key) if key else None
+        template = self.templates.get(key) if key and self.derive_configs else None
         if template is None or key is None:
             task = copy.deepcopy(cfg)
         else:
@@ -265,10 +269,20 @@ class ConfigDeriver:
 class VectorizedSweep:
     """What ``hydra/launcher=vectorized`` does; the Hydra plugin class only hands over."""
 
-    def __init__(self, writers: int | None = None) -> None:
-        """``writers``: the processes that write a group's files (``hydra.launcher.writers``;
-        None: ``writer_processes`` decides)."""
-        self.writers = checked_writers(writers)
+    def __init__(
+        self,
+        derive_configs: bool = True,
+        lean_setup: bool = True,
+        yaml_templates: bool = True,
+    ) -> None:
+        """Benchmarking switches, each turning one piece of the speed machinery off
+        (``python -m benchmarks.bench --ablate``):
+        ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
+        ``run_job``), ``yaml_templates`` (``.hydra/`` and config text from ``YamlTemplate``;
+        off: ``OmegaConf.to_yaml``). The run dirs' files are the same either way."""
+        self.derive_configs = derive_configs
+        self.lean_setup = lean_setup
+        self.yaml_templates = yaml_templates
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -282,7 +296,9 @@ class VectorizedSweep:
         self.task_function = task_function
         loader = hydra_context.config_loader
         if not isinstance(loader.load_sweep_config, ConfigDeriver):
-            loader.load_sweep_config = ConfigDeriver(loader.load_sweep_config)  # type: ignore[method-assign]
+            loader.load_sweep_config = ConfigDeriver(  # type: ignore[method-assign]
+                loader.load_sweep_config, derive=self.derive_configs
+            )
         self.configs: ConfigDeriver = loader.load_sweep_config
 
     def launch(
@@ -321,7 +337,7 @@ class VectorizedSweep:
 
         swept = keys_the_sweep_varies(Path(self.config.hydra.sweep.dir), self.config.hydra.sweeper)
         config_texts: dict[int, str] = {}
-        for group in groups:
+        for group in groups if self.yaml_templates else ():
             paths = [key_path(tasks[group.jobs[0]], key) for key in group.differ]
             texts = dumps([tasks[i] for i in group.jobs], paths)
             config_texts.update(zip(group.jobs, texts, strict=True))
@@ -334,15 +350,17 @@ class VectorizedSweep:
         for i, cfg in enumerate(configs):
             task = self.task_function
             if i in in_group:
-                task = self.prepare(members, i, swept, tasks[i], config_texts[i])
+                task = self.prepare(members, i, swept, tasks[i], config_texts.get(i))
             template = self.configs.template_of(cfg)
-            if i in in_group and template is not None and JobSetUp.can_set_up(cfg):
+            lean = self.lean_setup and i in in_group and template is not None
+            if lean and JobSetUp.can_set_up(cfg):
                 if self.set_up is None:  # the jobs' console lines as Hydra configures them
                     self.configure_console_logging()
                     handlers = logging.getLogger().handlers
                     self.set_up = JobSetUp(
-                        self.hydra_context.callbacks, self.configs.task_config, handlers
-                    )
+                        self.hydra_context.callbacks, self.configs.task_config, handlers,
+                        yaml_templates=self.yaml_templates,
+                    )  # fmt: skip
                 returns[i] = self.set_up(cfg, template, task)
                 continue
             returns[i] = run_job(
@@ -370,7 +388,7 @@ class VectorizedSweep:
         i: int,
         swept: list[str] | None,
         resolved: dict[str, Any],
-        config_text: str,
+        config_text: str | None,
     ) -> TaskFunction:
         """The task function Hydra runs for a grouped job: check its config and keep it for
         its group (with the keys its sweep varies, and it resolved, as data and as YAML); a
@@ -421,7 +439,7 @@ class VectorizedSweep:
             if not jobs:
                 continue
             self.configure_console_logging()
-            outcomes = run_job_group([members[i] for i in jobs], threads, self.writers)
+            outcomes = run_job_group([members[i] for i in jobs], threads)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             for i, outcome in zip(jobs, outcomes, strict=True):
                 ret = returns[i]
@@ -441,15 +459,6 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
-
-
-def checked_writers(writers: Any) -> int | None:
-    """``hydra.launcher.writers``, if it is null or a whole number >= 1; else ConfigError."""
-    if writers is None or (type(writers) is int and writers >= 1):
-        return writers
-    raise ConfigError(
-        f"hydra.launcher.writers must be null or a whole number >= 1, not {writers!r}"
-    )
 
 
 def copy_config(cfg: DictConfig) -> DictConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,7 @@ def summary_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "logreg_exp.summary", *args],
         cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # whatever the locale says
     )  # fmt: skip
 
 
@@ -257,3 +259,81 @@ def test_the_population_accuracy_is_the_test_number_of_gaussian2d(tmp_path):
     assert "| test population_acc |" in text and "test acc" not in text
     assert "- test_population_acc: mean 0.7800, min 0.7750, max 0.7850\n" in text
     assert "- best_val_acc - test_population_acc: mean +0.0050, min +0.0050" in text
+
+
+# Damaged sweep dirs through the real command: each damaged file said in one line, the rest
+# summarized (a sweep of many jobs keeps its summary when one file is damaged, as it does
+# for a metrics.json cut short).
+
+
+def damage_metrics(job: Path, key: str, value: object) -> None:
+    metrics = json.loads((job / "metrics.json").read_text())
+    (job / "metrics.json").write_text(json.dumps({**metrics, key: value}))
+
+
+def damage_hydra(job: Path, text: str, by: str) -> None:
+    path = job / ".hydra" / "hydra.yaml"
+    path.write_text(path.read_text().replace(text, by))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "file", "warning"),
+    [
+        (lambda job: damage_metrics(job, "monitor", ["val_loss"]), "metrics.json",
+         "metrics.json: monitor is ['val_loss'], not one of val_loss, val_acc"),
+        (lambda job: damage_metrics(job, "monitor", {"a": 1}), "metrics.json",
+         "metrics.json: monitor is {'a': 1}, not one of val_loss, val_acc"),
+        (lambda job: damage_hydra(job, "num: 0", "num: [0]"), ".hydra/hydra.yaml",
+         ".hydra/hydra.yaml: hydra.job.num is [0], not a job number"),
+        (lambda job: (job / ".hydra" / "overrides.yaml").write_text("5\n"),
+         ".hydra/overrides.yaml", ".hydra/overrides.yaml holds 5, not a list of overrides"),
+        (lambda job: damage_hydra(job, "task:\n      - seed=0", "task: 7"), ".hydra/hydra.yaml",
+         ".hydra/hydra.yaml: hydra.overrides.task is 7, not a list"),
+    ],
+)  # fmt: skip
+def test_cli_summarizes_a_sweep_with_a_wrong_typed_file_and_names_it(
+    tmp_path, damage, file, warning
+):
+    sweep = tmp_path / "sweep"
+    damaged = make_job(sweep, 0, ["seed=0"], completed(0.5, 0.7))
+    make_job(sweep, 1, ["seed=1"], completed(0.4, 0.8))
+    if file == ".hydra/hydra.yaml" and "task" in warning:
+        (damaged / ".hydra" / "overrides.yaml").unlink()  # read from hydra.yaml then
+    damage(damaged)
+    proc = summary_cli("sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"warning: sweep/0000_seed=0/{warning}; the job's row goes without it\n"
+    assert "Traceback" not in proc.stdout and "Best: job 1, best val_loss 0.4000" in proc.stdout
+    rows = list(csv.DictReader((sweep / SUMMARY_CSV).open()))
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_cli_prints_dir_names_that_are_not_utf8(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["seed=0"], completed(0.5, 0.7), name="0_seed=0")
+    try:
+        os.rename(bytes(sweep / "0_seed=0"), bytes(sweep / "0_seed=0") + b"\xe9")
+        os.rename(bytes(sweep), bytes(sweep) + b"\xff")
+    except OSError as err:  # a file system that takes only UTF-8 names
+        pytest.skip(f"cannot make a name that is not UTF-8 here: {err}")
+    proc = summary_cli(os.fsdecode(bytes(sweep) + b"\xff"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "- run dir: sweep\\udcff/0_seed=0\\udce9\n" in proc.stdout and proc.stderr == ""
+    written = (Path(os.fsdecode(bytes(sweep) + b"\xff")) / SUMMARY_CSV).read_bytes()
+    assert written.decode().endswith(",0_seed=0\\udce9\n")
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_single_runs_dir_and_writes_nothing(tmp_path):
+    run = make_job(tmp_path, 0, [], completed(0.5, 0.7), name="run")
+    (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    name: logreg_exp\n")
+    before = sorted(tmp_path.rglob("*"))
+    proc = summary_cli("run", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (
+        "error: run is a run's dir, not a sweep's: summary reads a sweep dir "
+        "(hydra.sweep.dir); for one run, python -m logreg_exp.evaluate run\n"
+    )
+    assert sorted(tmp_path.rglob("*")) == before

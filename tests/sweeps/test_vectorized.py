@@ -30,7 +30,6 @@ from logreg_exp.registry import register_configs
 from logreg_exp.sweeps.vectorized import ConfigDeriver, group_jobs, task_container
 from tests.helpers import (
     can_mount_tmpfs,
-    children_of,
     compose_config,
     read_metrics_json,
     run_cli,
@@ -168,7 +167,8 @@ def assert_same_jobs(basic: Path, vectorized: Path, rel: float) -> None:
             assert (a / ".hydra" / file).read_text() == (b / ".hydra" / file).read_text()
         hydra_a = (a / ".hydra" / "hydra.yaml").read_text().replace(str(basic), "SWEEP")
         hydra_b = (b / ".hydra" / "hydra.yaml").read_text().replace(str(vectorized), "SWEEP")
-        launcher = re.compile(r"(?m)^.*(launcher|vectorized|basic_launcher|writers).*\n")
+        switches = "|".join(SWITCHES)
+        launcher = re.compile(rf"(?m)^.*(launcher|vectorized|basic_launcher|{switches}).*\n")
         assert launcher.sub("", hydra_a) == launcher.sub("", hydra_b)
         ma, mb = read_metrics_json(a), read_metrics_json(b)
         assert ma.keys() == mb.keys()
@@ -221,6 +221,8 @@ def not_scalars(run_dir: Path) -> dict:
 
 
 SMALL = ["epochs=3", "dataset.n_samples=400"]
+# the launcher's benchmarking switches (python -m benchmarks.bench --ablate)
+SWITCHES = ("derive_configs", "lean_setup", "yaml_templates")
 
 
 @pytest.mark.slow
@@ -267,6 +269,25 @@ def test_each_job_is_what_the_basic_launcher_makes_of_it(tmp_path, args, rel):
     job_lines = re.findall(r"\] (job \d+/\d+ \(#\d+\): .*)\n", out)
     basic_lines = re.findall(r"\] (job \d+/\d+ \(#\d+\): .*)\n", basic.stdout + basic.stderr)
     assert job_lines == basic_lines
+
+
+@pytest.mark.slow
+def test_each_piece_of_speed_machinery_turned_off_leaves_the_same_files(tmp_path):
+    """Each benchmarking switch (derived configs, the lean set-up, YAML templates off) changes
+    how a job is composed, set up or dumped, not a file it leaves: the same .hydra files,
+    metrics, best.pt, events, and pictures byte for byte."""
+    args = [*SMALL, "dtype=float64", "updater.lr=0.05,0.5", "updater.momentum=0,0.9"]
+    proc, on = sweep(tmp_path, "on", *args, launcher="vectorized")
+    assert proc.returncode == 0, proc.stderr
+    for switch in SWITCHES:
+        proc, off = sweep(
+            tmp_path, switch, *args, f"+hydra.launcher.{switch}=false", launcher="vectorized"
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert_same_jobs(on, off, 0.0)
+        for a, b in zip(job_dirs(on), job_dirs(off), strict=True):
+            png = "decision_boundary.png"
+            assert (a / png).read_bytes() == (b / png).read_bytes(), (switch, a.name)
 
 
 @pytest.mark.slow
@@ -365,125 +386,18 @@ def lr_values(k: int) -> str:
 
 
 @pytest.mark.slow
-def test_files_written_by_two_processes_are_those_one_process_writes(tmp_path):
-    """``hydra.launcher.writers=2`` forks a child for the second half of the group's jobs:
-    every job's files are those of the same sweep written by this process alone, the pictures
-    byte for byte."""
-    args = [*SMALL, "dtype=float64", f"updater.lr={lr_values(34)}"]
-    dirs = {}
-    for writers in (1, 2):
-        proc, dirs[writers] = sweep(
-            tmp_path, f"w{writers}", *args, f"hydra.launcher.writers={writers}",
-            launcher="vectorized",
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        out = proc.stdout + proc.stderr
-        assert ("files written in" in out) and (("by 2 processes" in out) is (writers == 2))
-    assert_same_jobs(dirs[1], dirs[2], 0.0)
-    for one, two in zip(job_dirs(dirs[1]), job_dirs(dirs[2]), strict=True):
-        png = "decision_boundary.png"
-        assert (one / png).read_bytes() == (two / png).read_bytes(), one.name
-        assert len(list(two.glob("events.out.tfevents.*"))) == 1, two.name
-    rows = list(csv.DictReader((dirs[2] / "summary.csv").open()))
-    assert len(rows) == 34 and {r["status"] for r in rows} == {"completed"}
-
-
-JOBS_WRITTEN_BY_TWO = 64  # the child's 32 take long enough to be caught writing
-
-
-def sweep_with_a_writer_child(tmp_path: Path, act) -> tuple[subprocess.Popen, str, Path]:
-    """A 64-job group written by 2 processes; ``act(proc, child_pid)`` as soon as the
-    child that writes the second half exists. The sweep's output and dir."""
-    sweep_dir = tmp_path / "sweep"
-    proc = start_vectorized_sweep(
-        tmp_path, "hydra.launcher.writers=2", *SMALL, f"updater.lr={lr_values(JOBS_WRITTEN_BY_TWO)}"
-    )
-    try:
-        deadline = time.monotonic() + 120
-        child = []
-        while not child and proc.poll() is None and time.monotonic() < deadline:
-            child = sorted(children_of(proc.pid))
-            time.sleep(0.005)
-        assert child, "no writer process was seen"
-        act(proc, child[0])
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        proc.wait()
-    return proc, out, sweep_dir
-
-
-def assert_every_job_complete(sweep_dir: Path, n: int) -> None:
-    """Every job's files whole: metrics.json completed, best.pt, the picture, one event file
-    that ends its HParams session; the summary lists every job completed."""
-    jobs = job_dirs(sweep_dir)
-    assert len(jobs) == n
-    for job in jobs:
-        assert read_metrics_json(job)["status"] == "completed", job.name
-        assert (job / "best.pt").is_file() and (job / "decision_boundary.png").is_file()
-        assert len(list(job.glob("events.out.tfevents.*"))) == 1, job.name
-        assert not_scalars(job)["status"] == api_pb2.STATUS_SUCCESS, job.name
-    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
-    assert len(rows) == n and {r["status"] for r in rows} == {"completed"}
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
-def test_a_writer_process_killed_midway_leaves_its_jobs_to_the_sweep(tmp_path):
-    """The child that writes half the group's files is killed (as by the OOM killer) while it
-    writes: the sweep writes what it did not finish, each job has its files once, and the
-    sweep ends as if nothing happened, saying so in one line."""
-    proc, out, sweep_dir = sweep_with_a_writer_child(
-        tmp_path, lambda proc, child: (time.sleep(0.1), os.kill(child, signal.SIGKILL))
-    )
-    assert proc.returncode == 0, out
-    assert re.search(r"was killed by SIGKILL; the \d+ jobs it did not finish are written here", out)
-    assert "Traceback" not in out
-    assert_every_job_complete(sweep_dir, JOBS_WRITTEN_BY_TWO)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
-def test_ctrl_c_while_two_processes_write_lets_both_finish(tmp_path):
-    """Ctrl-C reaches the whole process group while the group's files are written: the
-    training is over, so every job's files are finished, by both processes (a group after
-    this one would stop at its first step, interrupted)."""
-    proc, out, sweep_dir = sweep_with_a_writer_child(
-        tmp_path, lambda proc, child: os.killpg(proc.pid, signal.SIGINT)
-    )
-    assert "Traceback" not in out and "by 2 processes" in out
-    assert_every_job_complete(sweep_dir, JOBS_WRITTEN_BY_TWO)
-    assert proc.returncode == 0  # the last group: every job had completed, and says so
-
-
-@pytest.mark.parametrize("value", ["0", "-2", "1.5", "true", "two"])
-def test_a_bad_number_of_writers_is_one_line_before_anything_is_written(tmp_path, value):
-    proc, sweep_dir = sweep(
-        tmp_path, "sweep", "updater.lr=0.1,0.2", f"hydra.launcher.writers={value}",
-        launcher="vectorized",
-    )  # fmt: skip
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        "error: hydra.launcher.writers must be null or a whole number >= 1, not "
-    ), proc.stderr
-    assert not sweep_dir.exists()
-
-
-@pytest.mark.slow
-def test_a_full_disk_while_two_processes_write_fails_those_jobs_alone(tmp_path):
-    """The disk fills while the group's files are written by two processes: each job that
-    could not be written fails alone, in one line, as with the basic launcher; a job whose
-    metrics.json says completed has all its files; no traceback, exit 1."""
+def test_a_full_disk_while_a_groups_files_are_written_fails_those_jobs_alone(tmp_path):
+    """The disk fills while the group's files are written: each job that could not be
+    written fails alone, in one line, as with the basic launcher; a job whose metrics.json
+    says completed has all its files; no traceback, exit 1."""
     if not can_mount_tmpfs(tmp_path):
         pytest.skip("cannot mount a private tmpfs here")
     proc = run_on_tmpfs(
-        tmp_path, "size=3m", "-m", "hydra/launcher=vectorized", "hydra.launcher.writers=2",
+        tmp_path, "size=3m", "-m", "hydra/launcher=vectorized",
         *SMALL, f"updater.lr={lr_values(40)}", "hydra.sweep.dir=disk/sweep", keep="sweep",
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
-    assert "by 2 processes" in out
     errors = re.findall(r"\] error: cannot write (.*): No space left on device\n", out)
     statuses = {}
     for job in job_dirs(tmp_path / "copy"):
