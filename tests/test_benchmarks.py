@@ -10,11 +10,11 @@ import torch
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import HydraContext, RunMode
-from hydra.utils import instantiate
 
 from benchmarks import bench
 from benchmarks.bench import PIECES, main
 from logreg_exp.cli import register_configs
+from logreg_exp.hydra_compat import VERSION_BASE, instantiate
 
 
 @pytest.mark.slow
@@ -87,7 +87,7 @@ def test_each_ablation_flag_turns_its_piece_off_in_the_launcher(piece, monkeypat
     switch = PIECES[piece][1]
     name = switch.split("=")[0].rsplit(".", 1)[-1]
     register_configs()
-    with initialize_config_module(config_module="logreg_exp.conf", version_base="1.3"):
+    with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
         loader = GlobalHydra.instance().config_loader()
         launchers = {}
         # off first: the config loader's stand-in is made by the first launcher set up
