@@ -8,6 +8,13 @@ correct, takes its place. Every function takes ``public=True`` to force that equ
 which is how ``tests/test_hydra_compat.py`` checks the two agree on whichever line is
 installed. No other module of the package may name a private attribute of these libraries
 (the test greps for them).
+
+Where Hydra 1.4 changes what a user sees, the project follows 1.4 there: no ``version_base``
+(``MAIN_ARGUMENTS``) but an execution whitelist (``TRUSTED_TARGETS``, ``instantiate``);
+``register_resolver`` and a replacing ConfigStore (``store_replacing``); the launchers as
+``hydra.plugins`` entry points (pyproject.toml); ``hydra.job.override_dirname`` left to 1.4's
+resolver (``set_override_dirname``); a config group that sets ``hydra.mode`` moved to the
+command line (``with_mode_of_groups``). CI runs both lines (.ci/run, .ci/hydra-1.4.txt).
 """
 
 from __future__ import annotations

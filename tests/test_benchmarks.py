@@ -13,8 +13,8 @@ from hydra.types import HydraContext, RunMode
 
 from benchmarks import bench
 from benchmarks.bench import PIECES, main
+from logreg_exp.cli import register_configs
 from logreg_exp.hydra_compat import VERSION_BASE, instantiate
-from logreg_exp.registry import register_configs
 
 
 @pytest.mark.slow
