@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -453,28 +454,46 @@ def bench_ablation(
     quick: bool, device_name: str, repeats: int, tmp: Path, pieces: Sequence[str]
 ) -> None:
     """The 100-learning-rate vectorized sweep with each of ``pieces`` turned off in turn,
-    against the sweep with all of them on and one single run, interleaved."""
+    against the sweep with all of them on and one single run, interleaved: wall seconds, and
+    the CPU seconds of each command's processes, which the machine's other work inflates far
+    less (the savings of single-process pieces on a busy machine read better there)."""
     k, sweep = sweep_commands(quick, device_name)
     commands = {"single": sweep["single"], "all on": sweep["vectorized"]}
     for piece in pieces:
         commands[piece] = [*sweep["vectorized"], PIECES[piece][1]]
     run = run_in(tmp, itertools.count())
-    times = interleaved(list(commands), repeats, lambda n: run(commands[n]), lambda n: repeats)
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+
+    def once(name: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = run(commands[name])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        return wall
+
+    times = interleaved(list(commands), repeats, once, lambda n: repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
-    single, on = med["single"], med["all on"]
+    cpu_med = {name: statistics.median(t) for name, t in cpu.items()}
+    single, on, cpu_on = med["single"], med["all on"], cpu_med["all on"]
     print(
         f"\nablation, the sweep of {k} learning rates with hydra/launcher=vectorized, each "
-        f"piece off in turn: median wall s of {repeats}; one run {single:.2f} s, the sweep "
-        f"with all on {on:.2f} s ({on / single:.2f}x one run)"
+        f"piece off in turn: medians of {repeats}; one run {single:.2f} s "
+        f"({cpu_med['single']:.2f} CPU s), the sweep with all on {on:.2f} s ({cpu_on:.2f} CPU s), "
+        f"{on / single:.2f}x one run"
     )
-    header = f"{'off':>8}{'all on':>8}{'saving':>9}{'off/1 run':>11}"
-    print(f"  {'piece turned off':<20}{header}  switch")
+    header = f"{'off s':>8}{'on s':>7}{'saving':>8}{'off CPU':>9}{'on CPU':>8}{'saving':>8}"
+    print(f"  {'piece turned off':<18}{header}{'off/1 run':>11}  switch")
     for piece in pieces:
-        off = med[piece]
-        saving = (off - on) / off * 100
+        off, cpu_off = med[piece], cpu_med[piece]
         name, switch = PIECES[piece]
-        print(f"  {name:<20}{off:>8.2f}{on:>8.2f}{saving:>8.1f}%{off / single:>11.2f}  {switch}")
-    print("  (saving: the share of the sweep's time with the piece off that the piece saves)")
+        print(
+            f"  {name:<18}{off:>8.2f}{on:>7.2f}{(off - on) / off:>8.1%}{cpu_off:>9.2f}"
+            f"{cpu_on:>8.2f}{(cpu_off - cpu_on) / cpu_off:>8.1%}{off / single:>11.2f}  {switch}"
+        )
+    print(
+        "  (saving: the share of the sweep's time with the piece off that the piece saves; "
+        "CPU: user + system seconds of the command's processes)"
+    )
 
 
 def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> tuple[float, int]:
