@@ -17,6 +17,9 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 5. K learning rates as one stacked model, in this process, for K = 1, 100 and 10,000.
 6. The ablation of the vectorized launcher's speed machinery: the 100-learning-rate sweep
    with each piece turned off in turn (``--ablate``), against the sweep with all of them on.
+7. ``--loaded``: the exercise run on a machine whose every core another process keeps busy,
+   against the same run on the quiet machine: its training seconds (metrics.json's train_s +
+   val_s), with the threads it chooses and with a thread per core.
 
 With ``--device cuda`` the loops include the CUDA-graph train phase (``device.cuda_graphs``)
 beside the eager one, the scale is 4M samples, and the whole-process and stacked comparisons
@@ -28,6 +31,7 @@ There are no timed assertions anywhere: this prints numbers, a person reads them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import itertools
 import json
@@ -40,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -496,6 +500,75 @@ def bench_ablation(
     )
 
 
+# One busy process: a plain Python loop (no numpy/BLAS threads of its own), which ends by
+# itself after LIMIT seconds should the benchmark be killed before it can stop it.
+BUSY_LOOP = (
+    "import sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    sum(range(1000))\n"
+)
+BUSY_LIMIT_S = 600
+
+
+@contextlib.contextmanager
+def busy_cores(n: int, limit_s: float = BUSY_LIMIT_S) -> Iterator[list[subprocess.Popen]]:
+    """``n`` busy processes (one per core: another user's work) for the length of the block,
+    each ended by its PID when the block ends, however it ends."""
+    procs: list[subprocess.Popen] = []
+    try:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(limit_s)]))
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def bench_loaded(size: Size, device_name: str, repeats: int, tmp: Path) -> None:
+    """The exercise run with one busy process per core beside it, against the same run on the
+    quiet machine, interleaved: the threads the run chooses, and a thread per core (torch's
+    own count on most machines, what a run used before choosing them for the problem)."""
+    n = cores()
+    base = [sys.executable, "-m", "logreg_exp", f"epochs={size.epochs}", f"device={device_name}"]
+    commands = {
+        "chosen": [*base, *size.overrides],
+        "per-core": [*base, *size.overrides, f"threads={n}"],
+    }
+    labels = {
+        "chosen": "python -m logreg_exp   (threads chosen for the problem)",
+        "per-core": f"python -m logreg_exp threads={n}   (a thread per core)",
+    }
+    counter = itertools.count()
+
+    def once(variant: str) -> float:
+        name, load = variant.split("/")
+        run_dir = tmp / f"loaded-{name}-{load}-{next(counter)}"
+        with busy_cores(n if load == "loaded" else 0):
+            run_process([*commands[name], f"hydra.run.dir={run_dir}"], cwd=tmp)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return metrics["train_s"] + metrics["val_s"]
+
+    variants = [f"{name}/{load}" for name in commands for load in ("quiet", "loaded")]
+    times = interleaved(variants, repeats, once, lambda name: repeats)
+    med = {variant: statistics.median(t) for variant, t in times.items()}
+    print(
+        f"\nloaded machine, {size.name} size, {size.epochs} epochs: training seconds (train_s + "
+        f"val_s), quiet against {n} busy processes (one per core); median of {repeats}"
+    )
+    print(f"  {'command':<66}{'quiet':>8}{'loaded':>8}{'ratio':>7}")
+    for name in commands:
+        quiet, loaded = med[f"{name}/quiet"], med[f"{name}/loaded"]
+        print(f"  {labels[name]:<66}{quiet:>8.2f}{loaded:>8.2f}{loaded / quiet:>7.2f}")
+
+
 def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> tuple[float, int]:
     """Seconds an epoch of ``fit_stacked`` for K learning rates, as the vectorized launcher
     builds it (the pipeline's data, loaders and evaluators, SGD's stacked update), and the
@@ -580,7 +653,7 @@ def machine(device: torch.device) -> str:
     )
 
 
-PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation"]
+PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "loaded"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -602,8 +675,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the pieces of the vectorized launcher's speed machinery the ablation turns off, "
         "one at a time (repeatable); default all",
     )  # fmt: skip
+    parser.add_argument(
+        "--loaded", action="store_true",
+        help="also the exercise run beside one busy process per core, against it quiet",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    parts = args.only or PARTS
+    parts = args.only or [part for part in PARTS if part != "loaded" or args.loaded]
     pieces = list(PIECES) if not args.ablate or "all" in args.ablate else args.ablate
     exercise, scale = sizes(args.quick, args.device)
     if args.threads is not None:
@@ -630,6 +707,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_sweep(args.quick, args.device, args.repeats, Path(tmp))
         if "ablation" in parts:
             bench_ablation(args.quick, args.device, args.repeats, Path(tmp), pieces)
+        if "loaded" in parts:
+            bench_loaded(exercise, args.device, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.errors import OutputError
 from logreg_exp.files import settle, synced_together
-from logreg_exp.job_report import JOB_LOGGER, JobReport, log_what_trains, place
+from logreg_exp.job_report import (
+    JOB_LOGGER,
+    JobReport,
+    log_what_trains,
+    place,
+    training_threads,
+)
 from logreg_exp.outcomes import failed
 from logreg_exp.results import Monitor, Outcome, Status
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.plots import PicturesAhead, painter_for
 from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
-from logreg_exp.training.devices import set_torch_threads
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult, improvements
 from logreg_exp.training.schedules import schedule_for
@@ -31,7 +36,6 @@ from logreg_exp.training.stacked import (
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
-    one_thread_is_enough,
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
@@ -70,13 +74,9 @@ def run_job_group(
     start = time.perf_counter()
     settings = [m.settings for m in members]
     first = settings[0]
-    device, threads = place(first, default_threads)
+    device, _ = place(first, default_threads)
     pipeline = build_pipeline(first, device)
-    batch_sizes = (first.batch_size, first.val_batch_size)
-    if default_threads is None and one_thread_is_enough(
-        len(members), pipeline.model.n_features, batch_sizes
-    ):
-        threads = set_torch_threads(first.threads, 1)
+    threads = training_threads(first, default_threads, pipeline, len(members))
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)

@@ -28,7 +28,12 @@ from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hp
 from logreg_exp.tracking.plots import log_decision_boundary
 from logreg_exp.training.build import Pipeline
 from logreg_exp.training.checkpoints import save_checkpoint
-from logreg_exp.training.devices import describe, resolve_device, set_torch_threads
+from logreg_exp.training.devices import (
+    describe,
+    resolve_device,
+    set_torch_threads,
+    threads_for_problem,
+)
 from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
 
 JOB_LOGGER = "logreg_exp.job"  # the name a job's lines have always been logged under
@@ -36,11 +41,23 @@ log = logging.getLogger(JOB_LOGGER)
 
 
 def place(settings: Any, default_threads: int | None) -> tuple[torch.device, int]:
-    """The device, the torch threads in force, and the global seed, as the job's config says."""
+    """The device, the torch threads in force, and the global seed, as the job's config says
+    (the threads before the problem's size is known: ``training_threads`` settles them)."""
     device = resolve_device(settings.device.name)
     threads = set_torch_threads(settings.threads, default_threads)
     torch.manual_seed(settings.seed)
     return device, threads
+
+
+def training_threads(
+    settings: Any, default_threads: int | None, pipeline: Pipeline, k: int = 1
+) -> int:
+    """The torch threads ``k`` models of ``pipeline`` train on, once its size is known: the
+    config's, the launcher's, else one for a problem below torch's grain size
+    (``devices.threads_for_problem``), else torch's own."""
+    batch_sizes = (settings.batch_size, settings.val_batch_size)
+    n_features = pipeline.model.n_features
+    return threads_for_problem(settings.threads, default_threads, k, n_features, batch_sizes)
 
 
 def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, threads: int) -> None:

@@ -17,7 +17,13 @@ from omegaconf import DictConfig
 from logreg_exp.config import validated
 from logreg_exp.errors import os_reason
 from logreg_exp.files import display_path
-from logreg_exp.job_report import JOB_LOGGER, JobReport, log_what_trains, place
+from logreg_exp.job_report import (
+    JOB_LOGGER,
+    JobReport,
+    log_what_trains,
+    place,
+    training_threads,
+)
 from logreg_exp.results import Monitor, Outcome, Status, recorded_outcome
 from logreg_exp.run_files import PROGRESS_FILE
 from logreg_exp.training.build import Pipeline, build_pipeline
@@ -55,8 +61,9 @@ def run_job(
         with GracefulInterrupt() as interrupt:
             settings = validated(cfg)
             earlier = load_progress(job_dir)
-            device, threads = place(settings, default_threads)
+            device, _ = place(settings, default_threads)
             pipeline = build_pipeline(settings, device)
+            threads = training_threads(settings, default_threads, pipeline)
             log_what_trains(pipeline, settings, device, threads)
             done = None
             if earlier is not None:

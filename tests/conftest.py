@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,62 @@ SLURM_DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatc
 # for each other and the tests take several times as long. One thread, set before any job
 # reads torch's default (devices.torch_default_threads); the CLI in a subprocess is untouched.
 torch.set_num_threads(1)
+
+# --- no process outlives the session -------------------------------------------------------
+# Every process the tests start inherits this mark in its environment, so that one orphaned
+# (its parent killed, itself re-parented to init) is still known as this session's.
+SESSION_MARK = "LOGREG_EXP_TEST_SESSION"
+os.environ[SESSION_MARK] = f"{os.getpid()}-{time.time_ns()}"
+# processes that serve the pytest process itself and end with it
+PYTEST_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "loky")
+
+
+def processes_left(basetemp: Path) -> list[str]:
+    """The processes this session started that still run: the pytest process's descendants,
+    and any process with the session's mark in its environment or its tmp dir in its command
+    line or working dir (an orphan); one line each."""
+    import psutil
+
+    me = psutil.Process()
+    mine = {p.pid for p in me.children(recursive=True)}
+    left = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.pid == me.pid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        command = " ".join(proc.info["cmdline"] or [])
+        if any(helper in command for helper in PYTEST_HELPERS):
+            continue
+        try:
+            ours = (
+                proc.pid in mine
+                or str(basetemp) in command
+                or proc.environ().get(SESSION_MARK) == os.environ[SESSION_MARK]
+                or Path(proc.cwd()).is_relative_to(basetemp)
+            )
+        except (psutil.Error, OSError):  # another user's process, or one that just ended
+            continue
+        if ours:
+            left.append(f"{proc.pid} {command}")
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left(tmp_path_factory):
+    """Fail the session (an error in the last test's teardown) if a process a test started
+    outlives the tests: an orphaned trainer would hide the next orphan bug. Those left are
+    killed after being named."""
+    yield
+    import psutil
+
+    basetemp = tmp_path_factory.getbasetemp().resolve()
+    deadline = time.monotonic() + 10  # a process being stopped gets a moment to end
+    while (left := processes_left(basetemp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for line in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(int(line.split()[0])).kill()
+    if left:
+        pytest.fail("processes outlived the tests (now killed):\n" + "\n".join(left))
 
 
 @pytest.fixture

@@ -108,3 +108,12 @@ def test_every_piece_is_ablated_unless_some_are_named(monkeypatch):
     main(["--quick", "--only", "ablation"])
     main(["--quick", "--only", "ablation", "--ablate", "all"])
     assert asked == [list(PIECES), list(PIECES)]
+
+
+def test_the_loaded_mode_stops_its_busy_processes_however_the_block_ends():
+    with bench.busy_cores(2, limit_s=60) as procs:
+        assert len(procs) == 2 and all(proc.poll() is None for proc in procs)  # spinning
+    assert all(proc.poll() is not None for proc in procs)
+    with pytest.raises(KeyboardInterrupt), bench.busy_cores(1, limit_s=60) as procs:
+        raise KeyboardInterrupt  # a benchmark stopped midway
+    assert all(proc.poll() is not None for proc in procs)

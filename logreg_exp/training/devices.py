@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 import torch
 
@@ -78,3 +79,32 @@ def set_torch_threads(threads: int | None, default: int | None) -> int:
     count = threads or default or torch_default_threads()
     torch.set_num_threads(count)
     return torch.get_num_threads()
+
+
+# torch runs an op on several threads only from this many elements on (at::internal::GRAIN_SIZE)
+GRAIN_SIZE = 32768
+
+
+def one_thread_is_enough(k: int, n_features: int, batch_sizes: Sequence[int]) -> bool:
+    """Whether every tensor of a training or validation step of K models (a batch
+    (B, n_features), scores (K, B), weights (n_features, K); K = 1 for a single run) is smaller
+    than torch's grain size: no op is then split across threads, and the threads torch keeps
+    only wait for work; on a machine whose cores are busy with other processes they take turns
+    with the one that computes, and each tiny step waits for them."""
+    largest = max(max(batch_sizes) * n_features, k * max(n_features, *batch_sizes))
+    return largest < GRAIN_SIZE
+
+
+def threads_for_problem(
+    threads: int | None,
+    default: int | None,
+    k: int,
+    n_features: int,
+    batch_sizes: Sequence[int],
+) -> int:
+    """Set torch's threads for training K models of ``n_features`` on ``batch_sizes``:
+    ``threads`` (the config's), else ``default`` (the launcher's), else one where the problem
+    is below the grain size (``one_thread_is_enough``), else torch's own; return the count."""
+    if threads is None and default is None and one_thread_is_enough(k, n_features, batch_sizes):
+        default = 1
+    return set_torch_threads(threads, default)

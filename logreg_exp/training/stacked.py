@@ -28,17 +28,6 @@ from logreg_exp.training.schedules import Schedule
 
 Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, shape (K,)
 
-# torch runs an op on several threads only from this many elements on (at::internal::GRAIN_SIZE)
-GRAIN_SIZE = 32768
-
-
-def one_thread_is_enough(k: int, n_features: int, batch_sizes: Sequence[int]) -> bool:
-    """Whether every tensor of a stacked step (scores (K, B), weights (n_features, K)) is
-    smaller than torch's grain size: no op is then split across threads, and the threads
-    torch keeps only wait for work; on a machine whose cores are busy with other processes
-    they take turns with the one that computes, and each tiny step waits for them."""
-    return k * max(n_features, *batch_sizes) < GRAIN_SIZE
-
 
 class StackedLogisticRegression(nn.Module):
     """K copies of a ``LogisticRegression``, column k of the weights being model k. Scores

@@ -3,6 +3,7 @@ every job's files are read back, and compared with the same job run alone."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -109,9 +111,26 @@ def test_submitit_local_runs_each_job_through_submitit(tmp_path, launcher):
     assert all("best epoch" in log.read_text() for log in logs)
 
 
+def trainer_of(controller: int) -> psutil.Process:
+    """The process that trains a job of submitit's local executor: the child of the
+    controller process whose PID is the job id in .hydra/hydra.yaml."""
+    (trainer,) = psutil.Process(controller).children()
+    return trainer
+
+
+def processes_of(sweep: Path) -> list[psutil.Process]:
+    """The processes that run a job of ``sweep`` (its submitit folder in their command line)."""
+    return [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if str(sweep) in " ".join(proc.info["cmdline"] or [])
+    ]
+
+
 def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_killed_ones(tmp_path):
-    """Job 0 gets SIGTERM (as scancel sends it), job 1 SIGKILL (the out-of-memory killer);
-    job 2 completes. The sweep waits for all three, lists each, and exits 1."""
+    """Job 0 gets SIGTERM (as scancel sends it: its controller forwards it to the trainer),
+    job 1's trainer SIGKILL (the out-of-memory killer); job 2 completes. The sweep waits for
+    all three, lists each, and exits 1; no trainer outlives it."""
     sweep = tmp_path / "sweep"
     proc = subprocess.Popen(
         [sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=slurm_local",
@@ -122,12 +141,20 @@ def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_kille
         jobs = {n: sweep / f"{n:04d}_dataset.max_samples=400,epochs={e}" for n, e in
                 ((0, 3000), (1, 3001), (2, 3))}  # fmt: skip
         for n, sig in ((0, signal.SIGTERM), (1, signal.SIGKILL)):
-            pid = int(wait_until(lambda n=n: job_id(jobs[n]), f"job {n} started"))
+            controller = int(wait_until(lambda n=n: job_id(jobs[n]), f"job {n} started"))
             wait_until(lambda n=n: reached_epoch(jobs[n], 2), f"epoch 2 of job {n}")
-            os.kill(pid, sig)
+            if sig == signal.SIGTERM:
+                os.kill(controller, sig)
+            else:
+                killed = trainer_of(controller)
+                killed.kill()
+                killed.wait(timeout=30)
         out, _ = proc.communicate(timeout=300)
     finally:
         proc.kill()
+        for left in processes_of(sweep):  # a test that fails midway leaves none running
+            with contextlib.suppress(psutil.Error):
+                left.kill()
     assert proc.returncode == 1, out
     assert "Traceback" not in out
     rows = {int(r["job"]): r for r in summary_rows(sweep)}
@@ -135,6 +162,7 @@ def test_a_submitit_sweep_waits_for_every_job_and_summarizes_cancelled_and_kille
     assert json.loads((jobs[0] / "metrics.json").read_text())["interrupted_by"] == "SIGTERM"
     assert re.search(r"job #1 \(\d+\) ended without a result: no result", out)
     assert "1 of 3 jobs failed: 0001_dataset.max_samples=400,epochs=3001" in out
+    assert processes_of(sweep) == []  # the killed trainer among them
 
 
 @pytest.mark.hydra_lines

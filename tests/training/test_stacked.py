@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from logreg_exp.results import Monitor, Status
+from logreg_exp.training.devices import one_thread_is_enough
 from logreg_exp.training.loop import fit
 from logreg_exp.training.model import LogisticRegression, SigmoidBCELoss
 from logreg_exp.training.stacked import (
@@ -15,7 +16,6 @@ from logreg_exp.training.stacked import (
     StackedLogisticRegression,
     fit_stacked,
     losses_and_gradients,
-    one_thread_is_enough,
     stacked_updater,
 )
 from logreg_exp.training.updaters import ManualSGD
