@@ -351,6 +351,18 @@ def show_hydra_config(
     HydraConfig.instance().cfg = shown  # type: ignore[assignment]
 
 
+def shown_hydra_config() -> DictConfig | None:
+    """The config ``HydraConfig`` shows (``{hydra: ...}``, what Hydra writes as hydra.yaml);
+    tests compare the lean set-up's with Hydra's own."""
+    return HydraConfig.instance().cfg
+
+
+def parent_of(cfg: DictConfig, key: str) -> Any:
+    """The parent of the node at ``cfg[key]``, as OmegaConf links them (tests check that the
+    lean set-up leaves the hydra node a child of its job's config)."""
+    return cfg._get_node(key)._get_parent()
+
+
 def yaml_dump(container: Any, *, public: bool = not KNOWN_OMEGACONF) -> str:
     """What ``OmegaConf.to_yaml`` writes for the plain container ``container``: by PyYAML with
     OmegaConf's own dumper (no config made first), or, in public, by ``to_yaml`` itself."""

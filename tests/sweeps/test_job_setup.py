@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
-from logreg_exp.hydra_compat import VERSION_BASE
+from logreg_exp.hydra_compat import VERSION_BASE, parent_of, shown_hydra_config
 from logreg_exp.registry import register_configs
 from logreg_exp.sweeps.job_setup import HydraFiles, JobSetUp, log_file_of, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
@@ -94,7 +94,7 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
                     HydraConfig.instance().set_config(cfg)
                 else:
                     set_hydra_config(cfg)
-                hydra_cfg = HydraConfig.instance().cfg
+                hydra_cfg = shown_hydra_config()
                 if way == "hydra":  # as run_job makes and writes them
                     task_cfg = copy.deepcopy(cfg)
                     with read_write(task_cfg), open_dict(task_cfg):
@@ -135,8 +135,8 @@ def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
             else:
                 set_hydra_config(cfg)
                 assert HydraConfig.get() is cfg.hydra
-            shown = HydraConfig.instance().cfg
-            assert cfg._get_node("hydra")._get_parent() is cfg
+            shown = shown_hydra_config()
+            assert parent_of(cfg, "hydra") is cfg
             assert OmegaConf.is_readonly(HydraConfig.get())
             assert OmegaConf.to_yaml(cfg) == before
             seen[way] = (

@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from logreg_exp.errors import ConfigError
+from logreg_exp.hydra_compat import BASIC_LAUNCHER
 from logreg_exp.sweeps import launchers
 from logreg_exp.sweeps.launchers import (
     default_threads,
@@ -154,7 +155,7 @@ def test_parallel_jobs_reads_n_jobs_as_joblib_does(n_jobs, cores, expected):
         ({"cpus_per_task": 4, "gpus_per_node": 0}, 8, 4),  # submitit: what the job asked for
         ({"cpus_per_task": 32}, 8, 8),  # but no more than this machine has
         ({"cpus_per_task": None}, 8, None),
-        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 8, None),
+        ({"_target_": BASIC_LAUNCHER}, 8, None),
     ],
 )
 def test_default_threads_keep_jobs_times_threads_within_the_cores(launcher, cores, expected):
