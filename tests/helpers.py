@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -48,10 +49,18 @@ def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
     """The config ``python -m logreg_exp OVERRIDES`` would run with (see ``cli.compose``),
     the caller's own copy. Without its ``hydra`` node a config follows from its overrides
     alone, so each set is made once (see ``composed``); the ``hydra`` node also holds the
-    working directory and the environment, so that is composed anew each time."""
+    working directory (and Hydra reads the environment), so it is made once for each."""
     if with_hydra:
-        return compose(*overrides, with_hydra=True)
+        environment = tuple(sorted(os.environ.items()))
+        return copy.deepcopy(composed_in(overrides, os.getcwd(), environment))
     return copy.deepcopy(composed(overrides))
+
+
+@functools.cache
+def composed_in(overrides: tuple[str, ...], cwd: str, environment: tuple) -> DictConfig:
+    """The config for ``overrides`` with its ``hydra`` node, composed once in ``cwd`` with
+    ``environment``; only ``compose_config`` hands it out."""
+    return compose(*overrides, with_hydra=True)
 
 
 @functools.cache

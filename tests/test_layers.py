@@ -3,6 +3,7 @@ count, those under ``if TYPE_CHECKING:`` do not), a single run that does not imp
 stacked model, one module that exits the process, and a thin entrypoint."""
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,12 @@ def module_files() -> dict[str, Path]:
 MODULES = module_files()
 
 
+@functools.cache
+def source_tree(name: str) -> ast.Module:
+    """Module ``name``'s syntax tree, parsed once for all the tests here (read only)."""
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"))
+
+
 def type_checking_nodes(tree: ast.AST) -> set[int]:
     """The ids of the nodes inside ``if TYPE_CHECKING:`` blocks."""
     inside = set()
@@ -40,7 +47,7 @@ def imported_modules(name: str) -> set[str]:
     """The package's modules that module ``name`` imports, anywhere in its code (``from a
     import b`` counts as importing the module ``a.b`` where there is one, else ``a``)."""
     path = MODULES[name]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = source_tree(name)
     skipped = type_checking_nodes(tree)
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
@@ -148,8 +155,8 @@ def exit_calls(tree: ast.AST) -> list[int]:
 
 def test_only_the_entrypoint_and_the_commands_main_blocks_exit_the_process():
     exits = {}
-    for name, path in MODULES.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+    for name in MODULES:
+        tree = source_tree(name)
         if name == "logreg_exp.cli":
             continue
         allowed = set()
@@ -162,7 +169,7 @@ def test_only_the_entrypoint_and_the_commands_main_blocks_exit_the_process():
             exits[name] = sorted(calls)
     assert exits == {}
     for name in COMMANDS:
-        assert exit_calls(ast.parse(MODULES[name].read_text(encoding="utf-8")))
+        assert exit_calls(source_tree(name))
 
 
 def test_the_entrypoint_stays_thin():
@@ -174,8 +181,8 @@ def test_the_entrypoint_stays_thin():
 def test_a_shared_helper_is_defined_in_one_module(helper):
     defined_in = [
         name
-        for name, path in MODULES.items()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for name in MODULES
+        for node in ast.walk(source_tree(name))
         if isinstance(node, ast.FunctionDef) and node.name == helper
     ]
     assert len(defined_in) == 1, defined_in
