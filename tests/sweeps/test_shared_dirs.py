@@ -4,9 +4,16 @@ launcher; a single run cannot write into the dir of a job a vectorized group is 
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, read_metrics_json, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +43,34 @@ def test_a_subdir_made_of_a_key_two_jobs_share_is_refused(tmp_path):
     )  # fmt: skip
     assert_one_line_error(proc, "gives jobs #0 and #1 the same dir sweep/lr_0.1")
     assert not (tmp_path / "sweep" / "lr_0.1").exists()
+
+
+def test_a_single_run_into_a_training_groups_job_dir_is_refused(tmp_path):
+    sweep = subprocess.Popen(
+        [
+            sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=vectorized",
+            "updater.lr=0.01,0.1", "epochs=100000", "dataset.n_samples=400",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        for line in sweep.stdout:
+            if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
+                break
+        (job,) = [p for p in (tmp_path / "sweep").iterdir() if p.name.endswith("lr=0.1")]
+        intruder = run_cli(
+            "updater.lr=0.5", "epochs=1", f"hydra.run.dir='sweep/{job.name}'", cwd=tmp_path
+        )
+        os.killpg(sweep.pid, signal.SIGINT)
+        sweep.communicate(timeout=60)
+    finally:
+        sweep.kill()
+        sweep.wait()
+    assert_one_line_error(intruder, f"the run dir sweep/{job.name} is in use by another process")
+    assert sweep.returncode == 130
+    metrics = read_metrics_json(job)
+    assert metrics["status"] == "interrupted" and metrics["epochs_run"] >= 3
+    assert "lr: 0.1" in (job / ".hydra" / "config.yaml").read_text()
