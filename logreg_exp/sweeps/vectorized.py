@@ -18,6 +18,7 @@ applies overrides with (``tests/sweeps/test_vectorized.py`` checks the two are i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -311,6 +312,7 @@ class VectorizedSweep:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        files_for_locks(len(job_overrides))
         configs = []
         for i, overrides in enumerate(job_overrides):
             cfg = self.configs.for_launch(self.config, list(overrides))
@@ -476,6 +478,22 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def files_for_locks(jobs: int) -> None:
+    """Let the process hold a lock file open for each of ``jobs`` (the grouped jobs' dirs
+    stay locked while their group runs), raising its soft open-file limit up to the hard one
+    where it is lower."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX: no locks held
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = jobs + 256  # and what torch, logging and TensorBoard hold
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def copy_config(cfg: DictConfig) -> DictConfig:
