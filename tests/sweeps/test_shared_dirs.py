@@ -74,3 +74,18 @@ def test_a_single_run_into_a_training_groups_job_dir_is_refused(tmp_path):
     metrics = read_metrics_json(job)
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] >= 3
     assert "lr: 0.1" in (job / ".hydra" / "config.yaml").read_text()
+
+
+def test_a_search_whose_subdir_gives_two_trials_one_dir_refuses_the_second(tmp_path):
+    proc = run_cli(
+        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "epochs=1",
+        "dataset.n_samples=400", "hydra.sweep.subdir=fixed", "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert (
+        "error: the job dir sweep/fixed holds the run of job #0 of this sweep, and job #1 would "
+        "write there too; hydra.sweep.subdir must give each job its own dir"
+    ) in proc.stdout + proc.stderr
+    assert read_metrics_json(tmp_path / "sweep" / "fixed")["status"] == "completed"
+    assert (tmp_path / "sweep" / "fixed" / ".logreg_exp.lock").read_text().endswith(" job 0\n")
