@@ -78,8 +78,8 @@ def shared_job_dir(config: DictConfig, jobs: list[list[str]]) -> str | None:
     raw = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
     keys = re.findall(r"\$\{([\w.]+)\}", raw)
     reads_task = any(not key.startswith("hydra.") for key in keys)
-    if "${hydra:" in raw:
-        return None
+    if "${hydra:" in raw or re.search(r"\$\{hydra\.job\.(num|id)\}", raw):
+        return None  # the job's number names its dir (the default): a dir of its own
     probe = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
     parser = OverridesParser.create()
     seen: dict[str, int] = {}
