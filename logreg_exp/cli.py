@@ -75,7 +75,8 @@ def main(cfg: DictConfig) -> float:
             # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
             claim = None
             if in_sweep:
-                claim = claim_job_dir(job_dir, cfg, bool(cfg.overwrite), cfg.resume)
+                job_num = hydra_cfg.job.num
+                claim = claim_job_dir(job_dir, cfg, bool(cfg.overwrite), cfg.resume, str(job_num))
             try:
                 if claim is not None and claim.start is Start.ENDED:
                     outcome = ended_job(job_dir, Monitor(cfg.monitor))

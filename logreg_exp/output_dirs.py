@@ -299,6 +299,15 @@ class DirLock:
     process ends, whatever ends it); the file holds the holder's pid."""
 
     file: IO[str] | None
+    previous: str = ""  # what the lock file said before: the last holder's pid and mark
+
+    def restore_previous(self) -> None:
+        """Put back what the lock file said before this lock (its holder's mark)."""
+        if self.file is not None:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(self.previous)
+            self.file.flush()
 
     def release(self) -> None:
         if self.file is not None:
@@ -306,9 +315,10 @@ class DirLock:
             self.file = None
 
 
-def lock_dir(path: Path, what: str) -> DirLock:
+def lock_dir(path: Path, what: str, mark: str = "") -> DirLock:
     """Create ``path`` if needed and lock it; OutputDirInUse if another process holds it,
-    OutputError if it cannot be created or written."""
+    OutputError if it cannot be created or written. ``mark`` (a sweep job's number) is kept
+    in the lock file after the holder's pid, for the next claim to read."""
     path = Path(path)
     shown = display_path(path)
     try:
@@ -324,7 +334,7 @@ def lock_dir(path: Path, what: str) -> DirLock:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         file.seek(0)
-        holder = file.read().strip()
+        holder = (file.read().split() or [""])[0]
         file.close()
         by = f" (pid {holder})" if holder.isdigit() else ""
         raise OutputDirInUse(
@@ -332,10 +342,12 @@ def lock_dir(path: Path, what: str) -> DirLock:
             f"choose another dir"
         ) from None
     file.seek(0)
+    previous = file.read()
+    file.seek(0)
     file.truncate()
-    file.write(f"{os.getpid()}\n")
+    file.write(f"{os.getpid()} {mark}".rstrip() + "\n")
     file.flush()
-    return DirLock(file)
+    return DirLock(file, previous)
 
 
 def claim(
@@ -419,13 +431,26 @@ def claim_run_dir(
     )
 
 
-def claim_job_dir(path: Path, config: DictConfig, overwrite: bool, resume: str = "auto") -> Claim:
+def claim_job_dir(
+    path: Path, config: DictConfig, overwrite: bool, resume: str = "auto", job: str | None = None
+) -> Claim:
     """The same for a sweep's job dir, from inside the job: Hydra has written its
     ``.hydra/`` and log already, so these are this job's and stay. The job dir of a sweep
     that goes on may hold this job's run from before: one that ended stands, an unfinished
     one resumes. ``resume=true`` was asked of the sweep dir (``claim_sweep_dir``): a job
-    that had not started starts."""
-    lock = lock_dir(path, "job dir")
+    that had not started starts. ``job``: the job's number in its sweep; a dir that holds
+    the run of another job of the sweep is refused (a ``hydra.sweep.subdir`` that gives two
+    jobs one dir, where the sweeper decides its jobs as it goes and no plan could tell)."""
+    lock = lock_dir(path, "job dir", "" if job is None else f"job {job}")
+    earlier = lock.previous.split()[2:3] if lock.previous.split()[1:2] == ["job"] else []
+    if job is not None and earlier and earlier[0] != job and has_any(path, RUN_RESULTS):
+        lock.restore_previous()  # the dir stays job #earlier's
+        lock.release()
+        raise OutputDirInUse(
+            f"the job dir {display_path(path)} holds the run of job #{earlier[0]} of this "
+            f"sweep, and job #{job} would write there too; hydra.sweep.subdir must give each "
+            "job its own dir (with ${hydra.job.num}, as the default does)"
+        )
     state = inspect_run_dir(path, task_identity(config))
     mode = resume_mode(resume)
     return claim(

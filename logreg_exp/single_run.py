@@ -24,10 +24,17 @@ from logreg_exp.job_report import (
     place,
     training_threads,
 )
+from logreg_exp.output_dirs import task_identity
 from logreg_exp.results import Monitor, Outcome, Status, recorded_outcome
 from logreg_exp.run_files import PROGRESS_FILE
 from logreg_exp.training.build import Pipeline, build_pipeline
-from logreg_exp.training.checkpoints import load_progress, restore, save_progress
+from logreg_exp.training.checkpoints import (
+    check_origin,
+    load_progress,
+    restore,
+    run_origin,
+    save_progress,
+)
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult
 
@@ -65,13 +72,15 @@ def run_job(
             pipeline = build_pipeline(settings, device)
             threads = training_threads(settings, default_threads, pipeline)
             log_what_trains(pipeline, settings, device, threads)
+            origin = run_origin(task_identity(cfg), pipeline)
             done = None
             if earlier is not None:
+                check_origin(job_dir, earlier, origin)
                 done = restore(pipeline, earlier)
                 start -= float(earlier["wall_s"])
                 log_resume(job_dir, settings, len(done.history))
             report = JobReport(cfg, settings, job_dir, choices, swept, done, writes_progress=True)
-            save = ProgressSaver(job_dir, pipeline, start)
+            save = ProgressSaver(job_dir, pipeline, start, origin)
             if done is None:  # from here on, a run stopped at any moment resumes
                 save(FitResult(Monitor(settings.monitor)))
             result = pipeline.fit(
@@ -104,15 +113,18 @@ class ProgressSaver:
     """``save_progress`` for ``fit``: ``last.pt`` after each epoch. One that cannot be
     written (a full disk) is said in the log, and training goes on: a restart resumes from
     an earlier epoch. ``start``: the run's start by ``time.perf_counter``, earlier attempts
-    included."""
+    included; ``origin``: what made the run (``run_origin``), kept in ``last.pt``."""
 
-    def __init__(self, job_dir: Path, pipeline: Pipeline, start: float) -> None:
+    def __init__(
+        self, job_dir: Path, pipeline: Pipeline, start: float, origin: dict[str, Any] | None = None
+    ) -> None:
         self.job_dir, self.pipeline, self.start = job_dir, pipeline, start
+        self.origin = origin
 
     def __call__(self, result: FitResult) -> None:
         wall_s = time.perf_counter() - self.start
         try:
-            save_progress(self.job_dir, self.pipeline, result, wall_s)
+            save_progress(self.job_dir, self.pipeline, result, wall_s, self.origin)
         except OSError as err:
             done = len(result.history)
             log.warning(

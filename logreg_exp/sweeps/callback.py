@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg_exp.files import atomic_write, display_path
-from logreg_exp.hydra_compat import basic_sweep_jobs
+from logreg_exp.hydra_compat import (
+    apply_overrides,
+    basic_sweep_jobs,
+    is_plain_change,
+    set_override_dirname,
+)
 from logreg_exp.outcomes import EndProcess
 from logreg_exp.results import Monitor, Status
 from logreg_exp.run_files import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG
@@ -64,6 +70,44 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
         return None
 
 
+def shared_job_dir(config: DictConfig, jobs: list[list[str]]) -> str | None:
+    """Why two of the planned ``jobs`` would write into one dir (``hydra.sweep.subdir``
+    resolved as each job's config resolves it, from its number and overrides), in one line;
+    None where each has its own, or where the subdir cannot be told before the jobs run (it
+    reads the Hydra config, or a key a config group choice of a job sets)."""
+    raw = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
+    keys = re.findall(r"\$\{([\w.]+)\}", raw)
+    reads_task = any(not key.startswith("hydra.") for key in keys)
+    if "${hydra:" in raw or re.search(r"\$\{hydra\.job\.(num|id)\}", raw):
+        return None  # the job's number names its dir (the default): a dir of its own
+    probe = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+    parser = OverridesParser.create()
+    seen: dict[str, int] = {}
+    try:
+        for num, job in enumerate(jobs):
+            parsed = parser.parse_overrides(job)
+            if reads_task and not all(is_plain_change(o) for o in parsed):
+                return None
+            with open_dict(probe):
+                probe.hydra.job.num, probe.hydra.job.id = num, str(num)
+                probe.hydra.overrides.task = list(job)
+                set_override_dirname(probe, parsed)
+                if reads_task:
+                    apply_overrides(parsed, probe, public=True)
+            subdir = str(probe.hydra.sweep.subdir)
+            if subdir in seen:
+                shown = display_path(Path(str(config.hydra.sweep.dir)) / subdir)
+                return (
+                    f"hydra.sweep.subdir={raw} gives jobs #{seen[subdir]} and #{num} the same "
+                    f"dir {shown}; make it name each job (with ${{hydra.job.num}}, as the "
+                    "default does)"
+                )
+            seen[subdir] = num
+    except Exception as err:  # a subdir that resolves only in the job: the job says so
+        log.debug("job dirs not compared before the sweep: %s", err)
+    return None
+
+
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:
     """``job 3/9 (#2): updater.lr=0.01 batch_size=8``: the place in the sweep, counted from 1,
     then Hydra's job number (the job dir's prefix, zero-padded there), then its overrides."""
@@ -84,6 +128,11 @@ class SweepCallback(Callback):
         UNENDED_SWEEPS[sweep_dir] = (hydra.launcher.get("_target_"), hydra.sweeper.get("_target_"))
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
+        shared = None if jobs is None else shared_job_dir(config, jobs)
+        if shared is not None:  # before anything runs, and before the sweep counts as begun
+            UNENDED_SWEEPS.pop(sweep_dir, None)
+            print(f"error: {shared}", file=sys.stderr)
+            raise EndProcess(1)
         if jobs is None:
             plan_file.unlink(missing_ok=True)  # a plan of an earlier sweep in this dir
             return

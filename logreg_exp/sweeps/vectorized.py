@@ -18,6 +18,7 @@ applies overrides with (``tests/sweeps/test_vectorized.py`` checks the two are i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -40,6 +41,7 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
+from logreg_exp.output_dirs import DirLock, lock_dir
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.job_setup import JobSetUp, key_path, log_file_of
@@ -287,6 +289,7 @@ class VectorizedSweep:
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
         self.set_up: JobSetUp | None = None  # while it sets up a job
+        self.locks: dict[int, DirLock] = {}  # grouped jobs' dirs, locked until their group ends
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -309,6 +312,7 @@ class VectorizedSweep:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        files_for_locks(len(job_overrides))
         configs = []
         for i, overrides in enumerate(job_overrides):
             cfg = self.configs.for_launch(self.config, list(overrides))
@@ -378,9 +382,19 @@ class VectorizedSweep:
                 "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
                 len(in_group), time.perf_counter() - start,
             )  # fmt: skip
-        self.train_groups(groups, members, returns)
+        try:
+            self.train_groups(groups, members, returns)
+        finally:
+            self.release(list(self.locks))
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
+
+    def release(self, jobs: Sequence[int]) -> None:
+        """Unlock the dirs of ``jobs`` (their group ended): runs may claim them again."""
+        for i in jobs:
+            lock = self.locks.pop(i, None)
+            if lock is not None:
+                lock.release()
 
     def prepare(
         self,
@@ -401,10 +415,12 @@ class VectorizedSweep:
 
             hydra_cfg = HydraConfig.get()
             job_dir = Path(hydra_cfg.runtime.output_dir)
-            try:
+            try:  # locked as a single run's dir, until the group has written its files
+                self.locks[i] = lock_dir(job_dir, "job dir")
                 settings = validated(task_cfg)
                 updater = build_updater([dummy_parameter()], settings.updater)
             except ConfigError as err:
+                self.release([i])
                 return failed(err, task_cfg, job_dir, in_sweep=True, wall_s=0.0).value
             members[i] = GroupMember(
                 task_cfg,
@@ -439,7 +455,10 @@ class VectorizedSweep:
             if not jobs:
                 continue
             self.configure_console_logging()
-            outcomes = run_job_group([members[i] for i in jobs], threads)
+            try:
+                outcomes = run_job_group([members[i] for i in jobs], threads)
+            finally:
+                self.release(jobs)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             for i, outcome in zip(jobs, outcomes, strict=True):
                 ret = returns[i]
@@ -459,6 +478,22 @@ class VectorizedSweep:
         root = job_logging.get("root", {})
         root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
         configure_log(OmegaConf.create(job_logging), self.config.hydra.verbose)
+
+
+def files_for_locks(jobs: int) -> None:
+    """Let the process hold a lock file open for each of ``jobs`` (the grouped jobs' dirs
+    stay locked while their group runs), raising its soft open-file limit up to the hard one
+    where it is lower."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX: no locks held
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = jobs + 256  # and what torch, logging and TensorBoard hold
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def copy_config(cfg: DictConfig) -> DictConfig:

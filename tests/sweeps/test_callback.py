@@ -297,3 +297,21 @@ def test_tensorboard_shows_one_hparams_row_per_job_with_its_curves_and_picture(s
     assert png == (sweep_dir / SWEEP_PNG).read_bytes()
     text = tensorboard.get("/data/plugin/text/tags")
     assert all(text[job] == ["config/text_summary"] for job in JOBS)
+
+
+def test_the_plan_tells_jobs_that_would_share_a_dir():
+    from logreg_exp.sweeps.callback import shared_job_dir
+    from tests.helpers import compose_config
+
+    jobs = [["updater.lr=0.1", "seed=1"], ["updater.lr=0.1", "seed=2"]]
+    default = compose_config("hydra.sweep.dir=s", with_hydra=True)
+    assert shared_job_dir(default, jobs) is None  # the job's number names its dir
+    by_overrides = compose_config(
+        "hydra.sweep.dir=s", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        "hydra.job.config.override_dirname.exclude_keys=[seed]", with_hydra=True,
+    )  # fmt: skip
+    assert shared_job_dir(by_overrides, jobs) == (
+        "hydra.sweep.subdir=${hydra.job.override_dirname} gives jobs #0 and #1 the same dir "
+        "s/updater.lr=0.1; make it name each job (with ${hydra.job.num}, as the default does)"
+    )
+    assert shared_job_dir(by_overrides, [jobs[0], ["updater.lr=0.2", "seed=1"]]) is None

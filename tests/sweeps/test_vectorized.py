@@ -411,3 +411,19 @@ def test_a_full_disk_while_a_groups_files_are_written_fails_those_jobs_alone(tmp
     failed = sorted(set(statuses) - set(completed))
     # a line for each job that failed, naming it
     assert sorted(next(n for n in failed if n in line) for line in errors) == failed, errors
+
+
+def test_a_big_group_may_hold_a_lock_on_each_of_its_job_dirs():
+    import resource
+
+    from logreg_exp.sweeps.vectorized import files_for_locks
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1300:
+        pytest.skip("the hard open-file limit is too low to raise the soft one")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+    try:
+        files_for_locks(1000)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 1000
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from logreg_exp.errors import ConfigError
-from logreg_exp.results import Status
+from logreg_exp.results import Monitor, Status
 from logreg_exp.training.checkpoints import (
     PROGRESS_FILE,
     load_checkpoint,
@@ -18,6 +18,7 @@ from logreg_exp.training.checkpoints import (
     save_progress,
     set_random_states,
 )
+from logreg_exp.training.loop import FitResult
 from tests.helpers import build, fit_built
 
 
@@ -184,3 +185,54 @@ def test_random_states_put_back_draw_the_same_numbers():
     torch.manual_seed(7)
     set_random_states(states)
     assert torch.equal(torch.rand(5), expected)
+
+
+# what made last.pt: a run resumes only from its own
+
+
+def test_last_pt_says_what_made_it_and_only_its_own_run_resumes_from_it(tmp_path):
+    from logreg_exp.training.checkpoints import check_origin, run_origin
+
+    _, exp = build("epochs=2", "dataset.n_samples=400")
+    origin = run_origin({"seed": 0}, exp)
+    save_progress(tmp_path, exp, FitResult(Monitor("val_loss")), 0.0, origin)
+    progress = load_progress(tmp_path)
+    check_origin(tmp_path, progress, origin)  # its own run: no error
+    _, other_data = build("epochs=2", "dataset.n_samples=400", "seed=7")
+    cases = [
+        (run_origin({"seed": 1}, exp), "made by a run of another config"),
+        (run_origin({"seed": 0}, other_data), "the data changed"),
+        ({**origin, "dtype": "float64"}, "made in float32, this run trains in float64"),
+        ({**origin, "shapes": {"train": [[1, 2], [1]]}}, "data of other shapes"),
+    ]
+    for other, why in cases:
+        with pytest.raises(ConfigError, match=f"last.pt: .*{why}.*; resume=false starts") as info:
+            check_origin(tmp_path, progress, other)
+        assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="does not say which config and data made it"):
+        check_origin(tmp_path, {**progress, "origin": {}}, origin)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pipeline": None}, "pipeline missing or of the wrong type"),
+        ({"fit": 3, "wall_s": "1"}, "fit, wall_s missing or of the wrong type"),
+        ({"epoch": True}, "epoch missing or of the wrong type"),
+    ],
+)
+def test_a_last_pt_with_missing_or_wrong_typed_entries_is_one_line(tmp_path, change, message):
+    _, exp = build("epochs=2", "dataset.n_samples=400")
+    save_progress(tmp_path, exp, FitResult(Monitor("val_loss")), 0.0)
+    progress = {**torch.load(tmp_path / PROGRESS_FILE, weights_only=True), **change}
+    torch.save({k: v for k, v in progress.items() if v is not None}, tmp_path / PROGRESS_FILE)
+    with pytest.raises(ConfigError, match=f"^cannot resume: .*{message}; resume=false"):
+        load_progress(tmp_path)
+
+
+def test_a_last_pt_of_another_model_or_updater_is_one_line_not_a_traceback(tmp_path):
+    _, three = build("epochs=2", "dataset.n_samples=400", "dataset.n_features=3")
+    save_progress(tmp_path, three, FitResult(Monitor("val_loss")), 0.0)
+    _, two = build("epochs=2", "dataset.n_samples=400", "updater=manual", "updater.momentum=0.9")
+    with pytest.raises(ConfigError, match=r"^cannot resume: last\.pt does not fit this run"):
+        restore(two, load_progress(tmp_path))
