@@ -567,6 +567,10 @@ def bench_loaded(size: Size, device_name: str, repeats: int, tmp: Path) -> None:
     for name in commands:
         quiet, loaded = med[f"{name}/quiet"], med[f"{name}/loaded"]
         print(f"  {labels[name]:<66}{quiet:>8.2f}{loaded:>8.2f}{loaded / quiet:>7.2f}")
+    print(
+        f"  (a run on one thread shares {n} cores with {n} busy processes: a fair scheduler gives "
+        f"it {n}/{n + 1} of a core, a ratio of {(n + 1) / n:.2f} at best)"
+    )
 
 
 def stacked_epoch_s(cfg: object, device: torch.device, k: int, epochs: int) -> tuple[float, int]:

@@ -117,3 +117,12 @@ def test_the_loaded_mode_stops_its_busy_processes_however_the_block_ends():
     with pytest.raises(KeyboardInterrupt), bench.busy_cores(1, limit_s=60) as procs:
         raise KeyboardInterrupt  # a benchmark stopped midway
     assert all(proc.poll() is not None for proc in procs)
+
+
+@pytest.mark.slow
+def test_bench_loaded_prints_quiet_and_loaded_side_by_side(capsys):
+    main(["--quick", "--repeats", "1", "--only", "loaded"])
+    out = capsys.readouterr().out
+    assert "loaded machine, exercise size" in out
+    assert re.search(r"\(threads chosen for the problem\) +[\d.]+ +[\d.]+ +[\d.]+\n", out)
+    assert re.search(r"threads=\d+ +\(a thread per core\) +[\d.]+ +[\d.]+ +[\d.]+\n", out)
