@@ -20,7 +20,7 @@ import hydra
 from hydra import initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_groups
 from logreg_exp.outcomes import EndProcess, end_as, failed
@@ -75,8 +75,9 @@ def main(cfg: DictConfig) -> float:
             # a single run's dir was claimed before Hydra wrote into it (OutputDirGuard)
             claim = None
             if in_sweep:
-                job_num = hydra_cfg.job.num
-                claim = claim_job_dir(job_dir, cfg, bool(cfg.overwrite), cfg.resume, str(job_num))
+                num = OmegaConf.select(hydra_cfg, "job.num", default=None)  # which job claims
+                job = None if num is None else str(num)
+                claim = claim_job_dir(job_dir, cfg, bool(cfg.overwrite), cfg.resume, job)
             try:
                 if claim is not None and claim.start is Start.ENDED:
                     outcome = ended_job(job_dir, Monitor(cfg.monitor))
