@@ -203,6 +203,8 @@ def lr_of(cfg: DictConfig) -> float:
     return cfg.updater.lr
 
 
+@pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_execute_joblib_job_public_is_the_plugins(tmp_path, monkeypatch):
     """A job run in-process by each way: the same config, number, id, dir and value."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")

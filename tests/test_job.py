@@ -22,6 +22,9 @@ from logreg_exp.tracking.loggers import ConsoleLogger
 from logreg_exp.training.loop import EpochMetrics
 from tests.helpers import compose_config, event_records, read_metrics_json, without_timings
 
+# Each test runs a whole job in-process (compose, train, write its files): end-to-end.
+pytestmark = [pytest.mark.slow, pytest.mark.hydra_lines]
+
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
 def test_run_returns_the_best_monitored_value(tmp_path, monitor):

@@ -65,6 +65,8 @@ JOBS = [  # batch_size comes after updater in the config: holes out of the overr
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_the_hydra_files_are_what_hydra_writes(tmp_path):
     """Each job's config.yaml, hydra.yaml and overrides.yaml from the first job's template
     (derived configs), against OmegaConf.to_yaml of the configs Hydra composes, as its
@@ -112,6 +114,8 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
         assert files.templates[1].fill([*JOBS[-1], "x", "1", 1, LONG + LONG]) is None
 
 
+@pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
     """HydraConfig set from a job's config without copying its hydra node: the same YAML, the
     same values through HydraConfig.get() and ${hydra:...} in the job's config, the node
@@ -149,6 +153,8 @@ def test_set_hydra_config_shows_what_hydras_set_config_shows(tmp_path):
         assert seen["shared"][3] == 7
 
 
+@pytest.mark.slow
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     "overrides",
     [

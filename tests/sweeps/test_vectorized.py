@@ -115,6 +115,8 @@ JOBS = [
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.hydra_lines
 def test_a_derived_config_is_what_hydra_composes():
     register_configs()
     with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):

@@ -223,6 +223,7 @@ def assert_close_fit(got, want, rel: float) -> None:
         torch.testing.assert_close(got.best_state[key], value, rtol=rel, atol=rel)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(
     ("name", "updater"),
