@@ -381,13 +381,14 @@ def sweep_commands(quick: bool, device_name: str) -> tuple[int, dict[str, list[s
     }
 
 
-def run_in(tmp: Path, counter: Iterable[int]) -> Callable[[list[str]], float]:
-    """Wall seconds of a command (a run or a sweep) in a dir of its own under ``tmp``."""
+def run_in(tmp: Path, counter: Iterable[int], name: str) -> Callable[[list[str]], float]:
+    """Wall seconds of a command (a run or a sweep) in a dir of its own under ``tmp``
+    (``NAME-N``: each comparison names its own, so two in one ``tmp`` never meet)."""
     numbers = iter(counter)
 
     def once(argv: list[str]) -> float:
         where = "hydra.sweep.dir" if "-m" in argv[3:] else "hydra.run.dir"
-        return run_process([*argv, f"{where}={tmp / f'sweep-{next(numbers)}'}"], tmp)
+        return run_process([*argv, f"{where}={tmp / f'{name}-{next(numbers)}'}"], tmp)
 
     return once
 
@@ -403,7 +404,7 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
         "vectorized": f"  -m updater.lr=<{k} values> hydra/launcher=vectorized",
         "basic": f"  -m updater.lr=<{k} values>   (basic launcher)",
     }
-    run = run_in(tmp, itertools.count())
+    run = run_in(tmp, itertools.count(), "sweep")
     limit = {name: 1 if name == "basic" else repeats for name in commands}
     times = interleaved(list(commands), repeats, lambda n: run(commands[n]), limit.__getitem__)
     single = statistics.median(times["single"])
@@ -465,7 +466,7 @@ def bench_ablation(
     commands = {"single": sweep["single"], "all on": sweep["vectorized"]}
     for piece in pieces:
         commands[piece] = [*sweep["vectorized"], PIECES[piece][1]]
-    run = run_in(tmp, itertools.count())
+    run = run_in(tmp, itertools.count(), "ablation")
     cpu: dict[str, list[float]] = {name: [] for name in commands}
 
     def once(name: str) -> float:
