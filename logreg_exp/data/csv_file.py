@@ -147,6 +147,21 @@ def open_csv(path: Path) -> TextIO:
         raise ConfigError(f"dataset.path={str(path)!r}: cannot read it: {os_reason(err)}") from None
 
 
+def data_rows(
+    rows: Iterator[tuple[int, list[str]]], path: Path, width: int
+) -> Iterator[tuple[int, list[str]]]:
+    """The rows of ``csv_rows`` after the header, blank lines left out; a row whose number of
+    fields is not the header's ``width`` is a ConfigError naming its line."""
+    for line_no, row in rows:
+        if not row:  # a blank line
+            continue
+        if len(row) != width:
+            raise ConfigError(
+                f"{path} line {line_no}: {len(row)} fields, but the header has {width}"
+            )
+        yield line_no, row
+
+
 def csv_rows(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
     """``(line, row)`` for each record of ``reader``, ``line`` being where it ends; each
     failure to read or decode the file as a ConfigError naming the line."""
@@ -253,13 +268,7 @@ def table_chunks(
         header = [name.strip() for name in first[1]]
         yield Table(path, header, [], [], delimiter)
         chunk = Table(path, header, [], [], delimiter)
-        for line_no, row in rows:
-            if not row:  # a blank line
-                continue
-            if len(row) != len(header):
-                raise ConfigError(
-                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
-                )
+        for line_no, row in data_rows(rows, path, len(header)):
             chunk.rows.append(row)
             chunk.line_numbers.append(line_no)
             if len(chunk.rows) == rows_per_chunk:
@@ -373,13 +382,7 @@ def read_csv_dataset(
     with open_csv(path) as f:
         rows = csv_rows(csv.reader(f, delimiter=delimiter), path)
         next(rows)  # the header
-        for line_no, row in rows:
-            if not row:  # a blank line
-                continue
-            if len(row) != len(header):
-                raise ConfigError(
-                    f"{path} line {line_no}: {len(row)} fields, but the header has {len(header)}"
-                )
+        for line_no, row in data_rows(rows, path, len(header)):
             label = row[target_col].strip()
             if label.lower() in MISSING_MARKERS:
                 raise ConfigError(f"{path} line {line_no}, column {target!r}: missing label")
