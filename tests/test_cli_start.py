@@ -10,6 +10,7 @@ from tests.helpers import assert_one_line_error, read_metrics_json, run_cli
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -32,6 +33,7 @@ def test_a_key_no_schema_declares_is_refused_with_or_without_a_plus(tmp_path, ar
     assert not (tmp_path / "runs").exists()  # and nothing is left of the run
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     "args", [["batch_size=0"], ["dataset=csv", "dataset.path=nope.csv", "dataset.target=y"]]
 )
@@ -46,6 +48,7 @@ def test_a_run_that_fails_before_training_leaves_no_dir(tmp_path, args):
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.hydra_lines
 def test_a_float_range_sweep_names_its_values_as_they_are_written(tmp_path):
     proc = run_cli(
         "-m", "updater.lr=range(0.05,0.08,0.01)", "epochs=1", "dataset.n_samples=200",
