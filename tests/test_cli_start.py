@@ -33,7 +33,6 @@ def test_a_key_no_schema_declares_is_refused_with_or_without_a_plus(tmp_path, ar
     assert not (tmp_path / "runs").exists()  # and nothing is left of the run
 
 
-@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     "args", [["batch_size=0"], ["dataset=csv", "dataset.path=nope.csv", "dataset.target=y"]]
 )
