@@ -104,6 +104,27 @@ NON_NEGATIVE = Allowed(
 )
 
 
+def is_weight(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+    )
+
+
+CLASS_WEIGHT = Allowed(
+    lambda v, _: (
+        v is None
+        or v == "balanced"
+        or (isinstance(v, dict) and bool(v) and all(is_weight(w) for w in v.values()))
+    ),
+    "null, balanced, or a mapping of class label to a positive weight, such as {1: 5.0}",
+)
+PATIENCE = Allowed(
+    lambda v, root: v is None or 1 <= v <= root.epochs,
+    lambda root: f"an integer from 1 to epochs ({root.epochs}), or null (no early stopping)",
+    doc="an integer from 1 to epochs, or null (no early stopping)",
+)
+
+
 @dataclass
 class DatasetConfig:
     """Keys every dataset has: the held-out shares, their split, and feature scaling. Each
@@ -242,6 +263,13 @@ class JobConfig:
     # in a dir holding an unfinished run of this config: auto goes on with it, true requires
     # one, false starts over (see output_dirs.py)
     resume: str = allowed("auto", RESUME)
+    # each class's weight in the loss, as scikit-learn's class_weight: null (all 1),
+    # balanced (n / (K * n_k) on the training split), or {label: weight}
+    class_weight: Any = allowed(None, CLASS_WEIGHT)  # noqa: RUF009 (a field())
+    # early stopping: end training after this many epochs without the monitored metric
+    # improving on its best by more than min_delta (null: train every epoch)
+    patience: Optional[int] = allowed(None, PATIENCE)  # noqa: UP045
+    min_delta: float = allowed(0.0, NON_NEGATIVE)
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:
@@ -392,7 +420,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
 UNSUITABLE = {
     "torch.nn.BCELoss": "it expects probabilities and the model gives logits; loss=bce "
     "applies the sigmoid first",
-    "torch.nn.CrossEntropyLoss": "it expects a score per class; this model gives one logit",
+    "torch.nn.CrossEntropyLoss": "data of three classes or more get the softmax "
+    "cross-entropy from either loss the project allows; two classes have one logit",
     "torch.nn.NLLLoss": "it expects log-probabilities per class; this model gives one logit",
     "torch.optim.LBFGS": "its step() needs a closure, which this training loop does not pass",
     "torch.optim.SparseAdam": "it takes sparse gradients only",

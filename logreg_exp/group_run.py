@@ -85,7 +85,14 @@ def run_job_group(
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
-    loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
+    loss_fn = ColumnLosses(
+        build_loss(
+            OmegaConf.structured(first.loss),
+            pipeline.model.n_classes,
+            pipeline.class_weights,
+            reduction="none",
+        )
+    )
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(

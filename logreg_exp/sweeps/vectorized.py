@@ -64,6 +64,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    if task.get("patience") is not None:
+        return None, "patience (early stopping) ends each job at an epoch of its own"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
     # each column has its own schedule (training.schedules): any scheduler key may differ
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
