@@ -10,6 +10,7 @@ from tests.helpers import assert_one_line_error, read_metrics_json, run_cli
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -50,6 +51,7 @@ def test_a_run_that_fails_before_training_leaves_no_dir(tmp_path, args):
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.hydra_lines
 def test_a_float_range_sweep_names_its_values_as_they_are_written(tmp_path):
     proc = run_cli(
         "-m", "updater.lr=range(0.05,0.08,0.01)", "epochs=1", "dataset.n_samples=200",
