@@ -101,10 +101,15 @@ def test_a_csv_with_three_named_classes(tmp_path):
 
 
 @pytest.mark.hydra_lines
-def test_each_k_class_job_is_what_the_basic_launcher_makes_of_it(tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [["updater=optim"], ["updater=manual", "class_weight=balanced"]],
+    ids=["optim", "manual"],
+)
+def test_each_k_class_job_is_what_the_basic_launcher_makes_of_it(tmp_path, extra):
     args = [
-        "dataset=gaussian_classes", "dataset.n_samples=300", "epochs=3", "dtype=float64",
-        "updater.lr=0.05,0.5", "updater.momentum=0,0.9",
+        "dataset=gaussian_classes", "dataset.n_samples=301", "epochs=3", "dtype=float64",
+        *extra, "updater.lr=0.05,0.5", "updater.momentum=0,0.9",
     ]  # fmt: skip
     basic, basic_dir = sweep(tmp_path, "basic", *args)
     assert basic.returncode == 0, basic.stderr
