@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -301,6 +302,42 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(node, f"{prefix}{key}.")
 
 
+def check_known_keys(cfg: DictConfig) -> None:
+    """Keys that no schema declares (added with ``+``: ``+epoch=3``, which OmegaConf would
+    keep and ignore): one line naming each and the keys it may have meant. Below a dict (the
+    optimizer's arguments) any key goes; a config's ``hydra`` node is Hydra's."""
+    unknown = list(unknown_keys(cfg))
+    if unknown:
+        raise ConfigError("; ".join(unknown))
+
+
+def unknown_keys(cfg: DictConfig, prefix: str = "") -> Iterator[str]:
+    schema = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(schema):
+        return
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in cfg:
+        if key == "hydra" and not prefix:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3)
+            if close:
+                hint = "did you mean " + " or ".join(prefix + k for k in close)
+            else:
+                hint = "its keys: " + ", ".join(prefix + k for k in known)
+            yield f"Key '{prefix}{key}' not in '{schema.__name__}'{where(cfg, prefix)}; {hint}"
+            continue
+        node = child_container(cfg, key)
+        if isinstance(node, DictConfig):
+            yield from unknown_keys(node, f"{prefix}{key}.")
+
+
+def where(cfg: DictConfig, prefix: str) -> str:
+    """`` (dataset=csv)``: the option of the config group a node comes from, if it names one."""
+    name = cfg.get("name") if prefix and "name" in cfg else None
+    return f" ({prefix.rstrip('.')}={name})" if isinstance(name, str) else ""
+
+
 INT64 = 2**63
 
 
@@ -315,9 +352,10 @@ def integers(node: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
 
 
 def validated(cfg: DictConfig) -> JobConfig:
-    """The composed config as ``JobConfig``; ConfigError on the first value that its
-    field does not allow, on an integer that 64 bits cannot hold (numpy and torch take
-    no larger), and on a ``_target_`` that the config may not name."""
+    """The composed config as ``JobConfig``; ConfigError on a key no schema declares, on
+    the first value that its field does not allow, on an integer that 64 bits cannot hold
+    (numpy and torch take no larger), and on a ``_target_`` that the config may not name."""
+    check_known_keys(cfg)
     check_required(cfg)
     settings = OmegaConf.to_object(cfg)
     assert isinstance(settings, JobConfig)

@@ -12,6 +12,11 @@ not in a new Hydra output dir.
 
 from __future__ import annotations
 
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
+
 import argparse
 import errno
 import os
