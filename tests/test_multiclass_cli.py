@@ -97,7 +97,14 @@ def test_a_csv_with_three_named_classes(tmp_path):
     assert "labels 'ant' -> 0, 'bee' -> 1, 'cat' -> 2" in proc.stdout
     prep = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert prep["classes"] == ["ant", "bee", "cat"]
-    assert read_metrics_json(tmp_path / "run")["test_acc"] > 0.8
+    metrics = read_metrics_json(tmp_path / "run")
+    assert metrics["test_acc"] > 0.8
+    # evaluate weighs the loss as training did: its validation loss is metrics.json's
+    evaluation = run_cli("run", "--split", "val", cwd=tmp_path, module="logreg_exp.evaluate")
+    assert evaluation.returncode == 0, evaluation.stderr
+    val = json.loads((tmp_path / "run" / "evaluation.json").read_text())["splits"]["val"]
+    assert val["loss"] == pytest.approx(metrics["best_val_loss"], rel=1e-6)
+    assert val["acc"] == metrics["best_val_acc"]
 
 
 @pytest.mark.hydra_lines
