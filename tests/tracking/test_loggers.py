@@ -118,6 +118,8 @@ def test_run_hparams_of_the_default_config():
     found = run_hparams(compose_config("updater.lr=0.1", "dtype=float64"))
     assert found == {
         "batch_size": 8,
+        "dataset.fold": 0,
+        "dataset.folds": "null",
         "dataset.label_flip": 0.1,
         "dataset.max_samples": "null",
         "dataset.n_features": 2,
