@@ -84,6 +84,7 @@ class Setting:
     overrides: list[str]  # the shared overrides, in the order typed
     jobs: list[Job] = field(default_factory=list)
     stats: dict[str, Stats] = field(default_factory=dict)  # metrics.json key -> stats
+    varied: list[str] = field(default_factory=list)  # its overrides of keys settings differ in
 
     @property
     def completed(self) -> int:
@@ -91,7 +92,9 @@ class Setting:
 
     @property
     def name(self) -> str:
-        return " ".join(self.overrides) or "(no overrides)"
+        """What tells it from the sweep's other settings (``all runs`` where it is the only
+        one)."""
+        return " ".join(self.varied) or "all runs"
 
 
 def repeats_swept(jobs: Sequence[Job]) -> list[str]:
@@ -114,8 +117,10 @@ def aggregate(jobs: Sequence[Job], monitor: Monitor) -> list[Setting]:
     for job in placed:
         key = setting_key(job.overrides)
         settings.setdefault(key, Setting(list(key))).jobs.append(job)
+    varying = set(swept_keys(s.overrides for s in settings.values()))
     ranked_key = f"best_{monitor.value}"
     for setting in settings.values():
+        setting.varied = [o for o in setting.overrides if split_override(o)[0] in varying]
         done = [job for job in setting.jobs if job.result.completed]
         for key in AGGREGATED_KEYS:
             values = [v for v in (job.value(key) for job in done) if v is not None]

@@ -27,15 +27,16 @@ MAX_NAME = 120  # a setting's dir name, cut (a file name may have 255 bytes)
 def setting_dir_name(index: int, setting: Setting) -> str:
     """``0003_updater.lr=0.1,batch_size=8``: its place among the settings by first job, then
     its overrides, with what a dir name cannot hold replaced."""
-    text = ",".join(setting.overrides) or "none"
+    text = ",".join(setting.varied) or "all_runs"
     return f"{index:04d}_" + re.sub(r"[/\\\x00]", "_", text)[:MAX_NAME]
 
 
 def setting_hparams(setting: Setting, repeats: Sequence[str]) -> dict[str, float | str]:
-    """The setting's overrides as hparams (numbers where they are), and how many completed
-    runs its row averages over which keys."""
+    """The setting's values of the keys the settings differ in as hparams (numbers where they
+    are), as its jobs' rows have them, and how many completed runs its row averages over
+    which keys."""
     values: dict[str, float | str] = {}
-    for key, text in override_values(setting.overrides).items():
+    for key, text in override_values(setting.varied).items():
         value = number(text)
         values[key] = text if value is None else value
     values["runs"] = float(setting.completed)

@@ -379,11 +379,13 @@ SETTINGS_CSV_STATS = ("mean", "std", "ci95_low", "ci95_high")
 
 def settings_csv(settings: Sequence[Setting]) -> str:
     """One row per setting: its runs, completed runs, each result's mean, std and 95%
-    interval (empty where it has none), its job numbers and its overrides; full precision."""
+    interval (empty where it has none), its job numbers, what tells it from the other
+    settings and all its overrides but the seed and fold; full precision."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     stat_columns = [f"{key}_{stat}" for key in AGGREGATED_KEYS for stat in SETTINGS_CSV_STATS]
-    writer.writerow(["rank", "runs", "completed", *stat_columns, "jobs", "setting"])
+    header = ["rank", "runs", "completed", *stat_columns, "jobs", "setting", "overrides"]
+    writer.writerow(header)
     for rank, setting in enumerate(settings, 1):
         numbers: list[Any] = []
         for key in AGGREGATED_KEYS:
@@ -395,7 +397,9 @@ def settings_csv(settings: Sequence[Setting]) -> str:
         nums = " ".join(
             str(num) for num in sorted(j.num for j in setting.jobs if j.num is not None)
         )
-        writer.writerow([rank, len(setting.jobs), setting.completed, *numbers, nums, setting.name])
+        overrides = " ".join(setting.overrides)
+        row = [rank, len(setting.jobs), setting.completed, *numbers, nums, setting.name, overrides]
+        writer.writerow(row)
     return out.getvalue()
 
 

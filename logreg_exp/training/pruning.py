@@ -28,16 +28,21 @@ class SuccessiveHalving:
     fraction: float  # the share of the columns still training that stops at each round
 
     @classmethod
-    def from_config(cls, prune: Mapping[str, Any] | None) -> SuccessiveHalving | None:
-        """The rule ``hydra.launcher.prune`` sets (``every``, ``fraction``), or None where
-        ``every`` is null (the default: no pruning); a ConfigError naming the key and what it
-        allows for a bad value."""
-        if not prune or prune.get("every") is None:
+    def from_config(cls, prune: Mapping[str, Any] | int | None) -> SuccessiveHalving | None:
+        """The rule ``hydra.launcher.prune`` sets: a number of epochs (``every``, halving), or
+        ``every`` and ``fraction``; None where it is unset or null (the default: no
+        pruning). A ConfigError naming the key and what it allows for a bad value."""
+        every_key = f"{PRUNE_KEY}.every"
+        if prune is None:
+            return None
+        if not isinstance(prune, Mapping):
+            prune, every_key = {"every": prune}, PRUNE_KEY
+        if prune.get("every") is None:
             return None
         every, fraction = prune.get("every"), prune.get("fraction", 0.5)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ConfigError(
-                f"{PRUNE_KEY}.every must be a positive integer (epochs) or null, got {every!r}"
+                f"{every_key} must be a positive integer (epochs) or null, got {every!r}"
             )
         if (
             isinstance(fraction, bool)

@@ -95,10 +95,8 @@ def test_folds_repeat_a_setting_as_seeds_do(tmp_path):
             make_job(tmp_path, num, overrides, completed(loss, 0.7))
             num += 1
     settings = aggregate(collect_jobs(tmp_path), Monitor.val_loss)
-    assert [s.name for s in settings] == [
-        "dataset.folds=3 updater.lr=0.2",
-        "dataset.folds=3 updater.lr=0.1",
-    ]
+    assert [s.name for s in settings] == ["updater.lr=0.2", "updater.lr=0.1"]
+    assert settings[0].overrides == ["dataset.folds=3", "updater.lr=0.2"]
     assert settings[0].stats["best_val_loss"].mean == pytest.approx(0.49)
 
 

@@ -78,7 +78,11 @@ def test_k_fold_cross_validation_groups_and_aggregates_its_folds(tmp_path):
         assert "240 train / 80 val / 80 test samples" in (job / "logreg_exp.log").read_text()
     assert "By setting, over dataset.fold: 2 settings" in out
     rows = settings_rows(grouped_dir)
-    assert rows.keys() == {"dataset.folds=4 updater.lr=0.05", "dataset.folds=4 updater.lr=0.5"}
+    assert rows.keys() == {"updater.lr=0.05", "updater.lr=0.5"}
+    assert (
+        rows["updater.lr=0.5"]["overrides"]
+        == "epochs=3 dataset.n_samples=400 dataset.test_fraction=0.2 dataset.folds=4 updater.lr=0.5"
+    )
     assert {r["completed"] for r in rows.values()} == {"4"}
 
 
@@ -89,7 +93,7 @@ def test_pruned_jobs_end_pruned_with_their_files_and_the_others_as_without(tmp_p
     plain, plain_dir = sweep(tmp_path, "plain", *args, launcher="vectorized")
     assert plain.returncode == 0, plain.stderr
     pruned, pruned_dir = sweep(
-        tmp_path, "pruned", *args, "hydra.launcher.prune.every=2", launcher="vectorized"
+        tmp_path, "pruned", *args, "+hydra.launcher.prune=2", launcher="vectorized"
     )
     assert pruned.returncode == 0, pruned.stderr
     out = pruned.stdout + pruned.stderr
@@ -113,12 +117,12 @@ def test_pruned_jobs_end_pruned_with_their_files_and_the_others_as_without(tmp_p
 @pytest.mark.slow
 def test_a_bad_prune_setting_is_one_line_before_anything_runs(tmp_path):
     proc, sweep_dir = sweep(
-        tmp_path, "bad", "epochs=2", "updater.lr=0.1,0.2", "hydra.launcher.prune.every=0",
+        tmp_path, "bad", "epochs=2", "updater.lr=0.1,0.2", "+hydra.launcher.prune=0",
         launcher="vectorized",
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: hydra.launcher.prune.every must be a positive integer (epochs) or null, got 0"
+        "error: hydra.launcher.prune must be a positive integer (epochs) or null, got 0"
     ]
     assert not sweep_dir.exists() or not job_dirs(sweep_dir)
 

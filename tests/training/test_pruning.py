@@ -41,6 +41,12 @@ def test_bad_settings_name_the_key(prune, message):
         SuccessiveHalving.from_config(prune)
 
 
+def test_a_number_is_every_that_many_epochs_halving():
+    assert SuccessiveHalving.from_config(3) == SuccessiveHalving(3, 0.5)
+    with pytest.raises(ConfigError, match=r"hydra.launcher.prune must be a positive integer"):
+        SuccessiveHalving.from_config(0)
+
+
 def test_off_by_default():
     assert SuccessiveHalving.from_config(None) is None
     assert SuccessiveHalving.from_config({"every": None, "fraction": 0.5}) is None
