@@ -61,7 +61,7 @@ class GroupMember:
     log_file: Path
     log_format: str
     resolved: dict[str, Any] | None = None  # the config resolved, as plain data
-    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml)
+    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml), where known
 
 
 def run_job_group(

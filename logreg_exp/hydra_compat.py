@@ -361,19 +361,3 @@ def parent_of(cfg: DictConfig, key: str) -> Any:
     """The parent of the node at ``cfg[key]``, as OmegaConf links them (tests check that the
     lean set-up leaves the hydra node a child of its job's config)."""
     return cfg._get_node(key)._get_parent()
-
-
-def yaml_dump(container: Any, *, public: bool = not KNOWN_OMEGACONF) -> str:
-    """What ``OmegaConf.to_yaml`` writes for the plain container ``container``: by PyYAML with
-    OmegaConf's own dumper (no config made first), or, in public, by ``to_yaml`` itself."""
-    if public:
-        return OmegaConf.to_yaml(container)
-    from omegaconf._utils import get_omega_conf_dumper
-
-    return yaml.dump(
-        container,
-        default_flow_style=False,
-        allow_unicode=True,
-        sort_keys=False,
-        Dumper=get_omega_conf_dumper(),
-    )

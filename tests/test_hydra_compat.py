@@ -312,14 +312,3 @@ def test_show_hydra_config_public_is_the_internal():
         assert OmegaConf.is_readonly(hydra_cfg)
         shown[public] = OmegaConf.to_yaml(hydra_cfg.job, resolve=True)
     assert shown[False] == shown[True]
-
-
-def test_yaml_dump_public_is_the_internal():
-    cfg = compose_config(with_hydra=True)
-    container = OmegaConf.to_container(cfg, enum_to_str=True)
-    text = hydra_compat.yaml_dump(container, public=False)
-    assert text == hydra_compat.yaml_dump(container, public=True) == OmegaConf.to_yaml(cfg)
-    for value in ("a: b", "line\nbreak", "${x}", "???", 1e-5, None, True, "é"):
-        assert hydra_compat.yaml_dump({"k": value}, public=False) == hydra_compat.yaml_dump(
-            {"k": value}, public=True
-        )

@@ -45,10 +45,9 @@ from logreg_exp.hydra_compat import apply_overrides, child_container, set_overri
 from logreg_exp.output_dirs import DirLock, lock_dir
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
-from logreg_exp.sweeps.job_setup import JobSetUp, key_path, log_file_of
+from logreg_exp.sweeps.job_setup import JobSetUp, log_file_of
 from logreg_exp.sweeps.launchers import default_threads
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
-from logreg_exp.sweeps.yaml_template import dumps
 from logreg_exp.training.pruning import SuccessiveHalving
 
 log = logging.getLogger(__name__)
@@ -279,18 +278,15 @@ class VectorizedSweep:
         self,
         derive_configs: bool = True,
         lean_setup: bool = True,
-        yaml_templates: bool = True,
         prune: Any = None,
     ) -> None:
         """Benchmarking switches, each turning one piece of the speed machinery off
         (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
-        ``run_job``), ``yaml_templates`` (``.hydra/`` and config text from ``YamlTemplate``;
-        off: ``OmegaConf.to_yaml``). The run dirs' files are the same either way.
+        ``run_job``). The run dirs' files are the same either way.
         ``prune``: successive halving of each group's columns (``training.pruning``)."""
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
-        self.yaml_templates = yaml_templates
         # checked before the sweep begins (``callback.launcher_problem``)
         self.prune = SuccessiveHalving.from_config(prune)
         self.config: DictConfig | None = None
@@ -348,11 +344,6 @@ class VectorizedSweep:
             log.info("  alone, one at a time (#%s): %s", ",".join(map(str, jobs)), reason)
 
         swept = keys_the_sweep_varies(Path(self.config.hydra.sweep.dir), self.config.hydra.sweeper)
-        config_texts: dict[int, str] = {}
-        for group in groups if self.yaml_templates else ():
-            paths = [key_path(tasks[group.jobs[0]], key) for key in group.differ]
-            texts = dumps([tasks[i] for i in group.jobs], paths)
-            config_texts.update(zip(group.jobs, texts, strict=True))
 
         returns: list[JobReturn | None] = [None] * len(configs)
         members: dict[int, Any] = {}
@@ -362,7 +353,7 @@ class VectorizedSweep:
         for i, cfg in enumerate(configs):
             task = self.task_function
             if i in in_group:
-                task = self.prepare(members, i, swept, tasks[i], config_texts.get(i))
+                task = self.prepare(members, i, swept, tasks[i])
             template = self.configs.template_of(cfg)
             lean = self.lean_setup and i in in_group and template is not None
             if lean and JobSetUp.can_set_up(cfg):
@@ -370,9 +361,8 @@ class VectorizedSweep:
                     self.configure_console_logging()
                     handlers = logging.getLogger().handlers
                     self.set_up = JobSetUp(
-                        self.hydra_context.callbacks, self.configs.task_config, handlers,
-                        yaml_templates=self.yaml_templates,
-                    )  # fmt: skip
+                        self.hydra_context.callbacks, self.configs.task_config, handlers
+                    )
                 returns[i] = self.set_up(cfg, template, task)
                 continue
             returns[i] = run_job(
@@ -410,10 +400,9 @@ class VectorizedSweep:
         i: int,
         swept: list[str] | None,
         resolved: dict[str, Any],
-        config_text: str | None,
     ) -> TaskFunction:
         """The task function Hydra runs for a grouped job: check its config and keep it for
-        its group (with the keys its sweep varies, and it resolved, as data and as YAML); a
+        its group (with the keys its sweep varies, and it resolved as plain data); a
         bad value fails the job alone, as in any sweep."""
 
         def prepare_job(task_cfg: DictConfig) -> float | None:
@@ -439,7 +428,7 @@ class VectorizedSweep:
                 swept,
                 *(self.set_up.log_file if self.set_up else log_file_of(hydra_cfg)),
                 resolved,
-                config_text,
+                self.set_up.config_text if self.set_up else None,
             )
             return None
 

@@ -316,8 +316,9 @@ class PicturesAhead:
         from logreg_exp.sweeps.launchers import usable_cores
 
         self.painter, self.pipeline, self.results = painter, pipeline, results
-        # as many as there are cores: one encodes while this thread waits for it
-        threads = max(1, min(4, usable_cores()))
+        # the cores this thread leaves (at least one): an encoder more would take the core
+        # that paints and writes the files, the longer part of a job
+        threads = max(1, min(4, usable_cores() - 1))
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="png")
         self.ahead = 2 * threads + 2
         jobs = range(len(results)) if jobs is None else jobs

@@ -224,7 +224,7 @@ def not_scalars(run_dir: Path) -> dict:
 
 SMALL = ["epochs=3", "dataset.n_samples=400"]
 # the launcher's benchmarking switches (python -m benchmarks.bench --ablate)
-SWITCHES = ("derive_configs", "lean_setup", "yaml_templates")
+SWITCHES = ("derive_configs", "lean_setup")
 
 
 @pytest.mark.slow
@@ -275,7 +275,7 @@ def test_each_job_is_what_the_basic_launcher_makes_of_it(tmp_path, args, rel):
 
 @pytest.mark.slow
 def test_each_piece_of_speed_machinery_turned_off_leaves_the_same_files(tmp_path):
-    """Each benchmarking switch (derived configs, the lean set-up, YAML templates off) changes
+    """Each benchmarking switch (derived configs, the lean set-up) changes
     how a job is composed, set up or dumped, not a file it leaves: the same .hydra files,
     metrics, best.pt, events, and pictures byte for byte."""
     args = [*SMALL, "dtype=float64", "updater.lr=0.05,0.5", "updater.momentum=0,0.9"]
