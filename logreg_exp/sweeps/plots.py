@@ -362,10 +362,9 @@ def title_of(plan: Layout) -> str:
     line = f"best {m.value} ({m.direction} is better) of {jobs} jobs, {done} completed"
     if plan.repeats:
         over = " and ".join(plan.repeats)
-        line = (
-            f"mean best {m.value} over {over} ({m.direction} is better), 95% intervals; "
-            f"{jobs} settings, {done} with a completed run"
-        )
+        line = f"mean best {m.value} over {over}, 95% intervals; {jobs} settings"
+        if done < jobs:
+            line += f", {done} with a completed run"
     if plan.best is None or plan.best.best is None:
         return line
     job = plan.best.job
@@ -443,7 +442,7 @@ def draw_curve(ax: Any, panel: Panel, plan: Layout) -> None:
     if best is not None and best in panel.points:
         ax.plot(
             [best.x], [best.best], "o", ms=12, mfc="none", mec=BEST_COLOUR, mew=2,
-            label="best job",
+            label="best setting" if plan.repeats else "best job",
         )  # fmt: skip
         label = "best mean" if plan.repeats else f"job {best.job.num}"
         ax.annotate(
