@@ -4,15 +4,25 @@ model, each job what the basic launcher makes of it; the summary aggregated per 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import signal
 import statistics
+import time
 from pathlib import Path
 
 import pytest
 
 from logreg_exp.sweeps.vectorized import group_jobs
 from tests.helpers import read_metrics_json
-from tests.sweeps.test_vectorized import SMALL, assert_same_jobs, job_dirs, sweep, task
+from tests.sweeps.test_vectorized import (
+    SMALL,
+    assert_same_jobs,
+    job_dirs,
+    start_vectorized_sweep,
+    sweep,
+    task,
+)
 
 
 def test_seeds_and_folds_join_the_group_of_their_updater_values():
@@ -148,3 +158,28 @@ def test_a_fold_whose_data_is_invalid_fails_its_jobs_alone(tmp_path):
             assert mb["error"] == ma["error"] and "dataset.folds=3" in mb["error"]
         else:
             assert mb["best_val_loss"] == pytest.approx(ma["best_val_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_seeds_group_with_every_job_interrupted_and_summarized(tmp_path):
+    proc = start_vectorized_sweep(
+        tmp_path, "seed=0,1", "updater.lr=0.01,0.1", "epochs=100000", "dataset.n_samples=400"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
+                break
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    jobs = job_dirs(tmp_path / "sweep")
+    assert len(jobs) == 4
+    for job in jobs:
+        metrics = read_metrics_json(job)
+        assert metrics["status"] == "interrupted" and metrics["epochs_run"] >= 3
+        assert (job / "best.pt").is_file()
+    assert (tmp_path / "sweep" / "summary.md").is_file()
