@@ -25,6 +25,7 @@ from tests.sweeps.test_vectorized import (
 )
 
 
+@pytest.mark.slow
 def test_seeds_and_folds_join_the_group_of_their_updater_values():
     tasks = [
         task(f"seed={seed}", f"updater.lr={lr}", "dataset.folds=3", f"dataset.fold={fold}")

@@ -3,6 +3,7 @@ fit alone, on its seed's split, initial weights and shuffling order."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from logreg_exp.results import Monitor
@@ -28,6 +29,7 @@ def alone(*overrides: str):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_each_column_fits_as_its_seed_and_fold_alone():
     data = [
         ("seed=0", "dataset.fold=0"),
