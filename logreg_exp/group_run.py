@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from logreg_exp.errors import ConfigError, OutputError
+from logreg_exp.errors import OutputError
 from logreg_exp.files import settle, synced_together
 from logreg_exp.job_report import (
     JOB_LOGGER,
@@ -76,10 +76,15 @@ def run_job_group(
     files written. Where neither the config nor the launcher sets the threads, a small
     stacked model gets one. Jobs of other seeds or folds train on their own data
     (``training.column_data``); a seed or fold whose data cannot be built fails its jobs
-    alone, and data of other sizes train as a group of their own, after. ``prune``: the
+    alone, and data of other sizes train as a group of their own, after. A group that
+    cannot be set up (its data cannot be read, its device is missing, it would not fit in
+    memory) fails each of its jobs alone, as the basic launcher fails them. ``prune``: the
     successive halving of the columns (``hydra.launcher.prune``), None for none."""
     start = time.perf_counter()
-    device, _ = place(members[0].settings, default_threads)
+    try:
+        device, _ = place(members[0].settings, default_threads)
+    except Exception as err:  # a missing device: each job fails alone, as alone
+        return [fail_member(m, err, time.perf_counter() - start) for m in members]
     outcomes: dict[int, Outcome] = {}
     interrupted = False
     for part in data_parts(members, device, outcomes, start):
@@ -111,25 +116,24 @@ def data_parts(
 ) -> list[DataPart]:
     """The group's jobs by the data they train on: one part where they share it (the whole
     group, as a learning-rate sweep); else a pipeline per seed and fold, those whose splits
-    have the same sizes in one part. A data set that cannot be built fails its jobs
-    (``outcomes``) and leaves the others to train."""
+    have the same sizes in one part (two classes, no class weights; else one part a data
+    set). A data set that cannot be built fails its jobs (``outcomes``) and leaves the
+    others to train."""
     by_data: dict[tuple[Any, ...], list[int]] = {}
     for i, member in enumerate(members):
         by_data.setdefault(data_key(member.settings), []).append(i)
-    if len(by_data) == 1:
-        pipeline = build_pipeline(members[0].settings, device)
-        return [DataPart(list(range(len(members))), [pipeline], [0] * len(members))]
-    by_size: dict[tuple[int, int], list[tuple[list[int], Pipeline]]] = {}
-    for jobs in by_data.values():
+    by_size: dict[Any, list[tuple[list[int], Pipeline]]] = {}
+    for key, jobs in by_data.items():
         try:
             pipeline = build_pipeline(members[jobs[0]].settings, device)
-        except ConfigError as err:  # this seed's or fold's data: its jobs fail, as alone
+        except Exception as err:  # this seed's or fold's data: its jobs fail, as alone
             for i in jobs:
-                with logging_only_to(members[i].log_file, members[i].log_format):
-                    wall_s = time.perf_counter() - start
-                    outcomes[i] = failed(err, members[i].cfg, members[i].job_dir, True, wall_s)
+                outcomes[i] = fail_member(members[i], err, time.perf_counter() - start)
             continue
-        by_size.setdefault((pipeline.n_train, pipeline.n_val), []).append((jobs, pipeline))
+        # C classes, or class weights of each split's own counts: a data set at a time
+        shared = pipeline.model.n_classes == 2 and pipeline.class_weights is None
+        size = (pipeline.n_train, pipeline.n_val) if shared else key
+        by_size.setdefault(size, []).append((jobs, pipeline))
     parts = []
     for same_size in by_size.values():
         data_of = {i: d for d, (jobs, _) in enumerate(same_size) for i in jobs}
@@ -163,7 +167,14 @@ def train_part(
         val_loader = ColumnBatches([p.val_loader for p in pipelines], data_of)
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
-    loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
+    loss_fn = ColumnLosses(
+        build_loss(
+            OmegaConf.structured(first.loss),
+            pipeline.model.n_classes,
+            pipeline.class_weights,
+            reduction="none",
+        )
+    )
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(
@@ -174,6 +185,7 @@ def train_part(
             schedule=schedule_for(updater, settings), prune=prune,
         )  # fmt: skip
         trained_s = time.perf_counter() - start
+        stopped_by = interrupt.received.name if interrupt.received else None
         pictures = pictures_ahead(pipelines, data_of, results)
         outcomes = []
         try:
@@ -185,7 +197,7 @@ def train_part(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipelines[data_of[k]], threads,
-                            trained_s, picture,
+                            trained_s, picture, stopped_by,
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -221,8 +233,10 @@ def write_member(
     threads: int,
     trained_s: float,
     picture: Picture | None,
+    stopped_by: str | None = None,
 ) -> Outcome:
-    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
+    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
+    ``stopped_by``: the signal that stopped the group."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
@@ -234,9 +248,18 @@ def write_member(
                 result.history, improvements(result.history, result.monitor), strict=True
             ):
                 report.log_epoch(metrics, is_best)
-            return report.finish(result, pipeline, trained_s, picture)
+            return report.finish(result, pipeline, trained_s, picture, stopped_by)
         finally:
             report.close()
+
+
+def fail_member(member: GroupMember, err: Exception, wall_s: float) -> Outcome:
+    """A job of a group that could not be set up fails alone, as the entrypoint fails a job
+    of the basic launcher: its line on the console and in its log file, its failure in its
+    metrics.json."""
+    console = logging.getLogger().handlers
+    with logging_only_to(member.log_file, member.log_format, also=console):
+        return failed(err, member.cfg, member.job_dir, True, wall_s)
 
 
 def record_failed_member(member: GroupMember, err: OutputError, wall_s: float) -> Outcome:

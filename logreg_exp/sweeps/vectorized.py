@@ -42,6 +42,7 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
+from logreg_exp.outcomes import EndProcess
 from logreg_exp.output_dirs import DirLock, lock_dir
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
@@ -67,6 +68,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    if task.get("patience") is not None:
+        return None, "patience (early stopping) ends each job at an epoch of its own"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
     # each column has its own schedule (training.schedules): any scheduler key may differ
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
@@ -347,6 +350,7 @@ class VectorizedSweep:
 
         returns: list[JobReturn | None] = [None] * len(configs)
         members: dict[int, Any] = {}
+        stopped: EndProcess | None = None
         in_group = {i for g in groups for i in g.jobs}
         start = time.perf_counter()
         self.set_up = None
@@ -365,14 +369,19 @@ class VectorizedSweep:
                     )
                 returns[i] = self.set_up(cfg, template, task)
                 continue
-            returns[i] = run_job(
-                hydra_context=self.hydra_context,
-                task_function=task,
-                config=cfg,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
-            )
-            self.set_up = None  # run_job configured logging anew
+            try:
+                returns[i] = run_job(
+                    hydra_context=self.hydra_context,
+                    task_function=task,
+                    config=cfg,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
+            except EndProcess as end:  # a job alone was stopped (Ctrl-C): so is the sweep
+                stopped = end
+                break
+            finally:
+                self.set_up = None  # run_job configured logging anew
         self.set_up = None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if groups:
@@ -380,10 +389,12 @@ class VectorizedSweep:
                 "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
                 len(in_group), time.perf_counter() - start,
             )  # fmt: skip
-        try:
+        try:  # after a stop, the jobs set up stop at once, each with its files
             self.train_groups(groups, members, returns)
         finally:
             self.release(list(self.locks))
+        if stopped is not None:
+            raise stopped
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
 

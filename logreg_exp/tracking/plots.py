@@ -341,8 +341,11 @@ class PicturesAhead:
 
 def painter_for(pipeline: Pipeline) -> BoundaryPainter | None:
     """A painter over ``pipeline``'s validation points; None, said in the log, where there is
-    no picture: data of more than 2 features, or no matplotlib."""
+    no picture: data of more than 2 features or 2 classes, or no matplotlib."""
     x, y = pipeline.val_set.tensors
+    if pipeline.model.n_classes != 2:
+        log.debug("no decision boundary picture: %d classes, not 2", pipeline.model.n_classes)
+        return None
     if x.shape[1] != 2:
         log.debug("no decision boundary picture: the data has %d features, not 2", x.shape[1])
         return None

@@ -118,6 +118,7 @@ def test_run_hparams_of_the_default_config():
     found = run_hparams(compose_config("updater.lr=0.1", "dtype=float64"))
     assert found == {
         "batch_size": 8,
+        "class_weight": "null",
         "dataset.fold": 0,
         "dataset.folds": "null",
         "dataset.label_flip": 0.1,
@@ -135,7 +136,9 @@ def test_run_hparams_of_the_default_config():
         "dtype": "float64",
         "epochs": 12,
         "loss._target_": "torch.nn.BCEWithLogitsLoss",
+        "min_delta": 0.0,
         "monitor": "val_loss",
+        "patience": "null",
         "scheduler.name": "none",
         "seed": 0,
         "tensorboard": "true",
