@@ -102,21 +102,50 @@ def register_plugins() -> None:
 
 
 def unknown_key(arguments: Sequence[str], config_module: str = "logreg_exp.conf") -> str | None:
-    """The one-line error for the first command-line override (``epoch=3``) whose top-level
-    key is neither a key of ``JobConfig`` nor a config group, with the keys it may have meant;
-    None where there is none. Read before Hydra composes, whose own message spans six lines
-    and suggests adding the key with ``+`` (which ``config.check_known_keys`` refuses too).
-    Keys below the top are left to Hydra and the schemas."""
+    """The one-line error for the first command-line override (``epoch=3``,
+    ``dataset.val_fractio=0.9``) whose key no schema declares, with the keys it may have
+    meant; None where there is none. Read before Hydra composes, whose own message spans six
+    lines and suggests adding the key with ``+`` (which ``config.check_known_keys`` refuses
+    too). A top-level key must be a key of ``JobConfig`` or a config group; a key of a group
+    with schemas (``dataset.*``, ``updater.*``...) a field of one of its options' schemas
+    (whether the chosen option has it is left to Hydra and the schemas)."""
     groups = {p.name for p in files(config_module).iterdir() if p.is_dir()} - {"__pycache__"}
     known = [f.name for f in dataclasses.fields(JobConfig)]
     for argument in arguments:
-        found = re.fullmatch(r"([A-Za-z_]\w*)(\.[^=]*)?=.*", argument, flags=re.DOTALL)
-        if found is None or found[1] in known or found[1] in groups:
+        found = re.fullmatch(r"([A-Za-z_]\w*)(?:\.([^.=]+))?[^=]*=.*", argument, flags=re.DOTALL)
+        if found is None:
             continue
-        close = difflib.get_close_matches(found[1], [*known, *sorted(groups)], n=3)
-        hint = f"did you mean {' or '.join(close)}" if close else f"its keys: {', '.join(known)}"
-        return f"error: Key '{found[1]}' not in '{JobConfig.__name__}'; {hint}"
+        key, sub = found[1], found[2]
+        if key not in known and key not in groups:
+            close = difflib.get_close_matches(key, [*known, *sorted(groups)], n=3)
+            hint = (
+                f"did you mean {' or '.join(close)}" if close else f"its keys: {', '.join(known)}"
+            )
+            return f"error: Key '{key}' not in '{JobConfig.__name__}'; {hint}"
+        fields = group_fields().get(key)
+        if sub is not None and fields is not None and sub not in fields:
+            close = [f"{key}.{c}" for c in difflib.get_close_matches(sub, sorted(fields), n=3)]
+            hint = (
+                f"did you mean {' or '.join(close)}"
+                if close
+                else f"its keys: {', '.join(sorted(fields))}"
+            )
+            return f"error: Key '{key}.{sub}' not in any {key} option's schema; {hint}"
     return None
+
+
+def group_fields() -> dict[str, set[str]]:
+    """The keys each config group with schemas may hold: its options' fields, together."""
+    schemas = {
+        "dataset": [d.schema for d in DATASETS.values()],
+        "updater": list(UPDATER_SCHEMAS.values()),
+        "scheduler": list(SCHEDULER_SCHEMAS.values()),
+        "device": [DeviceConfig],
+    }
+    return {
+        group: {f.name for schema in options for f in dataclasses.fields(schema)}
+        for group, options in schemas.items()
+    }
 
 
 def config_reference() -> str:

@@ -21,6 +21,11 @@ pytestmark = pytest.mark.slow
             "'JobConfig'; did you mean epochs",
         ),
         (
+            ["dataset.val_fractio=0.9"],  # without +: refused before Hydra composes
+            "Key 'dataset.val_fractio' not in any dataset option's schema; did you mean "
+            "dataset.val_fraction or dataset.test_fraction",
+        ),
+        (
             ["+dataset.val_fractio=0.9"],
             "Key 'dataset.val_fractio' not in 'Gaussian2dConfig' (dataset=gaussian2d); did you "
             "mean dataset.val_fraction",

@@ -8,6 +8,7 @@ from omegaconf.errors import ValidationError
 
 from logreg_exp.config import validated
 from logreg_exp.errors import ConfigError
+from logreg_exp.registry import unknown_key
 from tests.helpers import EXERCISE_DATASET, compose_config
 
 
@@ -69,6 +70,29 @@ def test_wrong_types_are_rejected_before_training(override):
 def test_unknown_keys_are_rejected(override):
     with pytest.raises(ConfigCompositionException):
         compose_config(override)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("epoch=3", "Key 'epoch' not in 'JobConfig'; did you mean epochs"),
+        ("updater.lrr=0.1", "Key 'updater.lrr' not in any updater option's schema; did you "),
+        ("scheduler.gama=0.5", "did you mean scheduler.gamma"),
+        ("device.nam=cpu", "did you mean device.name"),
+        ("dataset.zzz=1", "Key 'dataset.zzz' not in any dataset option's schema; its keys: "),
+    ],
+)  # fmt: skip
+def test_a_key_no_schema_of_its_group_declares_is_one_line_before_composing(override, message):
+    assert message in unknown_key([override])
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["dataset.path=x.csv", "updater.optimizer._target_=torch.optim.Adam", "hydra.run.dir=x",
+     "loss._target_=torch.nn.BCELoss", "+dataset.anything=1", "~dataset.path", "seed=3"],
+)  # fmt: skip
+def test_keys_some_option_declares_are_left_to_hydra(override):
+    assert unknown_key([override]) is None
 
 
 def test_unknown_group_option_is_rejected():
