@@ -31,6 +31,7 @@ from logreg_exp.tracking.plots import PicturesAhead, painter_for
 from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult, improvements
+from logreg_exp.training.penalties import penalized
 from logreg_exp.training.schedules import schedule_for
 from logreg_exp.training.stacked import (
     ColumnLosses,
@@ -79,14 +80,16 @@ def run_job_group(
     threads = training_threads(first, default_threads, pipeline, len(members))
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
-    updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
+    updater = penalized(
+        stacked_updater(list(model.parameters()), optimizer_cls, per_job), model.w, settings
+    )
     loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(
             model, loss_fn, updater, pipeline.train_loader, pipeline.val_loader,
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
-            evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
+            evaluators=pipeline.epoch_evaluators, on_epoch=progress, stop_requested=interrupt,
             schedule=schedule_for(updater, settings),
         )  # fmt: skip
         trained_s = time.perf_counter() - start

@@ -5,7 +5,8 @@ The input needs the run's feature columns, found by name (in any order; other co
 carried through as they are). Each row is standardized with the run's own training
 statistics from ``preprocessing.json``, so nothing is recomputed from the training data,
 and gets two columns more: ``p_<class>``, the probability of the class the model calls 1,
-and ``predicted``, the class name, as in the training CSV, at a probability above 0.5. The
+and ``predicted``, the class name, as in the training CSV, at a probability above the run's
+threshold (0.5, or the one ``threshold: tuned`` chose on its validation split). The
 output is CSV with the input's delimiter, on stdout or in ``--out``.
 """
 
@@ -88,7 +89,9 @@ def predict_table(run: SavedRun, table: Table) -> tuple[np.ndarray, list[str]]:
             "trained on"
         )
     proba = torch.sigmoid(scores).numpy()
-    predicted = [prep.classes[int(s)] for s in (scores > 0).tolist()]
+    threshold = run.threshold
+    above = (scores > 0) if threshold == 0.5 else torch.as_tensor(proba > threshold)
+    predicted = [prep.classes[int(s)] for s in above.tolist()]
     return proba, predicted
 
 
@@ -196,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"wrote {count} predictions to {display_path(out)}: "
             f"{probability_column(run)}, the probability of {classes[1]!r}, and "
-            f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above 0.5, else {classes[0]!r}"
+            f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above {run.threshold:g}, "
+            f"else {classes[0]!r}"
         )
         return 0
 

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
 MANUAL_COLUMNS = UPDATER_COLUMNS
+PENALTY_COLUMNS = ("penalty", "alpha", "l1_ratio")
 # Losses known to be a mean of per-sample losses that take reduction="none".
 PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
 
@@ -64,9 +65,12 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    if updater["name"] == "lbfgs":
+        return None, "updater=lbfgs trains full batch, one model at a time"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
-    # each column has its own schedule (training.schedules): any scheduler key may differ
+    # each column has its own schedule (training.schedules) and penalty (training.penalties)
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
+    keys += list(PENALTY_COLUMNS)
     if updater["name"] == "manual":
         return keys, ""
     from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up

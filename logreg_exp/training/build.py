@@ -31,10 +31,19 @@ from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training
+from logreg_exp.training.lbfgs import FullBatchTraining, check_full_batch
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.penalties import penalized, strengths
 from logreg_exp.training.schedules import Schedule, schedule_for
+from logreg_exp.training.scoring import (
+    DEFAULT_THRESHOLD,
+    check_threshold,
+    decision_threshold,
+    epoch_evaluators,
+    split_metrics,
+)
 from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
 
@@ -78,6 +87,14 @@ class Pipeline:
     test_loader: DataLoader | None = None
     cuda_graphs: bool = False
     schedule: Schedule | None = None  # None: updater.lr every epoch
+    full_batch: FullBatchTraining | None = None  # updater=lbfgs's train phase
+    # the validation split's metrics each epoch, where asked for (scoring.epoch_evaluators)
+    epoch_metrics: dict[str, Callable[[nn.Module], Any]] = field(default_factory=dict)
+
+    @property
+    def epoch_evaluators(self) -> dict[str, Callable[[nn.Module], Any]]:
+        """What each epoch's validation measures beyond the loss and the accuracy."""
+        return {**self.evaluators, **self.epoch_metrics}
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
@@ -85,8 +102,11 @@ class Pipeline:
         ``cuda_graphs`` on a GPU the train phase replays CUDA graphs
         (``graphs.captured_training``)."""
         captured = None
-        if self.cuda_graphs:
+        if self.cuda_graphs and self.full_batch is None:
             captured = captured_training(self.model, self.loss_fn, self.updater, self.train_loader)
+        train_epoch = captured.train_one_epoch if captured else None
+        if self.full_batch is not None:
+            train_epoch = self.full_batch.train_one_epoch
         return fit(
             self.model,
             self.loss_fn,
@@ -96,8 +116,8 @@ class Pipeline:
             epochs=epochs,
             device=self.device,
             monitor=monitor,
-            evaluators=self.evaluators,
-            train_epoch=captured.train_one_epoch if captured else None,
+            evaluators=self.epoch_evaluators,
+            train_epoch=train_epoch,
             schedule=self.schedule,
             **fit_kwargs,
         )
@@ -112,6 +132,22 @@ class Pipeline:
             loss, acc = evaluate(self.model, self.loss_fn, self.test_loader, self.device)
         extra = {name: fn(self.model) for name, fn in self.evaluators.items()}
         return {"loss": loss, "acc": acc, **extra}
+
+    def test_metrics(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+        """Every metric of ``training.metrics`` on the test split at ``threshold``, of the
+        model as ``test`` left it (empty without a test split); ``acc`` is the one ``test``
+        measured, at 0.5 (score > 0, to the last bit), else at ``threshold``."""
+        if self.test_loader is None:
+            return {}
+        metrics = split_metrics(self.model, self.test_loader, self.device, threshold)
+        if threshold == DEFAULT_THRESHOLD:
+            del metrics["acc"]
+        return metrics
+
+    def threshold(self, settings: Any, state_dict: dict[str, torch.Tensor]) -> float:
+        """The decision threshold of the model with ``state_dict`` (``scoring``)."""
+        self.model.load_state_dict(state_dict)
+        return decision_threshold(settings, self.model, self.val_loader, self.device)
 
     def state_dict(self) -> dict[str, Any]:
         """What training changes: the parameters, the updater's state (momentum, Adam's
@@ -234,10 +270,17 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     test_loader = None
     if data.test is not None:
         test_loader = make_loader(data.test, cfg.val_batch_size, False, pin_memory=pin)
+    check_threshold(cfg, len(data.preprocessing.classes))
     model = LogisticRegression(data.n_features, generator=init_gen, dtype=torch_dtype(cfg))
     model = model.to(device)
     loss_fn = build_loss(cfg.loss)
     updater = build_updater(model.parameters(), cfg.updater)
+    full_batch = None
+    if cfg.updater.name == "lbfgs":
+        check_full_batch(cfg, data.train, device)
+        full_batch = FullBatchTraining(model, loss_fn, updater, data.train, strengths(cfg)[0])
+    else:
+        updater = penalized(updater, model.w, [cfg])
     return Pipeline(
         model,
         loss_fn,
@@ -253,4 +296,6 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_loader=test_loader,
         cuda_graphs=cfg.device.cuda_graphs,
         schedule=schedule_for(updater, [cfg]),
+        full_batch=full_batch,
+        epoch_metrics=epoch_evaluators(cfg, val_loader, device),
     )

@@ -22,7 +22,14 @@ import torch
 from torch import nn
 
 from logreg_exp.results import Monitor, Status
-from logreg_exp.training.loop import Batches, EpochMetrics, FitResult, first_non_finite, never
+from logreg_exp.training.loop import (
+    Batches,
+    EpochMetrics,
+    FitResult,
+    evaluated,
+    first_non_finite,
+    never,
+)
 from logreg_exp.training.model import LogisticRegression
 from logreg_exp.training.schedules import Schedule
 
@@ -417,9 +424,7 @@ def fit_stacked(
             t2 = time.perf_counter()
             improved = []
             for k in list(training):
-                extra = {
-                    name: fn(model.column(k, into=plain)) for name, fn in (evaluators or {}).items()
-                }
+                extra = evaluated(evaluators, model.column(k, into=plain))
                 metrics = EpochMetrics(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
                     t2 - t1, extra,
