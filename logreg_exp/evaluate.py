@@ -13,6 +13,11 @@ not in a new Hydra output dir.
 
 from __future__ import annotations
 
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
+
 import argparse
 import errno
 import os
@@ -27,11 +32,10 @@ from torch.utils.data import TensorDataset
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
 from logreg_exp.files import display_path, writable, writing
-from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import write_evaluation
 from logreg_exp.run_files import EVALUATION_FILE
 from logreg_exp.saved_run import SavedRun, open_run
-from logreg_exp.training.build import build_data
+from logreg_exp.training.build import build_data, build_loss, class_weights_for
 from logreg_exp.training.loop import evaluate
 from logreg_exp.training.metrics import classification_metrics, reliability
 from logreg_exp.training.scoring import DEFAULT_THRESHOLD, predictions
@@ -60,7 +64,8 @@ def evaluate_run(run: SavedRun, splits: Sequence[str] | None = None) -> dict[str
             f"{display_path(run.dir)} has no test split (dataset.test_fraction=0); "
             "choose from train, val"
         )
-    loss_fn = instantiate(settings.loss)
+    weights = class_weights_for(settings, data.preprocessing.classes, data.train)
+    loss_fn = build_loss(settings.loss, run.model.n_classes, weights)
     threshold = run.threshold
     results = {name: evaluate_split(run, available[name], loss_fn, threshold) for name in splits}
     evaluation: dict[str, Any] = {

@@ -4,6 +4,11 @@ left. The work is in ``sweeps.summary`` and ``sweeps.plots``."""
 
 from __future__ import annotations
 
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
+
 import argparse
 import sys
 from collections.abc import Sequence

@@ -64,20 +64,6 @@ def predicted_classes(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return proba.argmax(axis=1)
 
 
-def confusion(predicted: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """K x K counts, scikit-learn's layout: row = true class, column = predicted class."""
-    truth = np.asarray(labels).astype(np.int64)
-    guess = np.asarray(predicted).astype(np.int64)
-    return np.bincount(k * truth + guess, minlength=k * k).reshape(k, k)
-
-
-def confusion_matrix(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """2 x 2 counts of 0/1 labels, scikit-learn's layout: [[true 0 as 0, true 0 as 1],
-    [true 1 as 0, true 1 as 1]]."""
-    truth = (np.asarray(labels) > 0.5).astype(np.int64)
-    return confusion((np.asarray(predicted) > 0.5).astype(np.int64), truth, 2)
-
-
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """The area under the ROC curve: the probability that a random sample of class 1 scores
     above a random sample of class 0, a tie counting half (the Mann-Whitney U statistic over
@@ -151,7 +137,7 @@ def classification_metrics(
     proba = np.asarray(proba, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     n, k = proba.shape
-    matrix = confusion(predicted_classes(proba, threshold), labels, k)
+    matrix = confusion_matrix(predicted_classes(proba, threshold), labels, k)
     classes = per_class(matrix)
     support = classes["support"]
     present = support > 0
@@ -235,3 +221,23 @@ def threshold_scores(
     if metric == "acc":
         return (tp + tn) / (tp + fp + fn + tn)
     return (ratio(tp, tp + fn) + ratio(tn, tn + fp)) / 2
+
+
+def roc_auc_ovr(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """K >= 3 classes: the mean over classes of each class's ROC AUC against the rest, on
+    its column of ``scores`` (n, K) (scikit-learn's ``multi_class="ovr"``, macro average);
+    None where a class is absent."""
+    return one_vs_rest(roc_auc, scores, np.asarray(labels))
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """K x K counts, scikit-learn's layout: row = true class, column = predicted class, so
+    for two [[true 0 as 0, true 0 as 1], [true 1 as 0, true 1 as 1]]. ``predicted`` and
+    ``labels`` hold class numbers (for two classes anything above 0.5 is 1)."""
+    if n_classes == 2:
+        truth = (np.asarray(labels) > 0.5).astype(np.int64)
+        guess = (np.asarray(predicted) > 0.5).astype(np.int64)
+    else:
+        truth, guess = np.asarray(labels).astype(np.int64), np.asarray(predicted).astype(np.int64)
+    counts = np.bincount(n_classes * truth + guess, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
