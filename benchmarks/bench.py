@@ -20,6 +20,9 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 7. ``--loaded``: the exercise run on a machine whose every core another process keeps busy,
    against the same run on the quiet machine: its training seconds (metrics.json's train_s +
    val_s), with the threads it chooses and with a thread per core.
+8. ``--only sklearn`` (not a timing, run only when named): ``updater=lbfgs`` and each
+   dataset preset's SGD run against scikit-learn's ``LogisticRegression``
+   (``sklearn_reference``).
 
 With ``--device cuda`` the loops include the CUDA-graph train phase (``device.cuda_graphs``)
 beside the eager one, the scale is 4M samples, and the whole-process and stacked comparisons
@@ -697,7 +700,24 @@ def machine(device: torch.device) -> str:
     )
 
 
-PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "loaded", "goals"]
+def bench_sklearn() -> None:
+    """Not a timing: the optimum against scikit-learn's (``sklearn_reference``)."""
+    from benchmarks.sklearn_reference import (
+        available_presets,
+        compare,
+        datasets_without_preset,
+        table,
+    )
+
+    print("\nscikit-learn's LogisticRegression against updater=lbfgs and each preset's SGD run")
+    print("(the preset's split, standardization and alpha; C = 1 / (alpha * n_train); objective")
+    print("= mean log loss on the training split + alpha / 2 * |w|^2; SGD at its last epoch)")
+    names = available_presets() + datasets_without_preset()
+    print(table([compare(name) for name in names]))
+
+
+PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "loaded", "goals", "sklearn"]
+NOT_TIMINGS = ("loaded", "sklearn")  # run only when named
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -724,7 +744,9 @@ def main(argv: list[str] | None = None) -> None:
         help="also the exercise run beside one busy process per core, against it quiet",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    parts = args.only or [part for part in PARTS if part != "loaded" or args.loaded]
+    parts = args.only or [
+        part for part in PARTS if part not in NOT_TIMINGS or (part == "loaded" and args.loaded)
+    ]
     pieces = list(PIECES) if not args.ablate or "all" in args.ablate else args.ablate
     exercise, scale = sizes(args.quick, args.device)
     if args.threads is not None:
@@ -742,6 +764,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_loops(size, args.device, args.repeats)
     if "stacked" in parts:
         bench_stacked(args.quick, args.device, args.repeats)
+    if "sklearn" in parts:
+        bench_sklearn()
     with tempfile.TemporaryDirectory(prefix="logreg_exp-bench-") as tmp:
         if "process" in parts:
             bench_processes(exercise, args.device, args.repeats, Path(tmp))

@@ -181,12 +181,49 @@ class ManualUpdaterConfig(UpdaterConfig):
     name: str = "manual"
 
 
+NOT_FOR_LBFGS = Allowed(lambda v, _: v == 0, "0 for updater=lbfgs (penalty=l2 alpha=... instead)")
+
+
+@dataclass
+class LBFGSUpdaterConfig(UpdaterConfig):
+    """Full-batch torch.optim.LBFGS (training/lbfgs.py): an epoch is one step of up to
+    ``max_iter`` iterations; the other keys are torch's arguments."""
+
+    name: str = "lbfgs"
+    lr: float = allowed(1.0, LEARNING_RATE)
+    momentum: float = allowed(0.0, NOT_FOR_LBFGS)
+    weight_decay: float = allowed(0.0, NOT_FOR_LBFGS)
+    max_iter: int = allowed(20, POSITIVE_INT)
+    history_size: int = allowed(100, POSITIVE_INT)
+    tolerance_grad: float = allowed(1e-7, NON_NEGATIVE)
+    tolerance_change: float = allowed(1e-9, NON_NEGATIVE)
+    line_search_fn: Optional[str] = allowed(  # noqa: UP045
+        "strong_wolfe",
+        Allowed(lambda v, _: v in (None, "strong_wolfe"), "strong_wolfe or null (a fixed lr)"),
+    )
+
+
 UPDATER_SCHEMAS: dict[str, type[UpdaterConfig]] = {
     "optim": OptimUpdaterConfig,
     "manual": ManualUpdaterConfig,
+    "lbfgs": LBFGSUpdaterConfig,
 }
 
 
+def is_threshold(value: Any) -> bool:
+    """``tuned``, or a number in (0, 1)."""
+    if value == "tuned":
+        return True
+    try:
+        return 0 < float(value) < 1
+    except ValueError:
+        return False
+
+
+THRESHOLD = Allowed(lambda v, _: is_threshold(v), "a number in (0, 1) or tuned")
+THRESHOLD_METRICS = ("f1", "acc", "balanced_acc")
+PENALTIES = ("none", "l2", "l1", "elasticnet")
+PENALTY = Allowed(lambda v, _: v in PENALTIES, "none, l2, l1 or elasticnet")
 NON_NEGATIVE_INT = Allowed(lambda v, _: v >= 0, "an integer >= 0")
 SCHEDULE_PERIOD = Allowed(
     lambda v, _: v is None or v > 0, "a positive integer, or null (the run's epochs)"
@@ -268,6 +305,20 @@ class JobConfig:
     seed: int = allowed(0, SEED)
     dtype: DType = DType.float32
     monitor: Monitor = Monitor.val_loss
+    # the weights' penalty in the objective, scikit-learn's: alpha * (l1_ratio * |w|_1 +
+    # (1 - l1_ratio) / 2 * |w|^2), l2 = l1_ratio 0, l1 = 1 (see training/penalties.py)
+    penalty: str = allowed("none", PENALTY)
+    alpha: float = allowed(0.0001, NON_NEGATIVE)
+    l1_ratio: float = allowed(0.15, Allowed(lambda v, _: 0 <= v <= 1, "a number in [0, 1]"))
+    # binary data: class 1 where its probability is above this; tuned: the threshold that
+    # maximizes threshold_metric on the validation split (see training/metrics.py)
+    threshold: str = allowed("0.5", THRESHOLD)
+    threshold_metric: str = allowed(
+        "f1", Allowed(lambda v, _: v in THRESHOLD_METRICS, "f1, acc or balanced_acc")
+    )
+    # every metric of training/metrics.py on the validation split each epoch, not only
+    # val_loss and val_acc (on whenever monitor names one of them)
+    val_metrics: bool = False
     # torch's CPU threads per job; null: see launchers.default_threads
     threads: Optional[int] = allowed(None, THREADS)  # noqa: UP045
     tensorboard: bool = True
@@ -438,7 +489,8 @@ UNSUITABLE = {
     "torch.nn.CrossEntropyLoss": "data of three classes or more get the softmax "
     "cross-entropy from either loss the project allows; two classes have one logit",
     "torch.nn.NLLLoss": "it expects log-probabilities per class; this model gives one logit",
-    "torch.optim.LBFGS": "its step() needs a closure, which this training loop does not pass",
+    "torch.optim.LBFGS": "its step() needs a closure, which this training loop does not pass; "
+    "updater=lbfgs trains with it, full batch",
     "torch.optim.SparseAdam": "it takes sparse gradients only",
     "torch.optim.Muon": "it takes 2-D parameters only, and the bias is 1-D",
 }

@@ -1,7 +1,8 @@
 """``python -m logreg_exp.evaluate RUN_DIR [--split train val test] [--out FILE]``: a finished
 run's best model (``best.pt``) on the splits of its own data, rebuilt from the run's saved
-config: loss, accuracy, ROC AUC and the confusion matrix of each split, printed and written
-to ``evaluation.json`` in the run dir.
+config: loss, accuracy, ROC AUC, the other metrics of ``training.metrics``, the confusion
+matrix and the reliability diagram's bins of each split, printed and written to
+``evaluation.json`` in the run dir.
 
 The same config and seed give the same splits, so the data are rebuilt rather than stored;
 the rebuilt preprocessing is checked against the run's ``preprocessing.json``, which catches
@@ -35,9 +36,9 @@ from logreg_exp.results import write_evaluation
 from logreg_exp.run_files import EVALUATION_FILE
 from logreg_exp.saved_run import SavedRun, open_run
 from logreg_exp.training.build import build_data, build_loss, class_weights_for
-from logreg_exp.training.loop import evaluate, predict_scores
-from logreg_exp.training.metrics import confusion_matrix, roc_auc, roc_auc_ovr
-from logreg_exp.training.model import predicted_classes, probabilities
+from logreg_exp.training.loop import evaluate
+from logreg_exp.training.metrics import classification_metrics, reliability
+from logreg_exp.training.scoring import DEFAULT_THRESHOLD, predictions
 
 SPLITS = ("train", "val", "test")
 CPU = torch.device("cpu")
@@ -65,35 +66,38 @@ def evaluate_run(run: SavedRun, splits: Sequence[str] | None = None) -> dict[str
         )
     weights = class_weights_for(settings, data.preprocessing.classes, data.train)
     loss_fn = build_loss(settings.loss, run.model.n_classes, weights)
-    results = {name: evaluate_split(run, available[name], loss_fn) for name in splits}
+    threshold = run.threshold
+    results = {name: evaluate_split(run, available[name], loss_fn, threshold) for name in splits}
     evaluation: dict[str, Any] = {
         "run_dir": str(run.dir),
         "checkpoint": {k: run.checkpoint.get(k) for k in ("epoch", "monitor", "value")},
         "classes": run.preprocessing.classes,
+        "threshold": threshold,
         "splits": results,
     }
     evaluation.update({name: fn(run.model) for name, fn in data.evaluators.items()})
     return evaluation
 
 
-def evaluate_split(run: SavedRun, split: TensorDataset, loss_fn: Any) -> dict[str, Any]:
+def evaluate_split(
+    run: SavedRun, split: TensorDataset, loss_fn: Any, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, Any]:
     """The model on one split, in minibatches of ``val_batch_size`` as in training, so the
-    validation numbers are those of metrics.json."""
+    validation numbers are those of metrics.json: the loss, and every metric of
+    ``training.metrics`` at the run's ``threshold``, with the reliability diagram's bins."""
     loader = make_loader(split, run.settings.val_batch_size, shuffle=False)
     loss, acc = evaluate(run.model, loss_fn, loader, CPU)
-    scores, labels = predict_scores(run.model, loader, CPU)
-    predicted = predicted_classes(scores).numpy()
-    n_classes = run.model.n_classes
-    if n_classes == 2:
-        auc = roc_auc(scores.double().numpy(), labels.numpy())
-    else:  # on probabilities, as scikit-learn's one-vs-rest: a logit alone does not rank
-        auc = roc_auc_ovr(probabilities(scores.double()).numpy(), labels.numpy())
+    proba, labels = predictions(run.model, loader, CPU)
+    metrics = classification_metrics(proba, labels, threshold)
+    if threshold != DEFAULT_THRESHOLD:
+        acc = metrics["acc"]
+    del metrics["acc"]
     return {
         "samples": len(labels),
         "loss": loss,
         "acc": acc,
-        "roc_auc": auc,
-        "confusion_matrix": confusion_matrix(predicted, labels.numpy(), n_classes).tolist(),
+        **metrics,
+        "reliability": reliability(proba, labels),
     }
 
 
@@ -112,14 +116,33 @@ def report(run: SavedRun, evaluation: dict[str, Any]) -> str:
         auc = "" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}"
         rows.append([name, str(r["samples"]), f"{r['loss']:.4f}", f"{r['acc']:.4f}", auc])
     lines += aligned(rows)
+    lines += ["", *aligned(metric_rows(splits))]
     classes = evaluation["classes"]
     for name, r in splits.items():
+        lines += ["", f"per class, {name}"]
+        per_class = r["per_class"]
+        table = [["class", "precision", "recall", "f1", "support"]]
+        for c, label in enumerate(classes):
+            values = [f"{per_class[key][c]:.4f}" for key in ("precision", "recall", "f1")]
+            table.append([label, *values, str(per_class["support"][c])])
+        lines += aligned(table)
         lines += ["", f"confusion matrix, {name} (rows: true class, columns: predicted class)"]
-        matrix = [["", *classes]]
-        matrix += [
-            [c, *map(str, row)] for c, row in zip(classes, r["confusion_matrix"], strict=True)
-        ]
+        counts = zip(classes, r["confusion_matrix"], strict=True)
+        matrix = [["", *classes], *([label, *map(str, row)] for label, row in counts)]
         lines += aligned(matrix)
+    last = list(splits)[-1]
+    of = f"p({classes[1]})" if len(classes) == 2 else "the predicted class's probability"
+    lines += ["", f"reliability, {last} (samples binned by {of}; observed: how often right)"]
+    bins = splits[last]["reliability"]
+    table = [["predicted", "observed", "samples"]]
+    table += [
+        [f"{p:.3f}", f"{o:.3f}", str(n)]
+        for p, o, n in zip(bins["predicted"], bins["observed"], bins["count"], strict=True)
+    ]
+    lines += aligned(table)
+    if evaluation["threshold"] != DEFAULT_THRESHOLD:
+        how = " (threshold=tuned)" if str(run.settings.threshold) == "tuned" else ""
+        lines += ["", f"threshold {evaluation['threshold']:.4f} on p({classes[1]}){how}"]
     if "population_acc" in evaluation:
         lines += [
             "",
@@ -127,6 +150,18 @@ def report(run: SavedRun, evaluation: dict[str, Any]) -> str:
             "on the whole distribution",
         ]
     return "\n".join(lines)
+
+
+SPLIT_METRICS = ("balanced_acc", "precision", "recall", "f1", "f1_macro", "pr_auc", "brier")
+
+
+def metric_rows(splits: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The table of the other metrics, a split a row (a blank where one is undefined)."""
+    rows = [["split", *SPLIT_METRICS]]
+    for name, r in splits.items():
+        cells = ["" if r[key] is None else f"{r[key]:.4f}" for key in SPLIT_METRICS]
+        rows.append([name, *cells])
+    return rows
 
 
 def aligned(rows: list[list[str]]) -> list[str]:

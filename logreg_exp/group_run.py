@@ -32,6 +32,7 @@ from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
 from logreg_exp.training.column_data import ColumnBatches
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult, improvements
+from logreg_exp.training.penalties import penalized
 from logreg_exp.training.pruning import SuccessiveHalving
 from logreg_exp.training.schedules import schedule_for
 from logreg_exp.training.stacked import (
@@ -166,7 +167,9 @@ def train_part(
         train_loader = ColumnBatches([p.train_loader for p in pipelines], data_of)
         val_loader = ColumnBatches([p.val_loader for p in pipelines], data_of)
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
-    updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
+    updater = penalized(
+        stacked_updater(list(model.parameters()), optimizer_cls, per_job), model.w, settings
+    )
     loss_fn = ColumnLosses(
         build_loss(
             OmegaConf.structured(first.loss),
@@ -180,7 +183,7 @@ def train_part(
         results = fit_stacked(
             model, loss_fn, updater, train_loader, val_loader,
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
-            evaluators=[pipelines[d].evaluators for d in data_of], on_epoch=progress,
+            evaluators=[pipelines[d].epoch_evaluators for d in data_of], on_epoch=progress,
             stop_requested=(lambda: True) if interrupted else interrupt,
             schedule=schedule_for(updater, settings), prune=prune,
         )  # fmt: skip

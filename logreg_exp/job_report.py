@@ -25,6 +25,7 @@ from logreg_exp.run_files import (
 )
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
+from logreg_exp.tracking.metric_plots import metric_pictures
 from logreg_exp.tracking.plots import log_decision_boundary
 from logreg_exp.training.build import Pipeline
 from logreg_exp.training.checkpoints import save_checkpoint
@@ -64,9 +65,13 @@ def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, thr
     test_samples = f" / {pipeline.n_test} test" if pipeline.n_test else ""
     n_classes = pipeline.model.n_classes
     classes = f" ({n_classes} classes: multinomial)" if n_classes > 2 else ""
+    penalty = ""
+    if settings.penalty != "none":
+        ratio = f", l1_ratio {settings.l1_ratio:g}" if settings.penalty == "elasticnet" else ""
+        penalty = f", penalty {settings.penalty} (alpha {settings.alpha:g}{ratio})"
     log.info(
         "%d train / %d val%s samples, %d features%s, device %s, %d torch thread%s, updater %s "
-        "(lr %g)",
+        "(lr %g)%s",
         pipeline.n_train,
         pipeline.n_val,
         test_samples,
@@ -77,6 +82,7 @@ def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, thr
         "" if threads == 1 else "s",
         settings.updater.name,
         settings.updater.lr,
+        penalty,
     )
 
 
@@ -142,11 +148,19 @@ class JobReport:
         the picture, where it was painted already). ``wall_s``: the job's time until now;
         ``stopped_by``: the signal that interrupted it."""
         start = time.perf_counter()
-        test = None
+        test = threshold = None
         if result.status in (Status.COMPLETED, Status.PRUNED) and result.best_epoch:
-            test = pipeline.test(result.best_state)
+            threshold = pipeline.threshold(self.settings, result.best_state)
+            test = {**pipeline.test(result.best_state), **pipeline.test_metrics(threshold)}
         wall_s += time.perf_counter() - start
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test, stopped_by)
+        if threshold is not None:  # what predict and evaluate apply (binary data)
+            metrics["threshold"] = threshold
+        if test is not None and pipeline.epoch_metrics and self.tensorboard is not None:
+            classes = pipeline.preprocessing.classes
+            with writing(self.events):
+                for tag, image in metric_pictures(test, classes).items():
+                    self.tensorboard.log_picture(tag, image, result.best_epoch)
         has_events = self.tensorboard is not None
         tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
         write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, picture)

@@ -6,7 +6,8 @@ carried through as they are). Each row is standardized with the run's own traini
 statistics from ``preprocessing.json``, so nothing is recomputed from the training data,
 and gets columns more: ``p_<class>``, the probability of the class the model calls 1 (for
 two classes; of each class, one column each, for K >= 3), and ``predicted``, the class
-name, as in the training CSV: at a probability above 0.5, or the most probable class. The
+name, as in the training CSV: at a probability above the run's threshold (0.5, or the one
+``threshold: tuned`` chose on its validation split), or the most probable class. The
 output is CSV with the input's delimiter, on stdout or in ``--out``.
 """
 
@@ -99,7 +100,10 @@ def predict_table(run: SavedRun, table: Table) -> tuple[np.ndarray, list[str]]:
             "trained on"
         )
     proba = probabilities(scores).numpy()
-    predicted = [prep.classes[k] for k in predicted_classes(scores).tolist()]
+    classes = predicted_classes(scores)
+    if run.threshold != 0.5:  # two classes: the run's own threshold on p(class 1)
+        classes = torch.as_tensor(proba > run.threshold).long()
+    predicted = [prep.classes[k] for k in classes.tolist()]
     return proba, predicted
 
 
@@ -207,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(classes) == 2:
             what = (
                 f"{probability_columns(run)[0]}, the probability of {classes[1]!r}, and "
-                f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above 0.5, else {classes[0]!r}"
+                f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above {run.threshold:g}, "
+                f"else {classes[0]!r}"
             )
         else:
             what = (

@@ -18,6 +18,7 @@ from logreg_exp.config import (
     UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
+    LBFGSUpdaterConfig,
     LossConfig,
     UpdaterConfig,
     reference,
@@ -154,6 +155,7 @@ def config_reference() -> str:
         [
             ("", JobConfig, "every run"),
             ("updater.", UpdaterConfig, "both updaters"),
+            ("updater.", LBFGSUpdaterConfig, "updater=lbfgs"),
             *(("dataset.", d.schema, f"dataset={name}") for name, d in DATASETS.items()),
             *(("scheduler.", s, f"scheduler={name}") for name, s in SCHEDULER_SCHEMAS.items()),
         ]

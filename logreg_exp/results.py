@@ -41,14 +41,34 @@ class Status(str, Enum):
 
 
 class Monitor(Enum):
-    """The validation metric that picks the best epoch, and which way is better."""
+    """The validation metric that picks the best epoch, and which way is better: the loss,
+    the accuracy, or any metric of ``training.metrics`` (computed each epoch then)."""
 
     val_loss = "val_loss"
     val_acc = "val_acc"
+    val_log_loss = "val_log_loss"
+    val_balanced_acc = "val_balanced_acc"
+    val_precision = "val_precision"
+    val_recall = "val_recall"
+    val_f1 = "val_f1"
+    val_precision_macro = "val_precision_macro"
+    val_recall_macro = "val_recall_macro"
+    val_f1_macro = "val_f1_macro"
+    val_precision_weighted = "val_precision_weighted"
+    val_recall_weighted = "val_recall_weighted"
+    val_f1_weighted = "val_f1_weighted"
+    val_roc_auc = "val_roc_auc"
+    val_pr_auc = "val_pr_auc"
+    val_brier = "val_brier"
 
     @property
     def lower_is_better(self) -> bool:
-        return self is Monitor.val_loss
+        return self in (Monitor.val_loss, Monitor.val_log_loss, Monitor.val_brier)
+
+    @property
+    def needs_metrics(self) -> bool:
+        """Whether the metric is one of ``training.metrics``', beyond val_loss and val_acc."""
+        return self not in (Monitor.val_loss, Monitor.val_acc)
 
     @property
     def direction(self) -> str:

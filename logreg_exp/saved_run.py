@@ -53,6 +53,13 @@ class SavedRun:
     checkpoint: dict[str, Any]
     preprocessing: Preprocessing
 
+    @property
+    def threshold(self) -> float:
+        """The decision threshold on class 1's probability that the run saved in
+        metrics.json (``threshold: tuned`` or a number); 0.5 for a run from before."""
+        value = self.metrics.get("threshold", 0.5)
+        return float(value) if isinstance(value, int | float) else 0.5
+
     def describe(self) -> str:
         """``outputs/.../0_seed=0: best.pt of epoch 23 (by val_loss), dataset=breast_cancer``"""
         ckpt = self.checkpoint

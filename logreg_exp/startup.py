@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from logreg_exp.data.datasets import dataset_for
+from logreg_exp.results import Monitor
 from logreg_exp.sweeps.launchers import is_installed
 
 
@@ -29,11 +30,13 @@ def modules_for(cfg: Any) -> list[str]:
     """What a run of ``cfg`` will import, the table of the early imports."""
     dataset = dataset_for(cfg.dataset)
     modules = ["logreg_exp.single_run"]  # torch, numpy, the TensorBoard writer: every run
-    if cfg.updater.name == "optim" or cfg.scheduler.name != "none":
+    if cfg.updater.name in ("optim", "lbfgs") or cfg.scheduler.name != "none":
         # torch.optim.Optimizer.__init__ imports it (a schedule's stand-in is an optimizer)
         modules.append("torch._dynamo")
     modules += dataset.imports  # scikit-learn for breast_cancer
-    if dataset.n_features() in (2, None):  # may draw the decision boundary
+    draws_metrics = cfg.val_metrics or Monitor(cfg.monitor).needs_metrics
+    # may draw the decision boundary, or the metrics' pictures
+    if dataset.n_features() in (2, None) or draws_metrics:
         modules += ["matplotlib.figure", "matplotlib.backends.backend_agg"]
     # an optional extra that is missing is reported by the code that needs it
     return [name for name in modules if is_installed(name)]

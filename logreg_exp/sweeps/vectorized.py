@@ -57,6 +57,7 @@ UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
 # Keys whose jobs train on data of their own, each column on its own (``group_run.data_key``)
 DATA_COLUMNS = ("seed", "dataset.fold")
 MANUAL_COLUMNS = UPDATER_COLUMNS
+PENALTY_COLUMNS = ("penalty", "alpha", "l1_ratio")
 # Losses known to be a mean of per-sample losses that take reduction="none".
 PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
 
@@ -68,11 +69,14 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    if updater["name"] == "lbfgs":
+        return None, "updater=lbfgs trains full batch, one model at a time"
     if task.get("patience") is not None:
         return None, "patience (early stopping) ends each job at an epoch of its own"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
-    # each column has its own schedule (training.schedules): any scheduler key may differ
+    # each column has its own schedule (training.schedules) and penalty (training.penalties)
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
+    keys += list(PENALTY_COLUMNS)
     if updater["name"] == "manual":
         return keys, ""
     from logreg_exp.training.stacked import ELEMENTWISE  # torch: after start-up

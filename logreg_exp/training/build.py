@@ -32,6 +32,7 @@ from logreg_exp.hydra_compat import instantiate
 from logreg_exp.results import Monitor
 from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training
+from logreg_exp.training.lbfgs import FullBatchTraining, check_full_batch
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
 from logreg_exp.training.model import (
@@ -39,7 +40,15 @@ from logreg_exp.training.model import (
     LogisticRegression,
     SoftmaxCrossEntropyLoss,
 )
+from logreg_exp.training.penalties import penalized, strengths
 from logreg_exp.training.schedules import Schedule, schedule_for
+from logreg_exp.training.scoring import (
+    DEFAULT_THRESHOLD,
+    check_threshold,
+    decision_threshold,
+    epoch_evaluators,
+    split_metrics,
+)
 from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
 
@@ -87,6 +96,15 @@ class Pipeline:
     test_loader: DataLoader | None = None
     cuda_graphs: bool = False
     schedule: Schedule | None = None  # None: updater.lr every epoch
+    full_batch: FullBatchTraining | None = None  # updater=lbfgs's train phase
+    # the validation split's metrics each epoch, where asked for (scoring.epoch_evaluators)
+    epoch_metrics: dict[str, Callable[[nn.Module], Any]] = field(default_factory=dict)
+
+    @property
+    def epoch_evaluators(self) -> dict[str, Callable[[nn.Module], Any]]:
+        """What each epoch's validation measures beyond the loss and the accuracy."""
+        return {**self.evaluators, **self.epoch_metrics}
+
     patience: int | None = None  # early stopping (None: off), see ``loop.fit``
     min_delta: float = 0.0
     class_weights: torch.Tensor | None = None  # each class's in the loss (None: all 1)
@@ -97,8 +115,11 @@ class Pipeline:
         ``cuda_graphs`` on a GPU the train phase replays CUDA graphs
         (``graphs.captured_training``)."""
         captured = None
-        if self.cuda_graphs:
+        if self.cuda_graphs and self.full_batch is None:
             captured = captured_training(self.model, self.loss_fn, self.updater, self.train_loader)
+        train_epoch = captured.train_one_epoch if captured else None
+        if self.full_batch is not None:
+            train_epoch = self.full_batch.train_one_epoch
         return fit(
             self.model,
             self.loss_fn,
@@ -108,8 +129,8 @@ class Pipeline:
             epochs=epochs,
             device=self.device,
             monitor=monitor,
-            evaluators=self.evaluators,
-            train_epoch=captured.train_one_epoch if captured else None,
+            evaluators=self.epoch_evaluators,
+            train_epoch=train_epoch,
             schedule=self.schedule,
             patience=self.patience,
             min_delta=self.min_delta,
@@ -126,6 +147,22 @@ class Pipeline:
             loss, acc = evaluate(self.model, self.loss_fn, self.test_loader, self.device)
         extra = {name: fn(self.model) for name, fn in self.evaluators.items()}
         return {"loss": loss, "acc": acc, **extra}
+
+    def test_metrics(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+        """Every metric of ``training.metrics`` on the test split at ``threshold``, of the
+        model as ``test`` left it (empty without a test split); ``acc`` is the one ``test``
+        measured, at 0.5 (score > 0, to the last bit), else at ``threshold``."""
+        if self.test_loader is None:
+            return {}
+        metrics = split_metrics(self.model, self.test_loader, self.device, threshold)
+        if threshold == DEFAULT_THRESHOLD:
+            del metrics["acc"]
+        return metrics
+
+    def threshold(self, settings: Any, state_dict: dict[str, torch.Tensor]) -> float:
+        """The decision threshold of the model with ``state_dict`` (``scoring``)."""
+        self.model.load_state_dict(state_dict)
+        return decision_threshold(settings, self.model, self.val_loader, self.device)
 
     def state_dict(self) -> dict[str, Any]:
         """What training changes: the parameters, the updater's state (momentum, Adam's
@@ -298,6 +335,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     test_loader = None
     if data.test is not None:
         test_loader = make_loader(data.test, cfg.val_batch_size, False, pin_memory=pin)
+    check_threshold(cfg, data.n_classes)
     model = LogisticRegression(
         data.n_features, generator=init_gen, dtype=torch_dtype(cfg), n_classes=data.n_classes
     )
@@ -305,6 +343,12 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     class_weights = class_weights_for(cfg, data.preprocessing.classes, data.train)
     loss_fn = build_loss(cfg.loss, data.n_classes, class_weights)
     updater = build_updater(model.parameters(), cfg.updater)
+    full_batch = None
+    if cfg.updater.name == "lbfgs":
+        check_full_batch(cfg, data.train, device)
+        full_batch = FullBatchTraining(model, loss_fn, updater, data.train, strengths(cfg)[0])
+    else:
+        updater = penalized(updater, model.w, [cfg])
     return Pipeline(
         model,
         loss_fn,
@@ -320,6 +364,8 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_loader=test_loader,
         cuda_graphs=cfg.device.cuda_graphs,
         schedule=schedule_for(updater, [cfg]),
+        full_batch=full_batch,
+        epoch_metrics=epoch_evaluators(cfg, val_loader, device),
         patience=cfg.patience,
         min_delta=float(cfg.min_delta),
         class_weights=class_weights,

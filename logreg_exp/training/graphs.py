@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from logreg_exp.data.loaders import Minibatches
 from logreg_exp.training.loop import TrainPhase, Updater, never, tally_summary
+from logreg_exp.training.penalties import inner
 from logreg_exp.training.schedules import learning_rates
 from logreg_exp.training.updaters import ManualSGD
 
@@ -49,8 +50,10 @@ def cannot_capture(updater: Updater) -> str | None:
 
     SGD and the manual step keep no count on the host; optimizers with a ``capturable``
     option (Adam, AdamW, RMSprop, ...) keep their step count on the device once it is set.
-    Others (Adagrad, anything unknown) read or write host state each step.
+    Others (Adagrad, anything unknown) read or write host state each step. A penalty's
+    steps (``penalties.Penalized``) keep none.
     """
+    updater = inner(updater)
     if isinstance(updater, ManualSGD) or type(updater) is torch.optim.SGD:
         return None
     if isinstance(updater, torch.optim.Optimizer):
@@ -66,6 +69,7 @@ def make_capturable(updater: Updater) -> None:
     corrections then live on the device, which a replayed graph can update. A step count
     already kept on the host (state restored by a resumed run) moves to its parameter's
     device, where a capturable step expects it."""
+    updater = inner(updater)
     if not isinstance(updater, torch.optim.Optimizer):
         return
     for group in updater.param_groups:

@@ -49,6 +49,13 @@ class EpochMetrics:
     val_s: float
     extra: dict[str, float] = field(default_factory=dict)
 
+    def __getattr__(self, name: str) -> float:
+        """``val_<name>``: an extra validation number by the name ``monitor`` gives it."""
+        extra = self.__dict__.get("extra") or {}
+        if name.startswith("val_") and name[4:] in extra:
+            return extra[name[4:]]
+        raise AttributeError(name)
+
 
 @dataclass
 class FitResult:
@@ -287,6 +294,18 @@ def predict_scores(
     return torch.cat(scores).cpu(), torch.cat(labels).cpu()
 
 
+def evaluated(
+    evaluators: Mapping[str, Callable[[nn.Module], Any]] | None, model: nn.Module
+) -> dict[str, float]:
+    """Each evaluator's number for ``model`` under its name; one that gives several (a dict,
+    such as the validation split's metrics) adds each under its own."""
+    extra: dict[str, float] = {}
+    for name, fn in (evaluators or {}).items():
+        value = fn(model)
+        extra.update(value if isinstance(value, dict) else {name: value})
+    return extra
+
+
 def first_non_finite(metrics: EpochMetrics) -> str | None:
     """The name of the first validation number of ``metrics`` that is NaN or infinite."""
     values = {"val_loss": metrics.val_loss, "val_acc": metrics.val_acc, **metrics.extra}
@@ -370,7 +389,7 @@ def fit(
             val_loss, val_acc = evaluate(model, loss_fn, val_loader, device, stop_requested)
             if stop_requested():
                 return result.stop(Status.INTERRUPTED, epoch)
-            extra = {name: fn(model) for name, fn in (evaluators or {}).items()}
+            extra = evaluated(evaluators, model)
             t2 = time.perf_counter()
             metrics = EpochMetrics(
                 epoch, phase.loss, phase.acc, val_loss, val_acc, t1 - t0, t2 - t1, extra

@@ -27,6 +27,7 @@ from logreg_exp.training.loop import (
     EpochMetrics,
     FitResult,
     count_correct,
+    evaluated,
     first_non_finite,
     never,
 )
@@ -481,9 +482,7 @@ def fit_stacked(
             t2 = time.perf_counter()
             improved = []
             for k in list(training):
-                extra = {
-                    name: fn(model.column(k, into=plain)) for name, fn in evaluators[k].items()
-                }
+                extra = evaluated(evaluators[k], model.column(k, into=plain))
                 metrics = EpochMetrics(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
                     t2 - t1, extra,

@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 
 from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.hydra_compat import instantiate
+from logreg_exp.training.lbfgs import lbfgs_optimizer
 from logreg_exp.training.loop import Updater
 
 SHARED_KNOBS = ("lr", "momentum", "weight_decay")
@@ -122,7 +123,8 @@ def build_optimizer(
     optimizer_cls = locate(target, setting)
     if needs_closure(optimizer_cls):
         raise ConfigError(
-            f"{setting}: its step() needs a closure, which this training loop does not pass"
+            f"{setting}: its step() needs a closure, which this training loop does not pass; "
+            "updater=lbfgs trains with torch.optim.LBFGS, full batch"
         )
     accepted = inspect.signature(optimizer_cls).parameters
     kwargs: dict[str, float] = {}
@@ -183,7 +185,7 @@ def needs_closure(optimizer_cls: type) -> bool:
 
 
 def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> StatefulUpdater:
-    """The updater that ``updater.name`` names: ``optim`` or ``manual``."""
+    """The updater that ``updater.name`` names: ``optim``, ``manual`` or ``lbfgs``."""
     if updater_cfg.name == "optim":
         return build_optimizer(params, updater_cfg)
     if updater_cfg.name == "manual":
@@ -193,4 +195,8 @@ def build_updater(params: Iterable[torch.nn.Parameter], updater_cfg: Any) -> Sta
             momentum=float(updater_cfg.momentum),
             weight_decay=float(updater_cfg.weight_decay),
         )
-    raise ConfigError(f"updater.name={updater_cfg.name!r} is not known; allowed: optim, manual")
+    if updater_cfg.name == "lbfgs":
+        return lbfgs_optimizer(params, updater_cfg)
+    raise ConfigError(
+        f"updater.name={updater_cfg.name!r} is not known; allowed: optim, manual, lbfgs"
+    )

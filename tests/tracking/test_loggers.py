@@ -117,6 +117,7 @@ def test_flat_hparams_use_dotted_override_keys_and_drop_instantiate_plumbing():
 def test_run_hparams_of_the_default_config():
     found = run_hparams(compose_config("updater.lr=0.1", "dtype=float64"))
     assert found == {
+        "alpha": 0.0001,
         "batch_size": 8,
         "class_weight": "null",
         "dataset.fold": 0,
@@ -135,20 +136,25 @@ def test_run_hparams_of_the_default_config():
         "device.name": "cpu",
         "dtype": "float64",
         "epochs": 12,
+        "l1_ratio": 0.15,
         "loss._target_": "torch.nn.BCEWithLogitsLoss",
         "min_delta": 0.0,
         "monitor": "val_loss",
         "patience": "null",
+        "penalty": "none",
         "scheduler.name": "none",
         "seed": 0,
         "tensorboard": "true",
         "threads": "null",
+        "threshold": "0.5",
+        "threshold_metric": "f1",
         "updater.lr": 0.1,
         "updater.momentum": 0.0,
         "updater.name": "optim",
         "updater.optimizer._target_": "torch.optim.SGD",
         "updater.weight_decay": 0.0,
         "val_batch_size": 32,
+        "val_metrics": "false",
     }
     assert list(found) == sorted(found)
 
