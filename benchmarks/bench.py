@@ -702,18 +702,12 @@ def machine(device: torch.device) -> str:
 
 def bench_sklearn() -> None:
     """Not a timing: the optimum against scikit-learn's (``sklearn_reference``)."""
-    from benchmarks.sklearn_reference import (
-        available_presets,
-        compare,
-        datasets_without_preset,
-        table,
-    )
+    from benchmarks.sklearn_reference import available_presets, compare, table
 
     print("\nscikit-learn's LogisticRegression against updater=lbfgs and each preset's SGD run")
     print("(the preset's split, standardization and alpha; C = 1 / (alpha * n_train); objective")
     print("= mean log loss on the training split + alpha / 2 * |w|^2; SGD at its last epoch)")
-    names = available_presets() + datasets_without_preset()
-    print(table([compare(name) for name in names]))
+    print(table([compare(name) for name in available_presets()]))
 
 
 PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "loaded", "goals", "sklearn"]

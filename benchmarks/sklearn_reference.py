@@ -1,12 +1,12 @@
 """The framework's optimum held against scikit-learn's ``LogisticRegression`` on the same data:
 the split, the standardization and the L2 strength (``C = 1 / (alpha * n_train)``) of a preset.
 
-For each dataset preset (``experiment=breast_cancer``, and iris, wine, digits where they
-exist): ``updater=lbfgs`` in float64, run to convergence, against scikit-learn's lbfgs to a
-tight tolerance on the run's own standardized training split, both measured by the same
-objective (mean log loss on the training split plus ``alpha / 2 * |w|^2``); and the preset's
-own SGD run, as it ships, against that optimum; with the test accuracy of each. Used by
-``python -m benchmarks.bench --only sklearn`` and ``tests/test_sklearn_reference.py``.
+For each dataset preset (``experiment=breast_cancer|iris|wine|digits``): ``updater=lbfgs`` in
+float64, run to convergence, against scikit-learn's lbfgs to a tight tolerance on the run's own
+standardized training split, both measured by the same objective (mean log loss on the training
+split plus ``alpha / 2 * |w|^2``); and the preset's own SGD run, as it ships, against that
+optimum; with the test accuracy of each. Used by ``python -m benchmarks.bench --only sklearn``
+and ``tests/test_sklearn_reference.py``.
 """
 
 from __future__ import annotations
@@ -67,16 +67,6 @@ def available_presets() -> list[str]:
 
     experiments = files("logreg_exp.conf") / "experiment"
     return [name for name in PRESETS if (experiments / f"{name}.yaml").is_file()]
-
-
-def datasets_without_preset() -> list[str]:
-    """The datasets of ``PRESETS`` that this checkout has without their preset: lbfgs is
-    held against scikit-learn there at its default ``C = 1``, and there is no SGD run."""
-    from importlib.resources import files
-
-    configs = files("logreg_exp.conf") / "dataset"
-    presets = available_presets()
-    return [n for n in PRESETS if n not in presets and (configs / f"{n}.yaml").is_file()]
 
 
 def trained(*overrides: str) -> tuple[Any, Pipeline]:
@@ -142,25 +132,19 @@ def centred(b: np.ndarray) -> np.ndarray:
 
 
 def compare(dataset: str) -> Comparison:
-    """The comparison on ``experiment=<dataset>``: its split, standardization, penalty; or,
-    where the dataset has no preset, on ``dataset=<dataset>`` at scikit-learn's default
-    ``C = 1`` (``alpha = 1 / n_train``), without an SGD run (its numbers NaN)."""
-    if dataset in available_presets():
-        preset = f"experiment={dataset}"
-        sgd_settings, sgd = trained(preset)
-        alpha = strengths(sgd_settings)[0]
-        if alpha == 0 or sgd_settings.penalty != "l2":
-            raise ValueError(f"{preset} ships no L2 penalty (penalty={sgd_settings.penalty})")
-    else:
-        preset, sgd = f"dataset={dataset}", None
-        alpha = 1 / len(build_pipeline(validated(compose(preset)), CPU).train_set)
+    """The comparison on ``experiment=<dataset>``: its split, standardization, penalty."""
+    preset = f"experiment={dataset}"
+    sgd_settings, sgd = trained(preset)
+    alpha = strengths(sgd_settings)[0]
+    if alpha == 0 or sgd_settings.penalty != "l2":
+        raise ValueError(f"{preset} ships no L2 penalty (penalty={sgd_settings.penalty})")
     _, lbfgs = trained(preset, *CONVERGED, f"alpha={alpha!r}")
     x, y = arrays(lbfgs.train_set)
     x_test, y_test = arrays(lbfgs.test_set)
     classes = len(lbfgs.preprocessing.classes)
     w_sk, b_sk = sklearn_fit(x, y, alpha, classes)
     w, b = parameters(lbfgs)
-    w_sgd, b_sgd = parameters(sgd) if sgd is not None else (w * np.nan, b * np.nan)
+    w_sgd, b_sgd = parameters(sgd)
     # the SGD run's data in float64: the same split (same seed), its dtype's rounding aside
     gap = max(np.max(np.abs(w - w_sk)), np.max(np.abs(centred(b) - centred(b_sk))))
     return Comparison(
@@ -186,12 +170,10 @@ def table(rows: list[Comparison]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
-        sgd_acc = "no preset" if np.isnan(r.sgd_objective) else f"{r.sgd_test_acc:.4f}"
-        sgd_gap = "no preset" if np.isnan(r.sgd_objective) else f"{r.sgd_gap:+.2%}"
-        accs = f"{r.sklearn_test_acc:.4f} / {r.lbfgs_test_acc:.4f} / {sgd_acc}"
+        accs = f"{r.sklearn_test_acc:.4f} / {r.lbfgs_test_acc:.4f} / {r.sgd_test_acc:.4f}"
         lines.append(
             f"| {r.dataset} | {r.n_train} | {r.classes} | {r.alpha:.4g} | "
             f"{r.sklearn_objective:.6f} | {r.lbfgs_gap:.1e} | {r.coefficient_gap:.1e} | "
-            f"{sgd_gap} | {accs} |"
+            f"{r.sgd_gap:+.2%} | {accs} |"
         )
     return "\n".join(lines)

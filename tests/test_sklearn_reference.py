@@ -11,7 +11,6 @@ import pytest
 from benchmarks.sklearn_reference import (
     available_presets,
     compare,
-    datasets_without_preset,
     objective,
     table,
 )
@@ -27,15 +26,6 @@ def test_lbfgs_reaches_scikit_learns_optimum_and_the_preset_sgd_ends_near_it(dat
     assert 0 <= row.sgd_gap < 0.01, row  # nothing beats the optimum by more than rounding
     assert min(row.sklearn_test_acc, row.lbfgs_test_acc, row.sgd_test_acc) > 0.8
     assert f"| {dataset} | {row.n_train} |" in table([row])
-
-
-@pytest.mark.parametrize("dataset", datasets_without_preset())
-def test_lbfgs_reaches_scikit_learns_optimum_where_a_dataset_has_no_preset(dataset):
-    row = compare(dataset)
-    assert abs(row.lbfgs_gap) < 1e-6, row
-    assert row.coefficient_gap < 1e-3, row
-    assert row.lbfgs_test_acc == row.sklearn_test_acc
-    assert "no preset" in table([row])
 
 
 def test_the_objective_is_scikit_learns_for_one_logit_and_for_k():
