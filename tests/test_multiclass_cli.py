@@ -12,7 +12,7 @@ import signal
 import pytest
 import torch
 
-from tests.helpers import assert_one_line_error, read_metrics_json, run_cli
+from tests.helpers import REPO, assert_one_line_error, read_metrics_json, run_cli
 from tests.sweeps.test_vectorized import assert_same_jobs, sweep
 from tests.test_resume import assert_same_run, signal_on_line, start_cli
 
@@ -76,6 +76,27 @@ def test_predict_writes_each_class_probability_and_the_class_name(iris_run):
     (cwd / "clash.csv").write_text(f"{header},p_virginica\n5.1,3.5,1.4,0.2,1\n")
     clash = run_cli("run", "clash.csv", cwd=cwd, module="logreg_exp.predict")
     assert_one_line_error(clash, "clash.csv has a column 'p_virginica' already")
+
+
+def readme_seed_0_test_acc(preset: str) -> str:
+    """The seed 0 test accuracy the README's table of the multiclass presets gives."""
+    text = (REPO / "README.md").read_text()
+    row = re.search(rf"\| `python -m logreg_exp experiment={preset}` \| \d+ \| ([\d.]+) \|", text)
+    assert row, f"README.md has no row for experiment={preset}"
+    return row.group(1)
+
+
+@pytest.mark.parametrize("preset", ["wine", "digits"])
+def test_the_preset_reproduces_the_readmes_test_accuracy(tmp_path, preset):
+    proc = run_cli(f"experiment={preset}", "tensorboard=false", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    test_acc = read_metrics_json(tmp_path / "run")["test_acc"]
+    assert f"{test_acc:.4f}" == readme_seed_0_test_acc(preset)
+
+
+def test_iris_reproduces_the_readmes_test_accuracy(iris_run):
+    test_acc = read_metrics_json(iris_run[0] / "run")["test_acc"]
+    assert f"{test_acc:.4f}" == readme_seed_0_test_acc("iris")
 
 
 def test_digits_trains_ten_classes(tmp_path):
