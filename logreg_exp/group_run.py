@@ -22,9 +22,11 @@ from logreg_exp.job_report import (
     JobReport,
     log_what_trains,
     place,
+    run_provenance,
     training_threads,
 )
 from logreg_exp.outcomes import failed
+from logreg_exp.provenance import now
 from logreg_exp.results import Monitor, Outcome, Status
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.plots import PicturesAhead, painter_for
@@ -71,7 +73,7 @@ def run_job_group(
     would leave in it, its log file the same lines. The console gets one line an epoch for
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
     neither the config nor the launcher sets the threads, a small stacked model gets one."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), now()
     settings = [m.settings for m in members]
     first = settings[0]
     device, _ = place(first, default_threads)
@@ -105,7 +107,7 @@ def run_job_group(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipeline, threads, trained_s,
-                            picture,
+                            picture, started,
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -126,13 +128,16 @@ def write_member(
     threads: int,
     trained_s: float,
     picture: Picture | None,
+    started: str | None = None,
 ) -> Outcome:
-    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file."""
+    """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
+    ``started``: when the group started (ISO 8601), for its provenance."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
             member.cfg, settings, member.job_dir, member.choices, member.swept,
             resolved=member.resolved, config_text=member.config_text,
+            provenance=run_provenance(pipeline.device, threads, started),
         )  # fmt: skip
         try:
             for metrics, is_best in zip(
