@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from logreg_exp.data.preprocessing import save_preprocessing
 from logreg_exp.files import display_path, settle, writing
 from logreg_exp.provenance import (
+    code_provenance,
     ended,
     now,
     provenance_text,
@@ -139,7 +140,8 @@ class JobReport:
             with writing(self.events):
                 self.tensorboard.log_config(config_text or OmegaConf.to_yaml(cfg, resolve=True))
                 if self.provenance is not None:
-                    self.tensorboard.log_provenance(provenance_text(self.provenance))
+                    code = code_provenance(self.provenance)
+                    self.tensorboard.log_provenance(provenance_text(code))
                 self.tensorboard.start_session(run_hparams(resolved or cfg, choices, swept))
                 if done is not None:
                     for metrics, is_best in zip(

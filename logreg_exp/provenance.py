@@ -107,6 +107,15 @@ def ended(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "ended": now()}
 
 
+# What TensorBoard's Text tab shows of a provenance: the code, the same for a job whatever
+# launcher ran it; the command, device, threads and times stay in provenance.json.
+CODE_KEYS = ("git", "versions", "host", "cwd")
+
+
+def code_provenance(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: record[key] for key in CODE_KEYS if key in record}
+
+
 def provenance_text(record: dict[str, Any]) -> str:
     """The record as indented JSON, as the file holds it."""
     return json.dumps(record, indent=2) + "\n"

@@ -109,7 +109,7 @@ def test_a_run_records_its_provenance_and_evaluate_shows_it(tmp_path):
     assert record["device"] == "cpu" and record["threads"] >= 1
     assert datetime.fromisoformat(record["ended"]) >= datetime.fromisoformat(record["started"])
     texts = [value for tag, _, value in event_records(run_dir) if tag == "provenance/text_summary"]
-    assert len(texts) == 1 and b'"versions"' in texts[0]
+    assert len(texts) == 1 and b'"versions"' in texts[0] and b'"started"' not in texts[0]
 
     shown = run_cli(str(run_dir), cwd=tmp_path, module="logreg_exp.evaluate")
     assert shown.returncode == 0, shown.stderr

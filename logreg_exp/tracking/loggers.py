@@ -162,7 +162,7 @@ class TensorBoardLogger:
         self.events.add_summary(text("config", f"```yaml\n{yaml_text}```"))
 
     def log_provenance(self, json_text: str) -> None:
-        """Which code made the run (``provenance.json`` as it starts) under ``provenance``."""
+        """Which code made the run (``provenance.code_provenance``) under ``provenance``."""
         self.events.add_summary(text("provenance", f"```json\n{json_text}```"))
 
     def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
