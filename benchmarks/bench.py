@@ -476,7 +476,6 @@ def bench_tracker(quick: bool, device_name: str, repeats: int, tmp: Path) -> Non
 PIECES = {
     "derived-configs": ("derived configs", "+hydra.launcher.derive_configs=false"),
     "lean-setup": ("lean job set-up", "+hydra.launcher.lean_setup=false"),
-    "yaml-templates": ("YAML templates", "+hydra.launcher.yaml_templates=false"),
 }
 
 

@@ -27,13 +27,18 @@ from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_g
 from logreg_exp.outcomes import EndProcess, end_as, failed
 from logreg_exp.output_dirs import Start, claim_job_dir
 from logreg_exp.provenance import COMMAND_VARIABLE, command_line
-from logreg_exp.registry import register_configs, register_plugins
+from logreg_exp.registry import register_configs, register_plugins, unknown_key
 from logreg_exp.results import Monitor
 from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.callback import summarize_unended_sweeps
 from logreg_exp.sweeps.launchers import default_threads, hidden_gpu_warning, missing_plugin
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
-from logreg_exp.training.interrupts import GracefulInterrupt, ignore_interrupts
+from logreg_exp.training.interrupts import (
+    GracefulInterrupt,
+    catch_stop_signals_early,
+    ignore_interrupts,
+    stopped_early,
+)
 
 log = logging.getLogger("logreg_exp")
 
@@ -104,16 +109,20 @@ def warn_of_hidden_gpus(launcher: DictConfig, device: str) -> None:
 
 def run_cli() -> None:
     """``python -m logreg_exp``: ``main`` after checking that the launcher or sweeper the
-    command line chooses is installed. A stop signal before a job starts stops it as soon as
-    it does (``main``); a sweep that stops early (a job interrupted, a launcher that raised)
-    still writes its summary."""
-    problem = missing_plugin(sys.argv[1:])
+    command line chooses is installed. A stop signal while it imports ends it there, with
+    nothing written; one before a job starts stops it as soon as it does (``main``); a sweep
+    that stops early (a job interrupted, a launcher that raised) still writes its summary."""
+    catch_stop_signals_early()  # where ``python -m logreg_exp`` has not already
+    problem = missing_plugin(sys.argv[1:]) or unknown_key(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
     # the command as typed, for each job's provenance.json, in this and in worker processes
     os.environ.setdefault(COMMAND_VARIABLE, command_line())
     register_plugins()
+    if stopped_early():  # while it imported: nothing is written yet
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.argv[1:] = with_mode_of_groups(sys.argv[1:], "logreg_exp.conf")
     with GracefulInterrupt():
         try:
@@ -124,4 +133,5 @@ def run_cli() -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         finally:
+            ignore_interrupts()  # its files say how it ended; the summary is written whatever
             summarize_unended_sweeps()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,27 @@ NON_NEGATIVE = Allowed(
     lambda v, root: 0 <= v <= largest_float(root),
     lambda root: f"a number >= 0 and <= {largest_float(root):.3g}",
     doc="a number >= 0 and <= the largest float of dtype",
+)
+
+
+def is_weight(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+    )
+
+
+CLASS_WEIGHT = Allowed(
+    lambda v, _: (
+        v is None
+        or v == "balanced"
+        or (isinstance(v, dict) and bool(v) and all(is_weight(w) for w in v.values()))
+    ),
+    "null, balanced, or a mapping of class label to a positive weight, such as {1: 5.0}",
+)
+PATIENCE = Allowed(
+    lambda v, root: v is None or 1 <= v <= root.epochs,
+    lambda root: f"an integer from 1 to epochs ({root.epochs}), or null (no early stopping)",
+    doc="an integer from 1 to epochs, or null (no early stopping)",
 )
 
 
@@ -268,6 +290,13 @@ class JobConfig:
     # in a dir holding an unfinished run of this config: auto goes on with it, true requires
     # one, false starts over (see output_dirs.py)
     resume: str = allowed("auto", RESUME)
+    # each class's weight in the loss, as scikit-learn's class_weight: null (all 1),
+    # balanced (n / (K * n_k) on the training split), or {label: weight}
+    class_weight: Any = allowed(None, CLASS_WEIGHT)  # noqa: RUF009 (a field())
+    # early stopping: end training after this many epochs without the monitored metric
+    # improving on its best by more than min_delta (null: train every epoch)
+    patience: Optional[int] = allowed(None, PATIENCE)  # noqa: UP045
+    min_delta: float = allowed(0.0, NON_NEGATIVE)
     tracker: Any = MISSING  # one of TRACKER_SCHEMAS
     # true: print the sweep's (or run's) plan and exit, claiming no dir (see sweeps/dry_run.py)
     dry_run: bool = False
@@ -303,6 +332,42 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(node, f"{prefix}{key}.")
 
 
+def check_known_keys(cfg: DictConfig) -> None:
+    """Keys that no schema declares (added with ``+``: ``+epoch=3``, which OmegaConf would
+    keep and ignore): one line naming each and the keys it may have meant. Below a dict (the
+    optimizer's arguments) any key goes; a config's ``hydra`` node is Hydra's."""
+    unknown = list(unknown_keys(cfg))
+    if unknown:
+        raise ConfigError("; ".join(unknown))
+
+
+def unknown_keys(cfg: DictConfig, prefix: str = "") -> Iterator[str]:
+    schema = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(schema):
+        return
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in cfg:
+        if key == "hydra" and not prefix:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3)
+            if close:
+                hint = "did you mean " + " or ".join(prefix + k for k in close)
+            else:
+                hint = "its keys: " + ", ".join(prefix + k for k in known)
+            yield f"Key '{prefix}{key}' not in '{schema.__name__}'{where(cfg, prefix)}; {hint}"
+            continue
+        node = child_container(cfg, key)
+        if isinstance(node, DictConfig):
+            yield from unknown_keys(node, f"{prefix}{key}.")
+
+
+def where(cfg: DictConfig, prefix: str) -> str:
+    """`` (dataset=csv)``: the option of the config group a node comes from, if it names one."""
+    name = cfg.get("name") if prefix and "name" in cfg else None
+    return f" ({prefix.rstrip('.')}={name})" if isinstance(name, str) else ""
+
+
 INT64 = 2**63
 
 
@@ -317,9 +382,10 @@ def integers(node: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
 
 
 def validated(cfg: DictConfig) -> JobConfig:
-    """The composed config as ``JobConfig``; ConfigError on the first value that its
-    field does not allow, on an integer that 64 bits cannot hold (numpy and torch take
-    no larger), and on a ``_target_`` that the config may not name."""
+    """The composed config as ``JobConfig``; ConfigError on a key no schema declares, on
+    the first value that its field does not allow, on an integer that 64 bits cannot hold
+    (numpy and torch take no larger), and on a ``_target_`` that the config may not name."""
+    check_known_keys(cfg)
     check_required(cfg)
     settings = OmegaConf.to_object(cfg)
     assert isinstance(settings, JobConfig)
@@ -384,7 +450,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
 UNSUITABLE = {
     "torch.nn.BCELoss": "it expects probabilities and the model gives logits; loss=bce "
     "applies the sigmoid first",
-    "torch.nn.CrossEntropyLoss": "it expects a score per class; this model gives one logit",
+    "torch.nn.CrossEntropyLoss": "data of three classes or more get the softmax "
+    "cross-entropy from either loss the project allows; two classes have one logit",
     "torch.nn.NLLLoss": "it expects log-probabilities per class; this model gives one logit",
     "torch.optim.LBFGS": "its step() needs a closure, which this training loop does not pass",
     "torch.optim.SparseAdam": "it takes sparse gradients only",

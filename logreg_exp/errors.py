@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from logreg_exp.training.interrupts import interrupting_command
+
 
 class ConfigError(ValueError):
     """A config value, file or device that cannot be used; the message says which and why."""
@@ -27,12 +29,15 @@ def run_command(body: Callable[[], int]) -> int:
     user's mistake (a ConfigError) or a file that cannot be written, 130 for Ctrl-C; 1 and
     nothing more when a reader of stdout closes it early (``| head``), as the Python docs
     advise for SIGPIPE. A path whose name is not UTF-8 prints with backslash escapes, as on
-    stderr, rather than failing with a UnicodeEncodeError."""
+    stderr, rather than failing with a UnicodeEncodeError. Run as a command, SIGTERM and
+    SIGHUP stop it as Ctrl-C does, and a signal while it imported ends it before the body
+    (``training.interrupts``)."""
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="backslashreplace")
     try:
-        return body()
+        with interrupting_command():
+            return body()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 1

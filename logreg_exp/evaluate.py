@@ -12,6 +12,11 @@ not in a new Hydra output dir.
 
 from __future__ import annotations
 
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
+
 import argparse
 import errno
 import os
@@ -26,14 +31,14 @@ from torch.utils.data import TensorDataset
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
 from logreg_exp.files import display_path, writable, writing
-from logreg_exp.hydra_compat import instantiate
 from logreg_exp.provenance import provenance_lines, read_provenance
 from logreg_exp.results import write_evaluation
 from logreg_exp.run_files import EVALUATION_FILE
 from logreg_exp.saved_run import SavedRun, open_run
-from logreg_exp.training.build import build_data
+from logreg_exp.training.build import build_data, build_loss, class_weights_for
 from logreg_exp.training.loop import evaluate, predict_scores
-from logreg_exp.training.metrics import confusion_matrix, roc_auc
+from logreg_exp.training.metrics import confusion_matrix, roc_auc, roc_auc_ovr
+from logreg_exp.training.model import predicted_classes, probabilities
 
 SPLITS = ("train", "val", "test")
 CPU = torch.device("cpu")
@@ -59,7 +64,8 @@ def evaluate_run(run: SavedRun, splits: Sequence[str] | None = None) -> dict[str
             f"{display_path(run.dir)} has no test split (dataset.test_fraction=0); "
             "choose from train, val"
         )
-    loss_fn = instantiate(settings.loss)
+    weights = class_weights_for(settings, data.preprocessing.classes, data.train)
+    loss_fn = build_loss(settings.loss, run.model.n_classes, weights)
     results = {name: evaluate_split(run, available[name], loss_fn) for name in splits}
     evaluation: dict[str, Any] = {
         "run_dir": str(run.dir),
@@ -77,13 +83,18 @@ def evaluate_split(run: SavedRun, split: TensorDataset, loss_fn: Any) -> dict[st
     loader = make_loader(split, run.settings.val_batch_size, shuffle=False)
     loss, acc = evaluate(run.model, loss_fn, loader, CPU)
     scores, labels = predict_scores(run.model, loader, CPU)
-    scores, labels = scores.double().numpy(), labels.numpy()
+    predicted = predicted_classes(scores).numpy()
+    n_classes = run.model.n_classes
+    if n_classes == 2:
+        auc = roc_auc(scores.double().numpy(), labels.numpy())
+    else:  # on probabilities, as scikit-learn's one-vs-rest: a logit alone does not rank
+        auc = roc_auc_ovr(probabilities(scores.double()).numpy(), labels.numpy())
     return {
         "samples": len(labels),
         "loss": loss,
         "acc": acc,
-        "roc_auc": roc_auc(scores, labels),
-        "confusion_matrix": confusion_matrix(scores > 0, labels).tolist(),
+        "roc_auc": auc,
+        "confusion_matrix": confusion_matrix(predicted, labels.numpy(), n_classes).tolist(),
     }
 
 
@@ -104,9 +115,11 @@ def report(run: SavedRun, evaluation: dict[str, Any]) -> str:
     lines += aligned(rows)
     classes = evaluation["classes"]
     for name, r in splits.items():
-        (tn, fp), (fn, tp) = r["confusion_matrix"]
         lines += ["", f"confusion matrix, {name} (rows: true class, columns: predicted class)"]
-        matrix = [["", *classes], [classes[0], str(tn), str(fp)], [classes[1], str(fn), str(tp)]]
+        matrix = [["", *classes]]
+        matrix += [
+            [c, *map(str, row)] for c, row in zip(classes, r["confusion_matrix"], strict=True)
+        ]
         lines += aligned(matrix)
     if "population_acc" in evaluation:
         lines += [

@@ -61,7 +61,7 @@ class GroupMember:
     log_file: Path
     log_format: str
     resolved: dict[str, Any] | None = None  # the config resolved, as plain data
-    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml)
+    config_text: str | None = None  # the same as YAML (OmegaConf.to_yaml), where known
 
 
 def run_job_group(
@@ -72,17 +72,29 @@ def run_job_group(
     as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
     would leave in it, its log file the same lines. The console gets one line an epoch for
     the group. Ctrl-C stops the group: every job interrupted, its files written. Where
-    neither the config nor the launcher sets the threads, a small stacked model gets one."""
+    neither the config nor the launcher sets the threads, a small stacked model gets one.
+    A group that cannot be set up (its data cannot be read, its device is missing, it would
+    not fit in memory) fails each of its jobs alone, as the basic launcher fails them."""
     start, started = time.perf_counter(), now()
     settings = [m.settings for m in members]
     first = settings[0]
-    device, _ = place(first, default_threads)
-    pipeline = build_pipeline(first, device)
+    try:
+        device, _ = place(first, default_threads)
+        pipeline = build_pipeline(first, device)
+    except Exception as err:
+        return [fail_member(m, err, time.perf_counter() - start) for m in members]
     threads = training_threads(first, default_threads, pipeline, len(members))
     model = StackedLogisticRegression(pipeline.model, len(members))
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
-    loss_fn = ColumnLosses(build_loss(OmegaConf.structured(first.loss), reduction="none"))
+    loss_fn = ColumnLosses(
+        build_loss(
+            OmegaConf.structured(first.loss),
+            pipeline.model.n_classes,
+            pipeline.class_weights,
+            reduction="none",
+        )
+    )
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(
@@ -92,6 +104,7 @@ def run_job_group(
             schedule=schedule_for(updater, settings),
         )  # fmt: skip
         trained_s = time.perf_counter() - start
+        stopped_by = interrupt.received.name if interrupt.received else None
         completed = any(r.status is Status.COMPLETED for r in results)
         painter = painter_for(pipeline) if completed else None  # made once for every job
         pictures = None
@@ -107,7 +120,7 @@ def run_job_group(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipeline, threads, trained_s,
-                            picture, started,
+                            picture, stopped_by, started,
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -128,10 +141,12 @@ def write_member(
     threads: int,
     trained_s: float,
     picture: Picture | None,
+    stopped_by: str | None = None,
     started: str | None = None,
 ) -> Outcome:
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
-    ``started``: when the group started (ISO 8601), for its provenance."""
+    ``stopped_by``: the signal that stopped the group; ``started``: when the group started
+    (ISO 8601), for its provenance."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
@@ -144,9 +159,18 @@ def write_member(
                 result.history, improvements(result.history, result.monitor), strict=True
             ):
                 report.log_epoch(metrics, is_best)
-            return report.finish(result, pipeline, trained_s, picture)
+            return report.finish(result, pipeline, trained_s, picture, stopped_by)
         finally:
             report.close()
+
+
+def fail_member(member: GroupMember, err: Exception, wall_s: float) -> Outcome:
+    """A job of a group that could not be set up fails alone, as the entrypoint fails a job
+    of the basic launcher: its line on the console and in its log file, its failure in its
+    metrics.json."""
+    console = logging.getLogger().handlers
+    with logging_only_to(member.log_file, member.log_format, also=console):
+        return failed(err, member.cfg, member.job_dir, True, wall_s)
 
 
 def record_failed_member(member: GroupMember, err: OutputError, wall_s: float) -> Outcome:

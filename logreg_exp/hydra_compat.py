@@ -20,6 +20,7 @@ command line (``with_mode_of_groups``). CI runs both lines (.ci/run, .ci/hydra-1
 from __future__ import annotations
 
 import contextlib
+import decimal
 import itertools
 import re
 from collections.abc import Callable, Sequence
@@ -300,6 +301,23 @@ def crc32c_pure(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
+def decimal_float_ranges(*, hydra_1_4: bool = HYDRA_1_4) -> None:
+    """A float sweep ``range(0.01,1.01,0.01)`` counts in the decimals the user wrote: its job
+    dirs, overrides and summary say ``updater.lr=0.06``, where Hydra 1.3 counts in binary
+    floats (``0.060000000000000005``). Hydra 1.4 reads the bounds through ``str``; on 1.3
+    its ``FloatRange`` is given 1.4's reading (a public class, its dataclass set-up)."""
+    if hydra_1_4:
+        return
+    from hydra.core.override_parser.types import FloatRange
+
+    def post_init(self: Any) -> None:
+        self.start = decimal.Decimal(str(self.start))
+        self.stop = decimal.Decimal(str(self.stop))
+        self.step = decimal.Decimal(str(self.step))
+
+    FloatRange.__post_init__ = post_init  # type: ignore[method-assign]
+
+
 def with_mode_of_groups(
     arguments: Sequence[str], config_module: str, *, hydra_1_4: bool = HYDRA_1_4
 ) -> list[str]:
@@ -361,19 +379,3 @@ def parent_of(cfg: DictConfig, key: str) -> Any:
     """The parent of the node at ``cfg[key]``, as OmegaConf links them (tests check that the
     lean set-up leaves the hydra node a child of its job's config)."""
     return cfg._get_node(key)._get_parent()
-
-
-def yaml_dump(container: Any, *, public: bool = not KNOWN_OMEGACONF) -> str:
-    """What ``OmegaConf.to_yaml`` writes for the plain container ``container``: by PyYAML with
-    OmegaConf's own dumper (no config made first), or, in public, by ``to_yaml`` itself."""
-    if public:
-        return OmegaConf.to_yaml(container)
-    from omegaconf._utils import get_omega_conf_dumper
-
-    return yaml.dump(
-        container,
-        default_flow_style=False,
-        allow_unicode=True,
-        sort_keys=False,
-        Dumper=get_omega_conf_dumper(),
-    )

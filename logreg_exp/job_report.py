@@ -78,13 +78,16 @@ def training_threads(
 
 def log_what_trains(pipeline: Pipeline, settings: Any, device: torch.device, threads: int) -> None:
     test_samples = f" / {pipeline.n_test} test" if pipeline.n_test else ""
+    n_classes = pipeline.model.n_classes
+    classes = f" ({n_classes} classes: multinomial)" if n_classes > 2 else ""
     log.info(
-        "%d train / %d val%s samples, %d features, device %s, %d torch thread%s, updater %s "
+        "%d train / %d val%s samples, %d features%s, device %s, %d torch thread%s, updater %s "
         "(lr %g)",
         pipeline.n_train,
         pipeline.n_val,
         test_samples,
         pipeline.model.n_features,
+        classes,
         describe(device),
         threads,
         "" if threads == 1 else "s",
@@ -283,6 +286,12 @@ def outcome(
         test,
         display_path(job_dir),
     )
+    if result.stopped_early is not None:
+        log.info(
+            "stopped early after epoch %d: %s did not improve by more than min_delta=%g "
+            "for patience=%d epochs",
+            result.stopped_early, monitor.value, settings.min_delta, settings.patience,
+        )  # fmt: skip
     if has_events:
         log.info("view it: tensorboard --logdir %s", display_path(job_dir))
     return Outcome(Status.COMPLETED, result.best_value)

@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from logreg_exp.config import validated, without_hydra
+from logreg_exp.config import check_known_keys, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.outcomes import EndProcess
-from logreg_exp.output_dirs import Claim, claim_run_dir, claim_sweep_dir, resume_mode
+from logreg_exp.output_dirs import (
+    Claim,
+    claim_run_dir,
+    claim_sweep_dir,
+    resume_mode,
+    undo_failed_start,
+)
 from logreg_exp.run_files import log_file_name
 
 T = TypeVar("T")
@@ -33,19 +40,23 @@ class OutputDirGuard(Callback):
 
     def __init__(self) -> None:
         self.claim: Claim | None = None
+        self.run_dir: tuple[Path, str] | None = None  # a single run's dir and log file
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """With ``overwrite=true`` or ``resume=false``, which may delete the run that is
-        there, the config's values are checked first: a typo must not cost that run."""
+        there, the config's values are checked first: a typo must not cost that run. A key
+        no schema declares (``+epoch=3``) is refused before anything is written."""
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
         dry_run_or_go_on(config, sweep=False)
         path = Path(str(config.hydra.run.dir))
         log_file = log_file_name(config.hydra.job.name)
+        checked_or_end(lambda: check_known_keys(config))
         if config.overwrite or resume_mode(config.resume) == "false":
             checked_or_end(lambda: validated(without_hydra(config)))
         self.claim = checked_or_end(
             lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
         )
+        self.run_dir = (path, log_file)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
@@ -56,7 +67,12 @@ class OutputDirGuard(Callback):
             lambda: claim_sweep_dir(path, config, config.overwrite, log_file, config.resume)
         )
 
-    def on_run_end(self, *args: Any, **kwargs: Any) -> None:
+    def on_run_end(self, *args: Any, job_return: JobReturn | None = None, **kwargs: Any) -> None:
+        """A run that failed before it wrote a result leaves no dir behind, only its error."""
+        failed = job_return is not None and job_return.status is JobStatus.FAILED
+        if failed and self.claim is not None and self.run_dir is not None:
+            undo_failed_start(self.claim, *self.run_dir)
+            self.claim = None
         self.release()
 
     def on_multirun_end(self, *args: Any, **kwargs: Any) -> None:

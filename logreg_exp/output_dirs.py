@@ -30,7 +30,7 @@ import contextlib
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
@@ -283,6 +283,36 @@ def clear_run_dir(path: Path, log_file: str | None, keep_hydra: bool = False) ->
             remove(found)
 
 
+def remove_temporary_files(path: Path) -> None:
+    """Delete the temporary files of writes that a killed run left in ``path``
+    (``.last.pt.*.tmp``...): the dir's lock is held, so no write of them is under way. Each
+    is only ever a copy in the making of a file it is renamed to when complete."""
+    for pattern in TEMPORARY_FILES:
+        for found in Path(path).glob(pattern):
+            with contextlib.suppress(OSError):  # what cannot be deleted is left, as before
+                remove(found)
+
+
+def undo_failed_start(claim: Claim, path: Path, log_file: str | None) -> None:
+    """A single run that failed before it wrote any result (a bad value, a missing CSV)
+    leaves nothing behind: ``.hydra/``, its log and its lock file are deleted, then the dirs
+    its claim created, where they are empty; the error was said on stderr. ``claim`` is
+    released."""
+    try:
+        if has_any(path, RESULT_FILES + TEMPORARY_FILES):
+            return
+        with contextlib.suppress(OSError):
+            clear_run_dir(path, log_file)
+            (Path(path) / LOCK_FILE).unlink(missing_ok=True)
+    finally:
+        claim.release()
+    for created in claim.lock.created:
+        try:
+            created.rmdir()  # only if empty
+        except OSError:
+            break
+
+
 def clear_sweep_dir(path: Path, log_file: str | None) -> None:
     """Delete what a sweep writes in ``path``: its files, and its job dirs' files (a job dir
     left empty is removed)."""
@@ -302,6 +332,7 @@ class DirLock:
 
     file: IO[str] | None
     previous: str = ""  # what the lock file said before: the last holder's pid and mark
+    created: list[Path] = field(default_factory=list)  # the dirs locking it made, deepest first
 
     def restore_previous(self) -> None:
         """Put back what the lock file said before this lock (its holder's mark)."""
@@ -326,12 +357,13 @@ def lock_dir(path: Path, what: str, mark: str = "") -> DirLock:
     try:
         if path.exists() and not path.is_dir():
             raise OutputError(f"cannot use {shown} as the {what}: it is a file, not a directory")
+        created = [d for d in (path, *path.parents) if not d.exists()]
         path.mkdir(parents=True, exist_ok=True)
         file = (path / LOCK_FILE).open("a+")
     except OSError as err:
         raise OutputError(f"cannot write the {what} {shown}: {os_reason(err)}") from None
     if fcntl is None:
-        return DirLock(file)
+        return DirLock(file, created=created)
     try:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -349,7 +381,7 @@ def lock_dir(path: Path, what: str, mark: str = "") -> DirLock:
     file.truncate()
     file.write(f"{os.getpid()} {mark}".rstrip() + "\n")
     file.flush()
-    return DirLock(file, previous)
+    return DirLock(file, previous, created)
 
 
 def claim(
@@ -368,6 +400,7 @@ def claim(
     the claim, its lock still held."""
     shown = display_path(state.path)
     if state.holds is Holds.FINISHED and keep_ended and resume != "false":
+        remove_temporary_files(state.path)
         return Claim(lock, Start.ENDED)
     resumes = state.holds is Holds.SAME_UNFINISHED and state.resumable and resume != "false"
     refused = state.holds in (Holds.FINISHED, Holds.OTHER)
@@ -375,6 +408,7 @@ def claim(
         lock.release()
         raise OutputDirInUse(refusal(state, what, key, resume == "true"))
     if resumes:
+        remove_temporary_files(state.path)
         return Claim(lock, Start.RESUME)
     if state.holds is Holds.SAME_UNFINISHED:
         how = "resume=false" if state.resumable else state.why_not

@@ -4,12 +4,18 @@ run's best model applied to new rows.
 The input needs the run's feature columns, found by name (in any order; other columns are
 carried through as they are). Each row is standardized with the run's own training
 statistics from ``preprocessing.json``, so nothing is recomputed from the training data,
-and gets two columns more: ``p_<class>``, the probability of the class the model calls 1,
-and ``predicted``, the class name, as in the training CSV, at a probability above 0.5. The
+and gets columns more: ``p_<class>``, the probability of the class the model calls 1 (for
+two classes; of each class, one column each, for K >= 3), and ``predicted``, the class
+name, as in the training CSV: at a probability above 0.5, or the most probable class. The
 output is CSV with the input's delimiter, on stdout or in ``--out``.
 """
 
 from __future__ import annotations
+
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
 
 import argparse
 import csv
@@ -34,18 +40,22 @@ from logreg_exp.data.csv_file import (
 from logreg_exp.errors import ConfigError, run_command
 from logreg_exp.files import atomic_write, display_path, writable, writing
 from logreg_exp.saved_run import SavedRun, open_run
+from logreg_exp.training.model import predicted_classes, probabilities
 
 PREDICTED_COLUMN = "predicted"
 
 
-def probability_column(run: SavedRun) -> str:
-    return f"p_{run.preprocessing.classes[1]}"
+def probability_columns(run: SavedRun) -> list[str]:
+    """``p_<class>``: of the class the model calls 1 for two classes, of each class beyond."""
+    classes = run.preprocessing.classes
+    return [f"p_{name}" for name in (classes[1:] if len(classes) == 2 else classes)]
 
 
 def feature_columns(run: SavedRun, table: Table) -> list[int]:
     """Where the run's features are in ``table``'s header; ConfigError for a header that
     lacks one, or has a column the predictions would add."""
-    taken = [name for name in (probability_column(run), PREDICTED_COLUMN) if name in table.header]
+    added = (*probability_columns(run), PREDICTED_COLUMN)
+    taken = [name for name in added if name in table.header]
     if taken:
         raise ConfigError(
             f"{table.path} has a column {taken[0]!r} already, which the predictions would "
@@ -56,9 +66,10 @@ def feature_columns(run: SavedRun, table: Table) -> list[int]:
 
 
 def predict_table(run: SavedRun, table: Table) -> tuple[np.ndarray, list[str]]:
-    """The probability of class 1, in the model's dtype, and the predicted class name of
-    every row of ``table``. A value the model's dtype cannot hold, as read or standardized,
-    is an error naming its line and column, not a prediction of inf or NaN."""
+    """The probabilities (of class 1 for two classes, (rows,); of each class beyond,
+    (rows, K)), in the model's dtype, and the predicted class name of every row of
+    ``table``. A value the model's dtype cannot hold, as read or standardized, is an error
+    naming its line and column, not a prediction of inf or NaN."""
     prep = run.preprocessing
     cols = feature_columns(run, table)
     if not table.rows:
@@ -87,8 +98,8 @@ def predict_table(run: SavedRun, table: Table) -> tuple[np.ndarray, list[str]]:
             f"{np_dtype.name} (inf - inf): the row is far outside the data the model was "
             "trained on"
         )
-    proba = torch.sigmoid(scores).numpy()
-    predicted = [prep.classes[int(s)] for s in (scores > 0).tolist()]
+    proba = probabilities(scores).numpy()
+    predicted = [prep.classes[k] for k in predicted_classes(scores).tolist()]
     return proba, predicted
 
 
@@ -97,7 +108,7 @@ def header_csv(run: SavedRun, table: Table) -> str:
     feature_columns(run, table)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=table.delimiter, lineterminator="\n")
-    writer.writerow([*table.header, probability_column(run), PREDICTED_COLUMN])
+    writer.writerow([*table.header, *probability_columns(run), PREDICTED_COLUMN])
     return out.getvalue()
 
 
@@ -106,8 +117,8 @@ def rows_csv(run: SavedRun, table: Table) -> str:
     proba, predicted = predict_table(run, table)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=table.delimiter, lineterminator="\n")
-    for row, p, label in zip(table.rows, proba, predicted, strict=True):
-        writer.writerow([*row, str(p), label])  # str: the shortest text that reads back as p
+    for row, p, label in zip(table.rows, proba.reshape(len(predicted), -1), predicted, strict=True):
+        writer.writerow([*row, *map(str, p), label])  # str: the shortest text that reads back
     return out.getvalue()
 
 
@@ -193,11 +204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with writing(out):  # an error names the user's file, not the temporary one beside it
             atomic_write(out, write_file)
         classes = run.preprocessing.classes
-        print(
-            f"wrote {count} predictions to {display_path(out)}: "
-            f"{probability_column(run)}, the probability of {classes[1]!r}, and "
-            f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above 0.5, else {classes[0]!r}"
-        )
+        if len(classes) == 2:
+            what = (
+                f"{probability_columns(run)[0]}, the probability of {classes[1]!r}, and "
+                f"{PREDICTED_COLUMN}, {classes[1]!r} where it is above 0.5, else {classes[0]!r}"
+            )
+        else:
+            what = (
+                f"{', '.join(probability_columns(run))}, the probability of each class, and "
+                f"{PREDICTED_COLUMN}, the most probable class"
+            )
+        print(f"wrote {count} predictions to {display_path(out)}: {what}")
         return 0
 
     return run_command(body)

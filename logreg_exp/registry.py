@@ -4,7 +4,12 @@ launchers; and the README's table of allowed values, from the same schemas."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
+import re
+from collections.abc import Sequence
+from importlib.resources import files
 
 from omegaconf import OmegaConf
 
@@ -19,7 +24,11 @@ from logreg_exp.config import (
     reference,
 )
 from logreg_exp.data.datasets import DATASETS
-from logreg_exp.hydra_compat import ReplacingConfigStore, register_resolver
+from logreg_exp.hydra_compat import (
+    ReplacingConfigStore,
+    decimal_float_ranges,
+    register_resolver,
+)
 from logreg_exp.sweeps.launchers import (
     JOBLIB,
     gpus_for_device,
@@ -69,6 +78,7 @@ def register_configs() -> None:
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             register_resolver(name, resolver)
+    decimal_float_ranges()  # range() sweeps of floats say 0.06, not 0.060000000000000005
     cs = ReplacingConfigStore()
     cs.store(group="schema", name="job", node=JobConfig)
     for name, dataset in DATASETS.items():
@@ -92,6 +102,24 @@ def register_plugins() -> None:
         from logreg_exp.sweeps.joblib_launcher import register_config
 
         register_config()
+
+
+def unknown_key(arguments: Sequence[str], config_module: str = "logreg_exp.conf") -> str | None:
+    """The one-line error for the first command-line override (``epoch=3``) whose top-level
+    key is neither a key of ``JobConfig`` nor a config group, with the keys it may have meant;
+    None where there is none. Read before Hydra composes, whose own message spans six lines
+    and suggests adding the key with ``+`` (which ``config.check_known_keys`` refuses too).
+    Keys below the top are left to Hydra and the schemas."""
+    groups = {p.name for p in files(config_module).iterdir() if p.is_dir()} - {"__pycache__"}
+    known = [f.name for f in dataclasses.fields(JobConfig)]
+    for argument in arguments:
+        found = re.fullmatch(r"([A-Za-z_]\w*)(\.[^=]*)?=.*", argument, flags=re.DOTALL)
+        if found is None or found[1] in known or found[1] in groups:
+            continue
+        close = difflib.get_close_matches(found[1], [*known, *sorted(groups)], n=3)
+        hint = f"did you mean {' or '.join(close)}" if close else f"its keys: {', '.join(known)}"
+        return f"error: Key '{found[1]}' not in '{JobConfig.__name__}'; {hint}"
+    return None
 
 
 def config_reference() -> str:

@@ -101,6 +101,8 @@ def fit_metrics(
         metrics["interrupted_epoch"] = result.stopped_at[0]
         if stopped_by is not None:
             metrics["interrupted_by"] = stopped_by
+    if result.stopped_early is not None:
+        metrics["stopped_early_epoch"] = result.stopped_early
     metrics["best_epoch"] = result.best_epoch or None
     for prefix, epoch in (("best", best), ("final", final)):
         metrics[f"{prefix}_val_loss"] = epoch.val_loss if epoch else None

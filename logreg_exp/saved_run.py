@@ -95,7 +95,9 @@ def open_run(path: str | Path) -> SavedRun:
     checkpoint_file = run_dir / CHECKPOINT_FILE
     with warnings.catch_warnings():  # torch's about a file it refuses: the error says it
         warnings.simplefilter("ignore")
-        model, checkpoint = load_model(checkpoint_file, len(preprocessing.features))
+        model, checkpoint = load_model(
+            checkpoint_file, len(preprocessing.features), len(preprocessing.classes)
+        )
     trained_in = DType(settings.dtype).value
     held = str(model.w.dtype).removeprefix("torch.")
     if held != trained_in:

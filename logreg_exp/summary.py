@@ -5,6 +5,11 @@ The work is in ``sweeps.summary``, ``sweeps.plots`` and ``tracking.mlflow_store`
 
 from __future__ import annotations
 
+from logreg_exp.training.interrupts import catch_stop_signals_early
+
+if __name__ == "__main__":  # before the imports below: a Ctrl-C in them is one line
+    catch_stop_signals_early()
+
 import argparse
 import logging
 import sys

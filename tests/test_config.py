@@ -179,3 +179,40 @@ def test_allow_targets_extends_the_allowlist():
         compose_config("allow_targets=[torch.nn.MSELoss]", "loss._target_=torch.nn.MSELoss")
     )
     assert cfg.loss._target_ == "torch.nn.MSELoss"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+epoch=3"], "Key 'epoch' not in 'JobConfig'; did you mean epochs"),
+        (
+            ["+dataset.val_fractio=0.9"],
+            "Key 'dataset.val_fractio' not in 'Gaussian2dConfig' (dataset=gaussian2d); did you "
+            "mean dataset.val_fraction",
+        ),
+        (["+updater.zzz=1"], "Key 'updater.zzz' not in 'OptimUpdaterConfig' (updater=optim); its"),
+    ],
+)
+def test_a_key_added_with_a_plus_must_be_one_a_schema_declares(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        validated(compose_config(*overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_optimizers_own_arguments_take_any_key():
+    cfg = compose_config("updater.momentum=0.9", "+updater.optimizer.nesterov=true")
+    assert validated(cfg).updater.optimizer["nesterov"] is True
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["-m", "epoch=3"], "error: Key 'epoch' not in 'JobConfig'; did you mean epochs"),
+        (["seeed=1"], "error: Key 'seeed' not in 'JobConfig'; did you mean seed"),
+        (["dataset=csv", "updater.lr=0.1", "hydra.run.dir=x", "+foo=1", "hydra/launcher=x"], None),
+    ],
+)
+def test_a_top_level_key_of_no_schema_or_group_is_one_line_before_hydra(arguments, error):
+    from logreg_exp.registry import unknown_key
+
+    assert unknown_key(arguments) == error

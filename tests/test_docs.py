@@ -134,3 +134,15 @@ def test_the_example_patients_are_the_documented_ones():
     assert (len(data.y), data.x.shape[1]) == (564, 4)
     shown = (DOCS / "evaluation-and-prediction.md").read_text()
     assert (DOCS / "examples" / "new.csv").read_text() in shown
+
+
+def test_every_example_file_the_docs_name_ships_with_them():
+    named = {m for page in PAGES for m in re.findall(r"docs/examples/[\w.-]+", page.read_text())}
+    assert named and sorted(n for n in named if not (REPO / n).is_file()) == []
+
+
+def test_the_job_dirs_the_docs_show_are_named_as_a_sweep_names_them_now():
+    """A job dir is its number padded to four digits, then its overrides (0006_...)."""
+    old = re.compile(r"(?:multirun|sweep)[\w./-]*/(\d{1,3}|\d{5,})_[\w.]+=")
+    found = [f"{p.name}: {m.group(0)}" for p in PAGES for m in old.finditer(p.read_text())]
+    assert found == []

@@ -314,12 +314,9 @@ def test_show_hydra_config_public_is_the_internal():
     assert shown[False] == shown[True]
 
 
-def test_yaml_dump_public_is_the_internal():
-    cfg = compose_config(with_hydra=True)
-    container = OmegaConf.to_container(cfg, enum_to_str=True)
-    text = hydra_compat.yaml_dump(container, public=False)
-    assert text == hydra_compat.yaml_dump(container, public=True) == OmegaConf.to_yaml(cfg)
-    for value in ("a: b", "line\nbreak", "${x}", "???", 1e-5, None, True, "é"):
-        assert hydra_compat.yaml_dump({"k": value}, public=False) == hydra_compat.yaml_dump(
-            {"k": value}, public=True
-        )
+def test_a_float_range_counts_in_the_decimals_it_is_written_in():
+    register_configs()  # which gives Hydra 1.3 the reading of 1.4
+    (override,) = OverridesParser.create().parse_overrides(["x=range(0.05,0.1,0.01)"])
+    assert list(override.sweep_string_iterator()) == ["0.05", "0.06", "0.07", "0.08", "0.09"]
+    (whole,) = OverridesParser.create().parse_overrides(["x=range(1,4)"])
+    assert list(whole.sweep_string_iterator()) == ["1", "2", "3"]

@@ -40,3 +40,10 @@ def test_the_entrypoint_and_the_sweep_callbacks_import_no_torch():
 
 def test_a_job_imports_matplotlib_only_to_draw():
     assert "matplotlib" not in imported_after("logreg_exp.single_run", "logreg_exp.training.loop")
+
+
+def test_the_entrypoint_module_that_main_imports_imports_no_torch():
+    """``python -m logreg_exp`` imports ``logreg_exp.cli`` once it catches the stop signals."""
+    loaded = imported_after("logreg_exp.cli")
+    assert "hydra" in loaded
+    assert not {"torch", "tensorboard", "matplotlib"} & loaded

@@ -372,3 +372,35 @@ def test_a_sweep_dir_with_wrong_typed_files_is_refused_in_one_line_and_overwritt
     proc = run_cli(*SWEEP, "overwrite=true", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (sweep / "summary.csv").read_text().count(",completed,") == 2
+
+
+def test_a_claim_deletes_the_temporary_files_of_a_killed_write_and_keeps_the_run(tmp_path, config):
+    run = a_resumable_run(tmp_path / "run", config)
+    for name in (".last.pt.x1.tmp", ".best.pt.x2.tmp", ".metrics.json.x3.tmp"):
+        (run / name).write_bytes(b"half")
+    claim = claim_run_dir(run, config, False, "logreg_exp.log")
+    claim.release()
+    assert claim.start is Start.RESUME
+    assert sorted(p.name for p in run.glob(".*.tmp")) == []
+    assert (run / "last.pt").read_bytes() == b"what the run goes on from"
+
+
+def test_a_run_that_failed_before_a_result_takes_back_only_what_it_made(tmp_path, config):
+    from logreg_exp.output_dirs import undo_failed_start
+
+    run = tmp_path / "a" / "b" / "run"
+    claim = claim_run_dir(run, config, False, "logreg_exp.log")
+    (run / ".hydra").mkdir()
+    (run / "logreg_exp.log").write_text("")
+    undo_failed_start(claim, run, "logreg_exp.log")
+    assert list(tmp_path.iterdir()) == []  # the dirs it created, empty, are gone
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep\n")
+    claim = claim_run_dir(mine, config, False, "logreg_exp.log")
+    undo_failed_start(claim, mine, "logreg_exp.log")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    started = a_resumable_run(tmp_path / "started", config)
+    claim = claim_run_dir(started, config, False, "logreg_exp.log")
+    undo_failed_start(claim, started, "logreg_exp.log")  # it has results: they stay
+    assert (started / "last.pt").exists() and (started / ".hydra").exists()

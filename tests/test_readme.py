@@ -19,3 +19,10 @@ def test_ci_runs_the_readme_test_command_verbatim():
     _, test = readme_commands()
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert any(line == test or line.startswith(test + " || exit") for line in ci)
+
+
+def test_the_run_command_installs_what_the_first_examples_need():
+    """The pictures (plots) and experiment=breast_cancer (sklearn), which the docs run next."""
+    run, _ = readme_commands()
+    extras = run.split('pip install -q -e ".[', 1)[1].split("]", 1)[0].split(",")
+    assert {"plots", "sklearn"} <= set(extras)

@@ -1,4 +1,4 @@
-"""A user's own CSV file as features and binary labels, with errors that point at the cell.
+"""A user's own CSV file as features and class labels, with errors that point at the cell.
 
 Every way a file can fail to be read or parsed is a ConfigError of one line naming the file
 and, where it applies, the line (as an editor counts them) and the column. What is
@@ -28,7 +28,8 @@ ENCODING = "utf-8-sig"  # UTF-8, with the byte-order mark of spreadsheet exports
 
 @dataclass
 class LabeledArrays:
-    """Features ``x`` (n, d), labels ``y`` in {0, 1}, and what the columns and labels were."""
+    """Features ``x`` (n, d), labels ``y`` in {0, .., K-1} (as floats), and what the columns
+    and labels were."""
 
     x: np.ndarray
     y: np.ndarray
@@ -71,7 +72,7 @@ def label_number(label: str) -> float | None:
 def encode_labels(
     values: Sequence[str], path: Path, target: str
 ) -> tuple[np.ndarray, list[str], dict[str, str]]:
-    """Map exactly two classes to 0 and 1 in sorted order; labels that are all numbers sort
+    """Map the K >= 2 classes to 0 .. K-1 in sorted order; labels that are all numbers sort
     as numbers, and spellings of the same number (``1``, ``1.0``) are one class, named by
     its shortest spelling. Returns the labels, the class names, and each other spelling
     with the name it was read as. Nothing here depends on set order (the hash seed)."""
@@ -88,11 +89,10 @@ def encode_labels(
     else:
         classes = spellings
         name_of = {label: label for label in spellings}
-    if len(classes) != 2:
-        shown = ", ".join(repr(v) for v in classes[:5]) + (", ..." if len(classes) > 5 else "")
+    if len(classes) < 2:
         raise ConfigError(
-            f"dataset.target={target!r} in {path} has {len(classes)} distinct "
-            f"value{'s' if len(classes) != 1 else ''} ({shown}); it must have exactly two classes"
+            f"dataset.target={target!r} in {path} has 1 distinct value ({classes[0]!r}); it "
+            "must have two classes or more"
         )
     index = {name: k for k, name in enumerate(classes)}
     y = np.fromiter((index[name_of[v]] for v in values), dtype=np.float64, count=len(values))

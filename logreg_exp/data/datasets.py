@@ -2,13 +2,15 @@
 
 A dataset knows its config keys (its schema, beside it here), what loading it imports, how
 many features it has before it is loaded, how an error about it names it, how to load it as
-numpy features and 0/1 labels, and what it can evaluate beyond the validation set. Adding
-a dataset is one class and its schema here, and one YAML file in ``conf/dataset/``.
+numpy features and class labels 0 .. K-1, and what it can evaluate beyond the validation
+set. Adding a dataset is one class and its schema here, and one YAML file in
+``conf/dataset/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from logreg_exp.config import (
 )
 from logreg_exp.data.csv_file import LabeledArrays, count_lines, read_csv_dataset, read_header
 from logreg_exp.data.gaussian2d import make_gaussian2d, population_accuracy
+from logreg_exp.data.gaussian_classes import make_gaussian_classes
+from logreg_exp.data.gaussian_classes import population_accuracy as gaussian_classes_accuracy
 from logreg_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,53 @@ class Gaussian2dConfig(DatasetConfig):
 
 
 @dataclass
+class GaussianClassesConfig(DatasetConfig):
+    name: str = "gaussian_classes"
+    n_samples: int = allowed(
+        3000,
+        Allowed(
+            lambda v, root: (
+                v >= 2 * root.dataset.n_classes
+                and enough_to_split(v, root.dataset.val_fraction, root.dataset.test_fraction)
+            ),
+            lambda root: (
+                f"at least 2 points a class ({2 * root.dataset.n_classes}) and enough "
+                f"for 2 points in each split at {fractions(root.dataset)}"
+            ),
+            doc="at least 2 points a class, and enough for 2 points in each split",
+        ),
+    )
+    n_classes: int = allowed(3, Allowed(lambda v, _: 2 <= v <= 1000, "an integer from 2 to 1000"))
+    n_features: int = allowed(2, Allowed(lambda v, _: v >= 2, "an integer >= 2"))
+    # the class means' distance from the origin, in standard deviations
+    separation: float = allowed(2.0, Allowed(lambda v, _: 0 < v <= 1e6, "a number > 0 and <= 1e6"))
+    val_fraction: float = allowed(0.5, FRACTION)
+    test_fraction: float = allowed(0.0, TEST_FRACTION)
+    stratify: bool = True
+    standardize: bool = False
+
+
+@dataclass
 class BreastCancerConfig(DatasetConfig):
     name: str = "breast_cancer"
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+@dataclass
+class IrisConfig(DatasetConfig):
+    name: str = "iris"
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+@dataclass
+class WineConfig(DatasetConfig):
+    name: str = "wine"
+    val_fraction: float = allowed(0.3, FRACTION)
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    name: str = "digits"
     val_fraction: float = allowed(0.3, FRACTION)
 
 
@@ -188,34 +237,122 @@ class Gaussian2d(Dataset):
         return {"population_acc": population_acc}
 
 
-class BreastCancer(Dataset):
-    """Wisconsin diagnostic breast cancer (569 x 30), as scikit-learn ships it: no download.
-    Small, so it comes as float64, for exact standardization statistics."""
+class GaussianClasses(Dataset):
+    """K Gaussian classes with means on a circle (``gaussian_classes``), generated in
+    ``dtype``; its evaluator is the model's population accuracy."""
 
-    name = "breast_cancer"
-    schema = BreastCancerConfig
-    imports = ("sklearn.datasets",)
+    name = "gaussian_classes"
+    schema = GaussianClassesConfig
+    generated = True
+    imports = ("scipy.stats",)  # its population accuracy, for K >= 3
 
     def n_features(self) -> int:
-        return 30
+        return int(self.cfg.n_features)
 
     def shape(self) -> tuple[int, int]:
-        return 569, 30
+        return int(self.cfg.n_samples), int(self.cfg.n_features)
+
+    def load_dtype(self, dtype: np.dtype) -> np.dtype:
+        return dtype
+
+    def load_overhead(self, n_features: int) -> int:
+        return 48  # float64 draws of the first two features, their means and the labels
+
+    def describe(self) -> str:
+        return f"dataset.n_samples={self.cfg.n_samples}"
+
+    def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
+        cfg = self.cfg
+        if cfg.n_classes > 2 and importlib.util.find_spec("scipy") is None:
+            raise ConfigError(
+                f"dataset=gaussian_classes with dataset.n_classes={cfg.n_classes} needs scipy "
+                "for its population accuracy: pip install 'logreg-exp[sklearn]'"
+            )
+        x, y = make_gaussian_classes(
+            cfg.n_samples, cfg.n_classes, cfg.n_features, cfg.separation, rng, dtype
+        )
+        names = [str(k) for k in range(cfg.n_classes)]
+        return LabeledArrays(x, y, [f"x{i}" for i in range(x.shape[1])], names)
+
+    def evaluators(self, scaler: Any) -> dict[str, Evaluator]:
+        """The population accuracy of the model's current rule, mapped back to raw
+        coordinates where the features were standardized (see ``Gaussian2d.evaluators``)."""
+        n_classes, separation = int(self.cfg.n_classes), float(self.cfg.separation)
+
+        def population_acc(model: Any) -> float:
+            w = model.w.detach().double().cpu().numpy()
+            b = model.bias.detach().double().cpu().numpy()
+            if scaler is not None:
+                w = w / scaler.std[:, None]
+                b = b - scaler.mean @ w
+            return gaussian_classes_accuracy(w, b, n_classes, separation)
+
+        return {"population_acc": population_acc}
+
+
+class BundledWithSklearn(Dataset):
+    """A table that scikit-learn ships (``sklearn.datasets.load_<name>``): no download.
+    Small, so it comes as float64, for exact standardization statistics; the class names
+    are scikit-learn's ``target_names``."""
+
+    imports = ("sklearn.datasets",)
+    samples: ClassVar[int]
+    features: ClassVar[int]
+
+    def n_features(self) -> int:
+        return self.features
+
+    def shape(self) -> tuple[int, int]:
+        return self.samples, self.features
 
     def load(self, rng: np.random.Generator, dtype: np.dtype | type) -> LabeledArrays:
         try:
-            from sklearn.datasets import load_breast_cancer
+            import sklearn.datasets
         except ImportError:
             raise ConfigError(
-                "dataset=breast_cancer needs scikit-learn: pip install 'logreg-exp[sklearn]'"
+                f"dataset={self.name} needs scikit-learn: pip install 'logreg-exp[sklearn]'"
             ) from None
-        bunch = load_breast_cancer()
+        bunch = getattr(sklearn.datasets, f"load_{self.name}")()
+        x = np.asarray(bunch.data, dtype=np.float64)
+        names = bunch.get("feature_names")
         return LabeledArrays(
-            np.asarray(bunch.data, dtype=np.float64),
+            x,
             np.asarray(bunch.target, dtype=np.float64),
-            list(bunch.feature_names),
+            [str(n) for n in names] if names is not None else [f"x{i}" for i in range(x.shape[1])],
             [str(name) for name in bunch.target_names],
         )
+
+
+class BreastCancer(BundledWithSklearn):
+    """Wisconsin diagnostic breast cancer (569 x 30, 2 classes)."""
+
+    name = "breast_cancer"
+    schema = BreastCancerConfig
+    samples, features = 569, 30
+
+
+class Iris(BundledWithSklearn):
+    """Fisher's iris (150 x 4, 3 classes of 50)."""
+
+    name = "iris"
+    schema = IrisConfig
+    samples, features = 150, 4
+
+
+class Wine(BundledWithSklearn):
+    """Wine recognition (178 x 13, 3 cultivars of 59, 71 and 48)."""
+
+    name = "wine"
+    schema = WineConfig
+    samples, features = 178, 13
+
+
+class Digits(BundledWithSklearn):
+    """Handwritten digits (1797 x 64: 8 x 8 pixels of 0-16, 10 classes of about 180)."""
+
+    name = "digits"
+    schema = DigitsConfig
+    samples, features = 1797, 64
 
 
 class CsvFile(Dataset):
@@ -247,7 +384,10 @@ class CsvFile(Dataset):
         return read_csv_dataset(cfg.path, cfg.target, features, cfg.delimiter, dtype)
 
 
-DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (Gaussian2d, BreastCancer, CsvFile)}
+DATASETS: dict[str, type[Dataset]] = {
+    cls.name: cls
+    for cls in (Gaussian2d, GaussianClasses, BreastCancer, Iris, Wine, Digits, CsvFile)
+}
 
 
 def dataset_for(cfg: Any) -> Dataset:

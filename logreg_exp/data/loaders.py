@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ def split_train_val_test(
     stratify: bool = False,
     source: str = "the data",
     test_fraction: float = 0.0,
+    classes: Sequence[str] = ("0", "1"),
 ) -> tuple[Arrays, Arrays, Arrays]:
     """Shuffle, then hold out ``round(test_fraction * n)`` points for the test split and
     ``round(val_fraction * n)`` for validation; the rest train. (train, val, test).
@@ -31,8 +32,9 @@ def split_train_val_test(
     ``test_fraction=0`` (an empty test split, and no extra draw) the training and validation
     splits are exactly those of a run without one. With ``stratify`` each hold-out is drawn
     per class (``round(fraction * n_class)`` each), so every split keeps the class balance
-    of the whole; each split's points stay in shuffled order. Each split must hold both
-    classes (an empty test split aside); if not, the error names ``source``.
+    of the whole; each split's points stay in shuffled order. Each split must hold every
+    one of ``classes`` (the names of labels 0, 1, ...; an empty test split aside); if not,
+    the error names ``source`` and the class.
 
     One shuffled copy of the data, of which test, validation and training are views: the
     first ``n_test`` shuffled points, the next ``n_val``, and the rest.
@@ -60,10 +62,11 @@ def split_train_val_test(
     held_out = {"val_fraction": val_fraction, "test_fraction": test_fraction}
     if not test_fraction:
         del held_out["test_fraction"]
-    check_both_classes(y[first_train:], "training", held_out, source)
-    check_both_classes(y[n_test:first_train], "validation", {"val_fraction": val_fraction}, source)
+    check = ClassCheck(classes, source, stratify, y)
+    check(y[first_train:], "training", held_out)
+    check(y[n_test:first_train], "validation", {"val_fraction": val_fraction})
     if test_fraction:
-        check_both_classes(y[:n_test], "test", {"test_fraction": test_fraction}, source)
+        check(y[:n_test], "test", {"test_fraction": test_fraction})
     return (
         (x[first_train:], y[first_train:]),
         (x[n_test:first_train], y[n_test:first_train]),
@@ -71,16 +74,36 @@ def split_train_val_test(
     )
 
 
-def check_both_classes(y: np.ndarray, split: str, held_out: dict[str, float], source: str) -> None:
-    """Accuracy and the loss need both classes in each split; say so when one is missing,
-    naming the ``dataset`` keys that sized the split (``held_out``: key -> value)."""
-    present = sorted({int(v) for v in np.unique(y)})
-    if present != [0, 1]:
-        has = f"only class {present[0]}" if present else "no samples"
+@dataclass
+class ClassCheck:
+    """Accuracy and the loss need every class in each split: say which one a split lacks,
+    naming the ``dataset`` keys that sized it. Two classes keep the message they always had;
+    for K >= 3 it names the class and how many samples of it there are in all."""
+
+    classes: Sequence[str]
+    source: str
+    stratify: bool
+    y: np.ndarray
+
+    def __call__(self, y: np.ndarray, split: str, held_out: dict[str, float]) -> None:
+        present = sorted({int(v) for v in np.unique(y)})
+        if len(present) == len(self.classes):
+            return
         settings = ", ".join(f"dataset.{key}={value}" for key, value in held_out.items())
+        remedy = f"use more samples or another {' or '.join(held_out)}"
+        if len(self.classes) == 2:
+            has = f"only class {present[0]}" if present else "no samples"
+            raise ConfigError(
+                f"{self.source}: too few samples to split; the {split} split has {has} "
+                f"({len(y)} samples at {settings}); {remedy}"
+            )
+        k = next(k for k in range(len(self.classes)) if k not in present)
+        in_all = int((self.y == k).sum())
+        how = " after stratification" if self.stratify else ""
         raise ConfigError(
-            f"{source}: too few samples to split; the {split} split has {has} ({len(y)} "
-            f"samples at {settings}); use more samples or another {' or '.join(held_out)}"
+            f"{self.source}: the {split} split has no sample of class {self.classes[k]!r}"
+            f"{how} ({in_all} in all, at {settings}); every class needs a sample in each "
+            f"split: {remedy}"
         )
 
 

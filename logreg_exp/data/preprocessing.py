@@ -1,6 +1,6 @@
-"""``preprocessing.json``: what turns a table's rows into a run's model input, and its 0/1
-output back into class names, saved with the run so that applying the model recomputes
-nothing from the training data.
+"""``preprocessing.json``: what turns a table's rows into a run's model input, and its
+class numbers (0 .. K-1) back into class names, saved with the run so that applying the
+model recomputes nothing from the training data.
 
 As scikit-learn would keep it in a fitted pipeline: the feature columns by name, in the
 model's order (``feature_names_in_``), the training split's mean and standard deviation
@@ -51,8 +51,8 @@ class Preprocessing:
         features, classes = data.get("features"), data.get("classes")
         if not (features and is_list_of(features, str)):
             raise ValueError("'features' must be a non-empty list of column names")
-        if not (len(classes or ()) == 2 and is_list_of(classes, str)):
-            raise ValueError("'classes' must be a list of two class names")
+        if not (len(classes or ()) >= 2 and is_list_of(classes, str)):
+            raise ValueError("'classes' must be a list of two class names or more")
         stats = data.get("standardize")
         if stats is None:
             return cls(features, classes, None)

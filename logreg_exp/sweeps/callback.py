@@ -42,6 +42,7 @@ from logreg_exp.sweeps.launchers import BASIC_SWEEPER, why_a_sweep_cannot_resume
 from logreg_exp.sweeps.plots import draw_sweep
 from logreg_exp.sweeps.summary import Job, collect_jobs, sweep_monitor, write_summary
 from logreg_exp.sweeps.swept import planned_jobs_count
+from logreg_exp.training.interrupts import ignore_interrupts, in_command
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ class SweepCallback(Callback):
         returns a value that ranks it last); this is where the sweep as a whole reports it. A
         job dir without a readable metrics.json counts as failed: its job was killed (out of
         memory, by a cluster) before it could say. Hydra 1.4 calls it for a sweep that stopped
-        early too (the exception on its way out): that sweep ends as the entrypoint ends one."""
+        early too (the exception on its way out): that sweep ends as the entrypoint ends one.
+        Its jobs have ended: from here a stop signal changes nothing (``settle_the_end``)."""
+        settle_the_end()
         if sys.exc_info()[0] is not None:
             summarize_unended_sweeps()
             return
@@ -210,6 +213,8 @@ def summarize(sweep_dir: Path) -> list[Job]:
 def summarize_unended_sweeps() -> None:
     """The summary of each sweep of this process that stopped before its end; the exit
     status stays the one it stopped with (non-zero)."""
+    if UNENDED_SWEEPS:
+        settle_the_end()
     while UNENDED_SWEEPS:
         sweep_dir, (launcher, sweeper) = next(reversed(UNENDED_SWEEPS.items()))
         why_not = why_a_sweep_cannot_resume(launcher, sweeper)
@@ -219,6 +224,14 @@ def summarize_unended_sweeps() -> None:
             "summary, from the files:", display_path(sweep_dir), goes_on,
         )  # fmt: skip
         summarize(sweep_dir)
+
+
+def settle_the_end() -> None:
+    """The sweep's jobs have ended, and its summary says how: in the command's process, a
+    stop signal from now on is ignored, as after a single run's files (a Ctrl-C as the
+    summary is printed must not end a complete sweep with a traceback or another status)."""
+    if in_command():
+        ignore_interrupts()
 
 
 def draw_picture(sweep_dir: Path, jobs: list[Job], monitor: Monitor) -> str | None:

@@ -3,17 +3,15 @@ costs most there when a sweep has hundreds of jobs.
 
 A job gets what Hydra's ``run_job`` gives it, in the same order: its dir
 (``hydra.sweep.dir``/``hydra.sweep.subdir``) as ``hydra.runtime.output_dir``, ``HydraConfig``
-set to its config, ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml), its log file,
-``hydra.job.env_set``, the callbacks' ``on_job_start``, the task function called with its
-config less the ``hydra`` node, and ``on_job_end``. What differs is how: the ``.hydra/``
-files are the text of the first job of the same template (``ConfigDeriver``) with this
-job's values filled in (``YamlTemplate``; ``tests/sweeps/test_job_setup.py`` checks them
-byte for byte against Hydra's), the task's config is derived from its template rather than
-copied whole (``ConfigDeriver.task_config``), ``HydraConfig`` shows the job's own hydra node
-rather than a copy of it (``set_hydra_config``), and the log file is a handler beside the
-console's rather than logging configured anew. A job without a template (its overrides add
-or delete keys, or set hydra's), or that sets ``hydra.job.chdir``, goes through Hydra's
-``run_job``.
+set to its config, ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml, by
+``OmegaConf.to_yaml`` as Hydra writes them), its log file, ``hydra.job.env_set``, the
+callbacks' ``on_job_start``, the task function called with its config less the ``hydra``
+node, and ``on_job_end``. What differs is how: the task's config is derived from its template
+(``ConfigDeriver.task_config``) rather than copied whole, ``HydraConfig`` shows the job's own
+hydra node rather than a copy of it (``set_hydra_config``), and the log file is a handler
+beside the console's rather than logging configured anew. A job without a template (its
+overrides add or delete keys, or set hydra's), or that sets ``hydra.job.chdir``, goes through
+Hydra's ``run_job``.
 """
 
 from __future__ import annotations
@@ -31,17 +29,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from logreg_exp.hydra_compat import show_hydra_config
 from logreg_exp.run_files import DEFAULT_LOG_FILE, HYDRA_FILES, log_file_name
-from logreg_exp.sweeps.swept import split_override
-from logreg_exp.sweeps.yaml_template import KeyPath, YamlTemplate
-
-# the values of hydra.yaml that differ between jobs of the same override keys, besides the
-# overrides themselves
-JOB_KEYS: tuple[KeyPath, ...] = (
-    ("hydra", "job", "override_dirname"),
-    ("hydra", "job", "id"),
-    ("hydra", "job", "num"),
-    ("hydra", "runtime", "output_dir"),
-)
 
 
 def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
@@ -53,66 +40,18 @@ def log_file_of(hydra_cfg: Any) -> tuple[Path, str]:
     return Path(file_handler.get("filename", default)), line_format
 
 
+def resolved_text(config_yaml: str) -> str | None:
+    """``OmegaConf.to_yaml(task_cfg, resolve=True)``, known from the job's config.yaml text
+    (``to_yaml(task_cfg)``) where that interpolates nothing: the two are then the same text,
+    and the group's jobs do not dump their configs twice (TensorBoard's config text)."""
+    return None if "${" in config_yaml else config_yaml
+
+
 def set_hydra_config(cfg: DictConfig) -> None:
     """``HydraConfig.instance().set_config(cfg)``, without its deep copy of ``cfg.hydra``
     (a third of a grouped job's set-up; ``hydra_compat.show_hydra_config``). Each job's
     ``cfg`` is a config of its own (``ConfigDeriver``), so nothing else holds the node."""
     show_hydra_config(cfg)
-
-
-def key_path(container: Any, key: str) -> KeyPath:
-    """The dotted override key ``key`` as a path into ``container`` (list indices as ints)."""
-    path: list[str | int] = []
-    node = container
-    for part in key.split("."):
-        step: str | int = int(part) if isinstance(node, list) and part.isdigit() else part
-        path.append(step)
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            break
-    return tuple(path)
-
-
-class HydraFiles:
-    """The text of the ``.hydra/`` files of jobs whose configs differ only in the values of
-    the same override keys (choosing the same config group options), their number and their
-    dir; made from the first such job."""
-
-    def __init__(self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig) -> None:
-        overrides = [split_override(o)[0] for o in cfg.hydra.overrides.task]
-        choices = cfg.hydra.runtime.choices
-        self.keys = [k for k in overrides if k not in choices]  # a group's choice is the same
-        task = OmegaConf.to_container(task_cfg, enum_to_str=True)
-        n = len(overrides)
-        self.templates = (
-            YamlTemplate(task, [key_path(task, k) for k in self.keys]),
-            YamlTemplate(
-                OmegaConf.to_container(hydra_cfg, enum_to_str=True),
-                [*(("hydra", "overrides", "task", j) for j in range(n)), *JOB_KEYS],
-            ),
-            YamlTemplate(
-                OmegaConf.to_container(cfg.hydra.overrides.task), [(j,) for j in range(n)]
-            ),
-        )
-
-    def texts(self, cfg: DictConfig, hydra_cfg: DictConfig, task_cfg: DictConfig) -> list[str]:
-        """config.yaml, hydra.yaml and overrides.yaml of the job ``cfg``, as Hydra writes them
-        (``OmegaConf.to_yaml``); a file whose template cannot take the job's values is
-        dumped whole."""
-        overrides = list(cfg.hydra.overrides.task)
-        job = cfg.hydra.job
-        values = (
-            [OmegaConf.select(task_cfg, k) for k in self.keys],
-            [*overrides, job.override_dirname, job.id, job.num, cfg.hydra.runtime.output_dir],
-            overrides,
-        )
-        whole = (task_cfg, hydra_cfg, cfg.hydra.overrides.task)
-        texts = []
-        for template, job_values, node in zip(self.templates, values, whole, strict=True):
-            text = template.fill(job_values)
-            texts.append(text if text is not None else OmegaConf.to_yaml(node))
-        return texts
 
 
 class JobSetUp:
@@ -124,16 +63,12 @@ class JobSetUp:
         callbacks: Any,
         task_config: Callable[[DictConfig], DictConfig],
         console: Sequence[logging.Handler],
-        yaml_templates: bool = True,
     ) -> None:
-        """``yaml_templates``: False dumps each job's ``.hydra/`` files whole with
-        ``OmegaConf.to_yaml`` (a benchmarking switch, ``hydra.launcher.yaml_templates``)."""
         self.callbacks = callbacks
-        self.yaml_templates = yaml_templates
         self.task_config = task_config
         self.console = list(console)
-        self.files: dict[Any, HydraFiles] = {}  # by template
         self.log_file: tuple[Path, str] | None = None  # the job's, and its line format
+        self.config_text: str | None = None  # the job's config resolved, as YAML, if known
         # by template: the line format, where the file is Hydra's default (else None)
         self.log_formats: dict[Any, str | None] = {}
 
@@ -147,7 +82,7 @@ class JobSetUp:
 
     def __call__(self, cfg: DictConfig, template: Any, task_function: TaskFunction) -> JobReturn:
         """Set up and run the job ``cfg``, derived from the template ``template`` (its key:
-        the jobs of one template share their ``.hydra/`` text)."""
+        the jobs of one template share their log file's format)."""
         output_dir = Path(str(cfg.hydra.sweep.dir)) / str(
             OmegaConf.select(cfg, "hydra.sweep.subdir")
         )
@@ -159,6 +94,7 @@ class JobSetUp:
         try:
             hydra_cfg = hydra_config.cfg
             assert isinstance(hydra_cfg, DictConfig)
+            self.config_text = None
             task_cfg = self.task_config(cfg)
             ret = JobReturn(
                 overrides=list(cfg.hydra.overrides.task),
@@ -166,7 +102,7 @@ class JobSetUp:
                 hydra_cfg=hydra_cfg,
                 working_dir=os.getcwd(),
             )
-            self.write_hydra_files(cfg, template, hydra_cfg, task_cfg, output_dir)
+            self.write_hydra_files(cfg, hydra_cfg, task_cfg, output_dir)
             from logreg_exp.group_run import logging_only_to  # torch: imported by now
 
             self.log_file = self.log_file_for(cfg, template)
@@ -209,7 +145,6 @@ class JobSetUp:
     def write_hydra_files(
         self,
         cfg: DictConfig,
-        template: Any,
         hydra_cfg: DictConfig,
         task_cfg: DictConfig,
         output_dir: Path,
@@ -218,12 +153,8 @@ class JobSetUp:
         output_dir.mkdir(parents=True, exist_ok=True)
         if cfg.hydra.output_subdir is None:
             return
-        if not self.yaml_templates:
-            texts = [OmegaConf.to_yaml(n) for n in (task_cfg, hydra_cfg, cfg.hydra.overrides.task)]
-        else:
-            if template not in self.files:
-                self.files[template] = HydraFiles(cfg, hydra_cfg, task_cfg)
-            texts = self.files[template].texts(cfg, hydra_cfg, task_cfg)
+        texts = [OmegaConf.to_yaml(n) for n in (task_cfg, hydra_cfg, cfg.hydra.overrides.task)]
+        self.config_text = resolved_text(texts[0])
         hydra_dir = output_dir / str(cfg.hydra.output_subdir)
         hydra_dir.mkdir(parents=True, exist_ok=True)
         for name, text in zip(HYDRA_FILES, texts, strict=True):

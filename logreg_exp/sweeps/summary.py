@@ -44,11 +44,15 @@ METRIC_COLUMNS = (
     ("test_acc", "test acc", "{:.4f}"),
     ("test_population_acc", "test population_acc", "{:.4f}"),
     ("epochs_run", "epochs", "{}"),
+    ("stopped_early_epoch", "stopped early", "{}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
-# Columns that a dataset may not have (no test split, no population): summary.md leaves
-# them out where no job has a value; summary.csv always has every column.
-OPTIONAL_COLUMNS = frozenset({"test_loss", "test_acc", "test_population_acc"})
+# Columns that a dataset or a config may not have (no test split, no population, no early
+# stopping): summary.md leaves them out where no job has a value; summary.csv always has
+# every column.
+OPTIONAL_COLUMNS = frozenset(
+    {"test_loss", "test_acc", "test_population_acc", "stopped_early_epoch"}
+)
 CSV_COLUMNS = ("job", "status", *(key for key, _, _ in METRIC_COLUMNS), "overrides", "dir")
 
 

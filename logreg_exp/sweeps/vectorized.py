@@ -41,13 +41,13 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 from logreg_exp.config import flatten, validated, without_hydra
 from logreg_exp.errors import ConfigError
 from logreg_exp.hydra_compat import apply_overrides, child_container, set_override_dirname
+from logreg_exp.outcomes import EndProcess
 from logreg_exp.output_dirs import DirLock, lock_dir
 from logreg_exp.results import Status
 from logreg_exp.startup import import_heavy_modules
-from logreg_exp.sweeps.job_setup import JobSetUp, key_path, log_file_of
+from logreg_exp.sweeps.job_setup import JobSetUp, log_file_of
 from logreg_exp.sweeps.launchers import default_threads
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
-from logreg_exp.sweeps.yaml_template import dumps
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
+    if task.get("patience") is not None:
+        return None, "patience (early stopping) ends each job at an epoch of its own"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
     # each column has its own schedule (training.schedules): any scheduler key may differ
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
@@ -295,16 +297,13 @@ class VectorizedSweep:
         self,
         derive_configs: bool = True,
         lean_setup: bool = True,
-        yaml_templates: bool = True,
     ) -> None:
         """Benchmarking switches, each turning one piece of the speed machinery off
         (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
-        ``run_job``), ``yaml_templates`` (``.hydra/`` and config text from ``YamlTemplate``;
-        off: ``OmegaConf.to_yaml``). The run dirs' files are the same either way."""
+        ``run_job``). The run dirs' files are the same either way."""
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
-        self.yaml_templates = yaml_templates
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -350,21 +349,17 @@ class VectorizedSweep:
             log.info("%s", line)
 
         swept = keys_the_sweep_varies(Path(self.config.hydra.sweep.dir), self.config.hydra.sweeper)
-        config_texts: dict[int, str] = {}
-        for group in groups if self.yaml_templates else ():
-            paths = [key_path(tasks[group.jobs[0]], key) for key in group.differ]
-            texts = dumps([tasks[i] for i in group.jobs], paths)
-            config_texts.update(zip(group.jobs, texts, strict=True))
 
         returns: list[JobReturn | None] = [None] * len(configs)
         members: dict[int, Any] = {}
+        stopped: EndProcess | None = None
         in_group = {i for g in groups for i in g.jobs}
         start = time.perf_counter()
         self.set_up = None
         for i, cfg in enumerate(configs):
             task = self.task_function
             if i in in_group:
-                task = self.prepare(members, i, swept, tasks[i], config_texts.get(i))
+                task = self.prepare(members, i, swept, tasks[i])
             template = self.configs.template_of(cfg)
             lean = self.lean_setup and i in in_group and template is not None
             if lean and JobSetUp.can_set_up(cfg):
@@ -372,19 +367,23 @@ class VectorizedSweep:
                     self.configure_console_logging()
                     handlers = logging.getLogger().handlers
                     self.set_up = JobSetUp(
-                        self.hydra_context.callbacks, self.configs.task_config, handlers,
-                        yaml_templates=self.yaml_templates,
-                    )  # fmt: skip
+                        self.hydra_context.callbacks, self.configs.task_config, handlers
+                    )
                 returns[i] = self.set_up(cfg, template, task)
                 continue
-            returns[i] = run_job(
-                hydra_context=self.hydra_context,
-                task_function=task,
-                config=cfg,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
-            )
-            self.set_up = None  # run_job configured logging anew
+            try:
+                returns[i] = run_job(
+                    hydra_context=self.hydra_context,
+                    task_function=task,
+                    config=cfg,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
+            except EndProcess as end:  # a job alone was stopped (Ctrl-C): so is the sweep
+                stopped = end
+                break
+            finally:
+                self.set_up = None  # run_job configured logging anew
         self.set_up = None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if groups:
@@ -392,10 +391,12 @@ class VectorizedSweep:
                 "set up %d grouped jobs in %.2f s (dirs, .hydra/, logs, config checks)",
                 len(in_group), time.perf_counter() - start,
             )  # fmt: skip
-        try:
+        try:  # after a stop, the jobs set up stop at once, each with its files
             self.train_groups(groups, members, returns)
         finally:
             self.release(list(self.locks))
+        if stopped is not None:
+            raise stopped
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
 
@@ -412,10 +413,9 @@ class VectorizedSweep:
         i: int,
         swept: list[str] | None,
         resolved: dict[str, Any],
-        config_text: str | None,
     ) -> TaskFunction:
         """The task function Hydra runs for a grouped job: check its config and keep it for
-        its group (with the keys its sweep varies, and it resolved, as data and as YAML); a
+        its group (with the keys its sweep varies, and it resolved as plain data); a
         bad value fails the job alone, as in any sweep."""
 
         def prepare_job(task_cfg: DictConfig) -> float | None:
@@ -441,7 +441,7 @@ class VectorizedSweep:
                 swept,
                 *(self.set_up.log_file if self.set_up else log_file_of(hydra_cfg)),
                 resolved,
-                config_text,
+                self.set_up.config_text if self.set_up else None,
             )
             return None
 

@@ -316,8 +316,9 @@ class PicturesAhead:
         from logreg_exp.sweeps.launchers import usable_cores
 
         self.painter, self.pipeline, self.results = painter, pipeline, results
-        # as many as there are cores: one encodes while this thread waits for it
-        threads = max(1, min(4, usable_cores()))
+        # the cores this thread leaves (at least one): an encoder more would take the core
+        # that paints and writes the files, the longer part of a job
+        threads = max(1, min(4, usable_cores() - 1))
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="png")
         self.ahead = 2 * threads + 2
         jobs = range(len(results)) if jobs is None else jobs
@@ -340,8 +341,11 @@ class PicturesAhead:
 
 def painter_for(pipeline: Pipeline) -> BoundaryPainter | None:
     """A painter over ``pipeline``'s validation points; None, said in the log, where there is
-    no picture: data of more than 2 features, or no matplotlib."""
+    no picture: data of more than 2 features or 2 classes, or no matplotlib."""
     x, y = pipeline.val_set.tensors
+    if pipeline.model.n_classes != 2:
+        log.debug("no decision boundary picture: %d classes, not 2", pipeline.model.n_classes)
+        return None
     if x.shape[1] != 2:
         log.debug("no decision boundary picture: the data has %d features, not 2", x.shape[1])
         return None

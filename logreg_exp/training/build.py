@@ -33,7 +33,11 @@ from logreg_exp.training.devices import data_device
 from logreg_exp.training.graphs import captured_training
 from logreg_exp.training.loop import FitResult, evaluate, fit
 from logreg_exp.training.memory import check_memory
-from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.model import (
+    ClassWeightedLoss,
+    LogisticRegression,
+    SoftmaxCrossEntropyLoss,
+)
 from logreg_exp.training.schedules import Schedule, schedule_for
 from logreg_exp.training.updaters import StatefulUpdater, build_updater, locate
 
@@ -53,6 +57,10 @@ class DataSplits:
     @property
     def n_features(self) -> int:
         return len(self.preprocessing.features)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.preprocessing.classes)
 
 
 @dataclass
@@ -78,6 +86,9 @@ class Pipeline:
     test_loader: DataLoader | None = None
     cuda_graphs: bool = False
     schedule: Schedule | None = None  # None: updater.lr every epoch
+    patience: int | None = None  # early stopping (None: off), see ``loop.fit``
+    min_delta: float = 0.0
+    class_weights: torch.Tensor | None = None  # each class's in the loss (None: all 1)
 
     def fit(self, epochs: int, monitor: Monitor, **fit_kwargs: Any) -> FitResult:
         """``loop.fit`` for ``epochs``, keeping the best epoch by ``monitor``;
@@ -99,6 +110,8 @@ class Pipeline:
             evaluators=self.evaluators,
             train_epoch=captured.train_one_epoch if captured else None,
             schedule=self.schedule,
+            patience=self.patience,
+            min_delta=self.min_delta,
             **fit_kwargs,
         )
 
@@ -171,16 +184,63 @@ def torch_dtype(cfg: Any) -> torch.dtype:
     return getattr(torch, DType(cfg.dtype).value)
 
 
-def build_loss(loss_cfg: Any, **kwargs: Any) -> nn.Module:
+BINARY_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
+
+
+def build_loss(
+    loss_cfg: Any,
+    n_classes: int = 2,
+    class_weights: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     """The ``loss`` node's ``_target_`` (one that ``config.check_targets`` allowed), built,
-    with ``kwargs`` (``reduction="none"`` for a stacked model)."""
+    with ``kwargs`` (``reduction="none"`` for a stacked model). For K >= 3 classes the
+    binary logistic loss the config names becomes its multinomial form, the softmax
+    cross-entropy: the data choose it, as scikit-learn's ``LogisticRegression`` does.
+    ``class_weights`` (one a class, see ``class_weights_for``) weigh each sample's loss."""
+    if class_weights is not None:
+        reduction = kwargs.pop("reduction", "mean")
+        per_sample = build_loss(loss_cfg, n_classes, reduction="none", **kwargs)
+        return ClassWeightedLoss(per_sample, class_weights, reduction)
     setting = f"loss._target_={loss_cfg._target_}"
+    if n_classes > 2:
+        if loss_cfg._target_ not in BINARY_LOSSES:
+            raise ConfigError(
+                f"{setting} is for two classes and the data have {n_classes}; allowed: "
+                f"{', '.join(BINARY_LOSSES)} (the softmax cross-entropy for K classes)"
+            )
+        return SoftmaxCrossEntropyLoss(**kwargs)
     locate(loss_cfg._target_, setting)  # a missing class named in one line
     try:
         return instantiate(loss_cfg, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise ConfigError(f"{setting} cannot be built: {one_line(cause, joined=True)}") from None
+
+
+def class_weights_for(cfg: Any, classes: list[str], train: TensorDataset) -> torch.Tensor | None:
+    """Each class's weight in the loss as ``class_weight`` sets it, on the training set's
+    device, in its dtype; None for null. ``balanced``: n / (K * n_k) over the training split,
+    as scikit-learn computes it on the data ``fit`` sees. A mapping names classes by their
+    labels as the data spell them (a class it leaves out weighs 1); a label that is not a
+    class is a ConfigError naming them."""
+    setting = cfg.class_weight
+    if setting is None:
+        return None
+    labels = train.tensors[1]
+    if setting == "balanced":
+        counts = torch.bincount(labels.long(), minlength=len(classes)).to(torch.float64)
+        weights = len(labels) / (len(classes) * counts)
+    else:
+        by_name = {str(label): float(weight) for label, weight in setting.items()}
+        unknown = [name for name in by_name if name not in classes]
+        if unknown:
+            raise ConfigError(
+                f"class_weight: {unknown[0]!r} is not a class of the data; its classes: "
+                f"{', '.join(classes)}"
+            )
+        weights = torch.tensor([by_name.get(name, 1.0) for name in classes], dtype=torch.float64)
+    return weights.to(device=labels.device, dtype=train.tensors[0].dtype)
 
 
 def build_data(cfg: Any, device: torch.device) -> DataSplits:
@@ -204,6 +264,7 @@ def build_data(cfg: Any, device: torch.device) -> DataSplits:
         stratify=cfg.dataset.stratify,
         source=dataset.describe(),
         test_fraction=cfg.dataset.test_fraction,
+        classes=classes,
     )
     del data
     scaler = None
@@ -234,9 +295,12 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
     test_loader = None
     if data.test is not None:
         test_loader = make_loader(data.test, cfg.val_batch_size, False, pin_memory=pin)
-    model = LogisticRegression(data.n_features, generator=init_gen, dtype=torch_dtype(cfg))
+    model = LogisticRegression(
+        data.n_features, generator=init_gen, dtype=torch_dtype(cfg), n_classes=data.n_classes
+    )
     model = model.to(device)
-    loss_fn = build_loss(cfg.loss)
+    class_weights = class_weights_for(cfg, data.preprocessing.classes, data.train)
+    loss_fn = build_loss(cfg.loss, data.n_classes, class_weights)
     updater = build_updater(model.parameters(), cfg.updater)
     return Pipeline(
         model,
@@ -253,4 +317,7 @@ def build_pipeline(cfg: Any, device: torch.device) -> Pipeline:
         test_loader=test_loader,
         cuda_graphs=cfg.device.cuda_graphs,
         schedule=schedule_for(updater, [cfg]),
+        patience=cfg.patience,
+        min_delta=float(cfg.min_delta),
+        class_weights=class_weights,
     )

@@ -30,7 +30,7 @@ from logreg_exp.errors import ConfigError, one_line
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.run_files import CHECKPOINT_FILE, PROGRESS_FILE
 from logreg_exp.training.loop import FitResult
-from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.model import LogisticRegression, score_columns
 
 if TYPE_CHECKING:
     from logreg_exp.training.build import Pipeline
@@ -91,10 +91,12 @@ def read_checkpoint_file(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_model(path: Path, n_features: int) -> tuple[LogisticRegression, dict[str, Any]]:
+def load_model(
+    path: Path, n_features: int, n_classes: int = 2
+) -> tuple[LogisticRegression, dict[str, Any]]:
     """The model saved in ``path``, in the dtype it was trained in, and the checkpoint; a
     ConfigError in one line unless it is a logistic regression on ``n_features`` features
-    with finite parameters."""
+    and ``n_classes`` classes with finite parameters."""
     checkpoint = load_checkpoint(path)
     state = checkpoint["state_dict"]
     w, bias = state.get("w"), state.get("bias")
@@ -103,10 +105,13 @@ def load_model(path: Path, n_features: int) -> tuple[LogisticRegression, dict[st
             f"{path} is not a checkpoint of logreg_exp: its state_dict holds "
             f"{', '.join(sorted(map(str, state))) or 'nothing'}, not w and bias"
         )
-    if w.dim() != 2 or w.shape[1] != 1 or tuple(bias.shape) != (1,) or w.dtype != bias.dtype:
+    k = score_columns(n_classes)
+    if w.dim() != 2 or w.shape[1] != k or tuple(bias.shape) != (k,) or w.dtype != bias.dtype:
+        shape = "(n_features, 1), bias (1,)" if k == 1 else f"(n_features, {k}), bias ({k},)"
         raise ConfigError(
             f"{path} holds parameters of another shape (w {tuple(w.shape)}, bias "
-            f"{tuple(bias.shape)}) than a logistic regression's (w (n_features, 1), bias (1,))"
+            f"{tuple(bias.shape)}) than a logistic regression's of {n_classes} classes "
+            f"(w {shape})"
         )
     if w.shape[0] != n_features:
         raise ConfigError(
@@ -115,7 +120,7 @@ def load_model(path: Path, n_features: int) -> tuple[LogisticRegression, dict[st
         )
     if not (w.is_floating_point() and torch.isfinite(w).all() and torch.isfinite(bias).all()):
         raise ConfigError(f"{path} holds non-finite or non-float parameters")
-    model = LogisticRegression(n_features, dtype=w.dtype)
+    model = LogisticRegression(n_features, dtype=w.dtype, n_classes=n_classes)
     model.load_state_dict(state)
     return model.eval(), checkpoint
 

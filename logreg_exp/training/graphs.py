@@ -88,15 +88,15 @@ class StepGraph:
         record: Callable[..., None],
         steps: int,
         batch_size: int,
-        like: tuple[torch.Tensor, torch.Tensor],
+        like: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         stream: torch.cuda.Stream,
     ) -> None:
-        x, y = like
+        x, y, scores = like  # a sample's scores: one logit, or one per class (K >= 3)
         n = steps * batch_size
         self.x = torch.empty((n, *x.shape[1:]), dtype=x.dtype, device=x.device)
         self.y = torch.empty(n, dtype=y.dtype, device=y.device)
         self.losses = torch.empty(steps, dtype=x.dtype, device=x.device)
-        self.scores = torch.empty(n, dtype=x.dtype, device=x.device)
+        self.scores = torch.empty((n, *scores.shape[1:]), dtype=x.dtype, device=x.device)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, stream=stream):
             record(self.x, self.y, self.losses, self.scores, batch_size)
@@ -174,7 +174,7 @@ class CapturedTraining:
             if steps not in self.graphs:
                 log.debug("capturing %d training steps as a CUDA graph", steps)
                 self.graphs[steps] = StepGraph(
-                    self.record_steps, steps, batch_size, (x, y), self.stream
+                    self.record_steps, steps, batch_size, (x, y, scores), self.stream
                 )
             self.graphs[steps].replay(x, y, losses, scores)
             return
@@ -202,7 +202,8 @@ class CapturedTraining:
         n_full, rest = divmod(len(y), size)
         n_batches = n_full + (rest > 0)
         losses = torch.empty(n_batches, dtype=x.dtype, device=x.device)
-        scores = torch.empty(len(y), dtype=x.dtype, device=x.device)
+        score_shape = getattr(self.model, "score_shape", ())
+        scores = torch.empty((len(y), *score_shape), dtype=x.dtype, device=x.device)
         done = 0
         while done < n_batches:
             if stop_requested():

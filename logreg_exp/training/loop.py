@@ -70,6 +70,7 @@ class FitResult:
     stopped_at: tuple[int, int | None] | None = None
     non_finite: str | None = None
     steps: int = 0
+    stopped_early: int | None = None  # the last epoch, where early stopping ended training
 
     @property
     def best(self) -> EpochMetrics | None:
@@ -138,8 +139,9 @@ class EpochTally:
 
     ``add`` is a list append per minibatch, so a step pays no arithmetic for the metrics; at
     the end of the epoch one vectorised pass weights each minibatch's mean loss by its size,
-    counts the correct predictions (score > 0, i.e. probability > 0.5), and reads both to
-    the host in one transfer. It holds one epoch's scores and labels: 8 bytes a sample.
+    counts the correct predictions (``count_correct``), and reads both to the host in one
+    transfer. It holds one epoch's scores and labels: 8 bytes a sample (4 more a class
+    beyond two).
     """
 
     def __init__(self) -> None:
@@ -177,7 +179,7 @@ def tally_summary(
     all were), read to the host in one transfer."""
     losses = losses.to(torch.float64)
     loss_sum = losses @ sizes.to(losses.device)
-    correct = ((scores > 0) == (labels > 0.5)).sum()
+    correct = count_correct(scores, labels, multiclass=scores.dim() == 2)
     bad = ~torch.isfinite(losses)
     first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)
     loss_sum, correct, first = torch.stack(
@@ -185,6 +187,33 @@ def tally_summary(
     ).tolist()
     n = len(labels)
     return loss_sum / n, correct / n, (int(first) if first >= 0 else None)
+
+
+def count_correct(scores: torch.Tensor, labels: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    """How many samples the scores classify right, along the last dimension of the labels:
+    a binary model's logit by its sign (probability > 0.5), K classes' scores (a last
+    dimension of K) by the largest."""
+    if multiclass:
+        return (scores.argmax(-1) == labels.long()).sum(-1)
+    return ((scores > 0) == (labels > 0.5)).sum(-1)
+
+
+def epochs_without_improvement(
+    history: Sequence[EpochMetrics], monitor: Monitor, min_delta: float
+) -> int:
+    """The epochs since the monitored metric last beat the best value before it by more
+    than ``min_delta`` (Keras's ``EarlyStopping``): what ``patience`` counts. Computed from
+    the finished epochs alone, so a resumed run counts as the run it goes on with did."""
+    best: float | None = None
+    waited = 0
+    for metrics in history:
+        value = getattr(metrics, monitor.value)
+        shifted = value + min_delta if monitor.lower_is_better else value - min_delta
+        if best is None or monitor.improves(shifted, best):
+            best, waited = value, 0
+        else:
+            waited += 1
+    return waited
 
 
 def improvements(history: Sequence[EpochMetrics], monitor: Monitor) -> list[bool]:
@@ -281,6 +310,8 @@ def fit(
     save_progress: Callable[[FitResult], None] | None = None,
     train_epoch: TrainEpoch | None = None,
     schedule: Schedule | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
 ) -> FitResult:
     """Steps 6-9: train and validate for ``epochs``; return the best model's parameters.
 
@@ -300,7 +331,9 @@ def fit(
     ``train_epoch`` replaces ``train_one_epoch`` for the train phase (the CUDA-graph
     version, ``graphs.CapturedTraining.train_one_epoch``); it must keep its results.
     ``schedule`` sets the next epoch's learning rate after each epoch, before
-    ``save_progress`` (so ``last.pt`` holds it).
+    ``save_progress`` (so ``last.pt`` holds it). ``patience``: end training, completed,
+    once that many epochs in a row have not improved the monitored metric by more than
+    ``min_delta`` (``stopped_early`` is then the last epoch).
     """
     if train_epoch is None:
 
@@ -318,6 +351,13 @@ def fit(
     epoch = len(result.history)
     try:
         for epoch in range(len(result.history) + 1, epochs + 1):
+            if (
+                patience
+                and epochs_without_improvement(result.history, result.monitor, min_delta)
+                >= patience
+            ):
+                result.stopped_early = epoch - 1
+                break
             t0 = time.perf_counter()
             phase = train_epoch(stop_requested)
             t1 = time.perf_counter()

@@ -22,7 +22,14 @@ import torch
 from torch import nn
 
 from logreg_exp.results import Monitor, Status
-from logreg_exp.training.loop import Batches, EpochMetrics, FitResult, first_non_finite, never
+from logreg_exp.training.loop import (
+    Batches,
+    EpochMetrics,
+    FitResult,
+    count_correct,
+    first_non_finite,
+    never,
+)
 from logreg_exp.training.model import LogisticRegression
 from logreg_exp.training.schedules import Schedule
 
@@ -30,32 +37,58 @@ Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, 
 
 
 class StackedLogisticRegression(nn.Module):
-    """K copies of a ``LogisticRegression``, column k of the weights being model k. Scores
-    come as (K, B), model by model, so that each model's loss is a contiguous row: the
-    per-model reductions then stay small loops rather than strided ones."""
+    """K copies of a ``LogisticRegression``, model k being the last index k of the
+    parameters. Two classes: weights (n_features, K), scores (K, B), model by model, so that
+    each model's loss is a contiguous row: the per-model reductions then stay small loops
+    rather than strided ones. C >= 3 classes: weights (n_features, C, K) and a bias (C, K),
+    scores (K, B, C). Either way each hyperparameter's (K,) values broadcast along the
+    parameters' last dimension."""
 
     def __init__(self, template: LogisticRegression, k: int) -> None:
         super().__init__()
         self.n_features = template.n_features
-        self.w = nn.Parameter(template.w.detach().repeat(1, k))
-        self.bias = nn.Parameter(template.bias.detach().repeat(k))
+        self.n_classes = template.n_classes
+        if self.n_classes == 2:
+            self.w = nn.Parameter(template.w.detach().repeat(1, k))
+            self.bias = nn.Parameter(template.bias.detach().repeat(k))
+        else:
+            self.w = nn.Parameter(template.w.detach().unsqueeze(-1).repeat(1, 1, k))
+            self.bias = nn.Parameter(template.bias.detach().unsqueeze(-1).repeat(1, k))
 
     @property
     def k(self) -> int:
-        return self.w.shape[1]
+        return self.w.shape[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias.unsqueeze(1), self.w.t(), x.t())
+        if self.n_classes == 2:
+            return torch.addmm(self.bias.unsqueeze(1), self.w.t(), x.t())
+        scores = torch.addmm(self.bias.reshape(-1), x, self.w.reshape(self.n_features, -1))
+        return scores.view(len(x), self.n_classes, self.k).permute(2, 0, 1)
 
     def column_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's state dict, as ``LogisticRegression.state_dict()`` has it."""
-        return {"w": self.w[:, k : k + 1].detach().clone(), "bias": self.bias[k : k + 1].detach()}
+        return column_of(self.w.detach(), self.bias.detach(), k, clone=True)
 
     def column(self, k: int, into: LogisticRegression | None = None) -> LogisticRegression:
         """Model k as a plain ``LogisticRegression``: a copy, in ``into`` where given."""
-        model = into or LogisticRegression(self.n_features, dtype=self.w.dtype).to(self.w.device)
+        model = into or LogisticRegression(
+            self.n_features, dtype=self.w.dtype, n_classes=self.n_classes
+        ).to(self.w.device)
         model.load_state_dict(self.column_state(k))
         return model
+
+
+def column_of(
+    w: torch.Tensor, bias: torch.Tensor, k: int, clone: bool = False
+) -> dict[str, torch.Tensor]:
+    """Model k's ``w`` and ``bias`` out of stacked ones (k the last index), in the shapes
+    of a single model's: (n_features, 1) and (1,) for two classes, (n_features, C) and (C,)
+    beyond (told apart by ``w``'s dimensions)."""
+    if w.dim() == 2:
+        column = {"w": w[:, k : k + 1], "bias": bias[k : k + 1]}
+    else:
+        column = {"w": w[..., k], "bias": bias[..., k]}
+    return {name: t.clone() if clone else t for name, t in column.items()}
 
 
 class ColumnLosses(nn.Module):
@@ -73,6 +106,9 @@ class ColumnLosses(nn.Module):
         )
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if scores.dim() == 3:  # (K, B, C): each model's class scores, one loss per sample
+            k, b, c = scores.shape
+            return self.per_sample(scores.reshape(k * b, c), target.repeat(k)).view(k, b).mean(1)
         return self.per_sample(scores, target.expand_as(scores).contiguous()).mean(1)
 
 
@@ -340,7 +376,7 @@ class StackedTally:
         sizes = torch.tensor([len(y) for y in self.labels], dtype=torch.float64)
         losses = torch.stack(self.losses).to(torch.float64)  # (batches, K)
         loss_sum = sizes.to(losses.device) @ losses
-        correct = ((scores > 0) == (labels > 0.5)).sum(1)
+        correct = count_correct(scores, labels, multiclass=scores.dim() == 3)
         bad = ~torch.isfinite(losses)
         first_bad = torch.where(bad.any(0), bad.to(torch.uint8).argmax(0), -1)
         loss_sum, correct, first_bad = (
@@ -385,7 +421,7 @@ def fit_stacked(
     def finish() -> list[FitResult]:
         for k, result in enumerate(results):
             if result.best_epoch:
-                result.best_state = {"w": best_w[:, k : k + 1], "bias": best_bias[k : k + 1]}
+                result.best_state = column_of(best_w, best_bias, k)
         return results
 
     try:
@@ -437,8 +473,8 @@ def fit_stacked(
                     improved.append(k)
             if improved:
                 cols = torch.tensor(improved, device=model.w.device)
-                best_w[:, cols] = model.w.detach()[:, cols]
-                best_bias[cols] = model.bias.detach()[cols]
+                best_w[..., cols] = model.w.detach()[..., cols]
+                best_bias[..., cols] = model.bias.detach()[..., cols]
             if schedule is not None:
                 schedule.after_epoch(
                     [

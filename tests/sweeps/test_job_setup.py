@@ -1,5 +1,5 @@
-"""A grouped job's set-up: its .hydra/ files byte for byte as Hydra writes them, from a template
-of the first job's text; and the YAML template itself."""
+"""A grouped job's set-up: its .hydra/ files byte for byte as Hydra writes them, from configs
+derived from the first job's template."""
 
 from __future__ import annotations
 
@@ -14,47 +14,8 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from logreg_exp.hydra_compat import VERSION_BASE, parent_of, shown_hydra_config
 from logreg_exp.registry import register_configs
-from logreg_exp.sweeps.job_setup import HydraFiles, JobSetUp, log_file_of, set_hydra_config
+from logreg_exp.sweeps.job_setup import JobSetUp, log_file_of, resolved_text, set_hydra_config
 from logreg_exp.sweeps.vectorized import ConfigDeriver
-from logreg_exp.sweeps.yaml_template import YamlTemplate, dump, dumps
-
-LONG = "x" * 70
-
-
-@pytest.mark.parametrize(
-    "value",
-    [0.01, 1.0, 1e-05, 3, True, None, "abc", "0", "true", "a b", "x: y", "", "ü", LONG, "a\nb",
-     f"{LONG} {LONG}", float("inf")],
-)  # fmt: skip
-def test_a_filled_template_is_the_dump_or_nothing(value):
-    container = {"a": {"b": 1, "c": [1, 2]}, "d": "e"}
-    template = YamlTemplate(container, [("a", "b"), ("a", "c", 1)])
-    filled = template.fill([value, value])
-    expected = dump({"a": {"b": value, "c": [1, value]}, "d": "e"})
-    if value in ("a\nb", f"{LONG} {LONG}"):  # over two lines; folded at the width
-        assert filled is None and expected.count("\n") > 5
-    else:
-        assert filled == expected
-
-
-def test_holes_are_filled_whatever_the_order_of_their_paths():
-    template = YamlTemplate({"a": 1, "b": [2, 3]}, [("b", 1), ("a",)])
-    assert template.fill(["x", "y"]) == dump({"a": "y", "b": [2, "x"]})
-
-
-def test_dumps_of_containers_are_each_ones_dump():
-    containers = [
-        {"a": 1, "b": {"c": "x"}},
-        {"a": 2.5, "b": {"c": "0"}},
-        {"a": 3, "b": {"c": "x", "d": None}},  # another shape
-        {"a": 4, "b": {"c": "two\nlines"}},
-    ]
-    assert dumps(containers, [("a",), ("b", "c")]) == [dump(c) for c in containers]
-
-
-def test_a_hole_that_is_not_a_leaf_makes_no_template():
-    assert YamlTemplate({"a": {"b": 1}}, [("a",)]).fill([2]) is None
-
 
 JOBS = [  # batch_size comes after updater in the config: holes out of the overrides' order
     ["device=cpu", "batch_size=8", "updater.lr=0.1"],  # the same group choice in every job
@@ -68,8 +29,8 @@ JOBS = [  # batch_size comes after updater in the config: holes out of the overr
 @pytest.mark.slow
 @pytest.mark.hydra_lines
 def test_the_hydra_files_are_what_hydra_writes(tmp_path):
-    """Each job's config.yaml, hydra.yaml and overrides.yaml from the first job's template
-    (derived configs), against OmegaConf.to_yaml of the configs Hydra composes, as its
+    """Each job's config.yaml, hydra.yaml and overrides.yaml from the configs derived from the
+    first job's template, against OmegaConf.to_yaml of the configs Hydra composes, as its
     run_job writes them."""
     register_configs()
     with initialize_config_module(config_module="logreg_exp.conf", **VERSION_BASE):
@@ -79,7 +40,6 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
             RunMode.MULTIRUN,
         )  # fmt: skip
         deriver = ConfigDeriver(loader.load_sweep_config)
-        files = None
         for num, overrides in enumerate(JOBS):
             texts = {}
             for way in ("hydra", "derived"):
@@ -107,11 +67,9 @@ def test_the_hydra_files_are_what_hydra_writes(tmp_path):
                 else:
                     task_cfg = deriver.task_config(cfg)
                     assert OmegaConf.get_type(task_cfg) is OmegaConf.get_type(hydra_task)
-                    files = files or HydraFiles(cfg, hydra_cfg, task_cfg)
-                    texts[way] = files.texts(cfg, hydra_cfg, task_cfg)
+                    nodes = (task_cfg, hydra_cfg, cfg.hydra.overrides.task)
+                    texts[way] = [OmegaConf.to_yaml(node) for node in nodes]
             assert texts["derived"] == texts["hydra"], overrides
-        assert files is not None
-        assert files.templates[1].fill([*JOBS[-1], "x", "1", 1, LONG + LONG]) is None
 
 
 @pytest.mark.slow
@@ -182,3 +140,14 @@ def test_a_jobs_log_file_is_the_one_hydras_job_logging_names(tmp_path, overrides
                 cfg.hydra.job.num = num
             assert set_up.log_file_for(cfg, "template") == log_file_of(cfg.hydra)
         assert (set_up.log_formats["template"] is None) is ("${" in "".join(overrides))
+
+
+def test_a_config_that_interpolates_nothing_is_its_own_resolved_text():
+    """The job's config.yaml text stands for TensorBoard's resolved config text only where
+    the two are the same."""
+    plain = OmegaConf.create({"a": 1, "b": {"c": "x", "d": [1.5, None]}, "e": "???"})
+    text = OmegaConf.to_yaml(plain)
+    assert resolved_text(text) == OmegaConf.to_yaml(plain, resolve=True)
+    linked = OmegaConf.create({"a": 1, "b": "${a}", "c": "\\${a}"})
+    assert OmegaConf.to_yaml(linked) != OmegaConf.to_yaml(linked, resolve=True)
+    assert resolved_text(OmegaConf.to_yaml(linked)) is None

@@ -118,6 +118,7 @@ def test_run_hparams_of_the_default_config():
     found = run_hparams(compose_config("updater.lr=0.1", "dtype=float64"))
     assert found == {
         "batch_size": 8,
+        "class_weight": "null",
         "dataset.label_flip": 0.1,
         "dataset.max_samples": "null",
         "dataset.n_features": 2,
@@ -133,7 +134,9 @@ def test_run_hparams_of_the_default_config():
         "dtype": "float64",
         "epochs": 12,
         "loss._target_": "torch.nn.BCEWithLogitsLoss",
+        "min_delta": 0.0,
         "monitor": "val_loss",
+        "patience": "null",
         "scheduler.name": "none",
         "seed": 0,
         "tensorboard": "true",

@@ -64,3 +64,32 @@ def test_ctrl_c_is_not_handed_on_to_pythons_default_handler():
     with GracefulInterrupt():
         os.kill(os.getpid(), signal.SIGINT)
     # no KeyboardInterrupt: the run that stopped says so itself
+
+
+def test_a_closed_terminal_stops_like_ctrl_c():
+    before = signal.getsignal(signal.SIGHUP)
+    with GracefulInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert interrupt.received is signal.SIGHUP
+    assert signal.getsignal(signal.SIGHUP) is before
+
+
+def test_while_a_command_imports_a_second_signal_is_recorded_not_raised():
+    with GracefulInterrupt(repeat_raises=False) as early:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt inside an import
+        with GracefulInterrupt() as own:  # the command's own, once imported, takes it over
+            assert own.received is signal.SIGINT
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+    assert early.received is signal.SIGINT
+
+
+def test_outside_a_command_process_its_body_leaves_the_handlers_alone():
+    from logreg_exp.training import interrupts
+
+    assert not interrupts.in_command()  # the tests catch nothing early
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupts.interrupting_command():
+        assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGTERM) is before
