@@ -470,6 +470,46 @@ def bench_tracker(quick: bool, device_name: str, repeats: int, tmp: Path) -> Non
     print(f"  tracker=mlflow: {med['tracker=mlflow'] / med['without']:.2f}x the sweep without it")
 
 
+# The sweeps whose time issue 24 sets a goal for, as multiples of one single run: (name,
+# overrides, goal), full size and --quick.
+GOALS = (
+    ("10 lrs x 5 batch sizes (8-128)", ["batch_size=8,16,32,64,128"], 10, 2.0),
+    ("20 seeds x 5 lrs", ["seed=range(20)"], 5, 2.0),
+    ("1,000 learning rates", [], 1000, 4.0),
+)
+QUICK_GOALS = (
+    ("2 lrs x 2 batch sizes", ["batch_size=8,32"], 2, 2.0),
+    ("2 seeds x 2 lrs", ["seed=range(2)"], 2, 2.0),
+    ("10 learning rates", [], 10, 4.0),
+)
+
+
+def bench_goals(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
+    """The vectorized launcher on the sweeps issue 24 sets goals for, against one single
+    run in the same invocation: medians, the multiple of one run and the goal."""
+    _, commands = sweep_commands(quick, device_name)
+    single = commands["single"]
+    named = {"single": single}
+    goals = {}
+    for label, overrides, k, goal in QUICK_GOALS if quick else GOALS:
+        lrs = f"updater.lr={lr_values(k)}"
+        vectorized = [lrs, *overrides, "hydra/launcher=vectorized"]
+        named[label] = [*single[:3], "-m", *single[3:], *vectorized]
+        goals[label] = goal
+    run = run_in(tmp, itertools.count(), "goals")
+    times = interleaved(list(named), repeats, lambda n: run(named[n]), lambda _: repeats)
+    one = statistics.median(times["single"])
+    print("\nthe vectorized launcher's goals (hydra/launcher=vectorized): wall seconds")
+    print(f"  {'sweep':<36}{'median':>8}{'runs':>6}{'/single':>9}{'goal':>7}  met")
+    for name, t in times.items():
+        med = statistics.median(t)
+        goal = goals.get(name)
+        met = "" if goal is None else ("yes" if med / one <= goal else "no")
+        shown = "one single run" if name == "single" else name
+        goal_text = "" if goal is None else f"{goal:.1f}x"
+        print(f"  {shown:<36}{med:>8.2f}{len(t):>6}{med / one:>9.2f}{goal_text:>7}  {met}")
+
+
 # Each piece of the vectorized launcher's speed machinery, and the launcher option that turns
 # it off (a benchmarking switch of ``VectorizedSweep``, added to the launcher's config for the
 # measurement: the run dirs' files are the same either way).
@@ -682,7 +722,7 @@ def machine(device: torch.device) -> str:
     )
 
 
-PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "tracker", "loaded"]
+PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "tracker", "loaded", "goals"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -740,6 +780,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_tracker(args.quick, args.device, args.repeats, Path(tmp))
         if "loaded" in parts:
             bench_loaded(exercise, args.device, args.repeats, Path(tmp))
+        if "goals" in parts:
+            bench_goals(args.quick, args.device, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_groups
-from logreg_exp.outcomes import EndProcess, end_as, failed
+from logreg_exp.outcomes import EndProcess, RunFailed, end_as, failed
+from logreg_exp.output_dir_guard import end_failed_run
 from logreg_exp.output_dirs import Start, claim_job_dir
 from logreg_exp.provenance import COMMAND_VARIABLE, command_line
 from logreg_exp.registry import register_configs, register_plugins, unknown_key
@@ -128,6 +129,9 @@ def run_cli() -> None:
         try:
             main()
         except EndProcess as end:  # the status a job or the sweep decided (outcomes)
+            if isinstance(end, RunFailed):  # a single run's user error or divergence
+                end_failed_run()
+                print(end.message, file=sys.stderr)
             sys.exit(end.code)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -87,6 +87,15 @@ TEST_FRACTION = Allowed(
     ),
     doc="in [0, 1 - val_fraction): some points must be left for training",
 )
+FOLD = Allowed(
+    lambda v, root: v == 0 if root.dataset.folds is None else 0 <= v < root.dataset.folds,
+    lambda root: (
+        "0 (dataset.folds is null: no cross-validation)"
+        if root.dataset.folds is None
+        else f"in [0, {root.dataset.folds}) (at dataset.folds={root.dataset.folds})"
+    ),
+    doc="in [0, folds); 0 where folds is null",
+)
 LEARNING_RATE = Allowed(
     lambda v, root: 0 < v <= largest_float(root),
     lambda root: f"a number > 0 and <= {largest_float(root):.3g} ({DType(root.dtype).value})",
@@ -141,6 +150,12 @@ class DatasetConfig:
     max_samples: Optional[int] = allowed(  # noqa: UP045 (OmegaConf needs Optional here)
         None, Allowed(lambda v, _: v is None or v >= 4, "an integer >= 4 or null")
     )
+    # k-fold cross-validation: what the test split leaves, in this many folds; fold ``fold``
+    # validates (val_fraction unused). A sweep dimension: dataset.fold=range(K)
+    folds: Optional[int] = allowed(  # noqa: UP045 (OmegaConf needs Optional here)
+        None, Allowed(lambda v, _: v is None or v >= 2, "an integer >= 2 or null")
+    )
+    fold: int = allowed(0, FOLD)
 
 
 @dataclass

@@ -31,8 +31,10 @@ from logreg_exp.results import Monitor, Outcome, Status
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.plots import PicturesAhead, painter_for
 from logreg_exp.training.build import Pipeline, build_loss, build_pipeline
+from logreg_exp.training.column_data import ColumnBatches
 from logreg_exp.training.interrupts import GracefulInterrupt
 from logreg_exp.training.loop import FitResult, improvements
+from logreg_exp.training.pruning import SuccessiveHalving
 from logreg_exp.training.schedules import schedule_for
 from logreg_exp.training.stacked import (
     ColumnLosses,
@@ -67,24 +69,104 @@ class GroupMember:
 def run_job_group(
     members: Sequence[GroupMember],
     default_threads: int | None = None,
+    prune: SuccessiveHalving | None = None,
 ) -> list[Outcome]:
-    """The jobs ``members``, which differ only in elementwise updater hyperparameters, trained
-    as one stacked model (``training.stacked``); each job's dir then gets what ``run_job``
-    would leave in it, its log file the same lines. The console gets one line an epoch for
-    the group. Ctrl-C stops the group: every job interrupted, its files written. Where
-    neither the config nor the launcher sets the threads, a small stacked model gets one.
-    A group that cannot be set up (its data cannot be read, its device is missing, it would
-    not fit in memory) fails each of its jobs alone, as the basic launcher fails them."""
+    """The jobs ``members``, which differ only in elementwise updater hyperparameters, their
+    seed and their fold, trained as one stacked model (``training.stacked``); each job's dir
+    then gets what ``run_job`` would leave in it, its log file the same lines. The console
+    gets one line an epoch for the group. Ctrl-C stops the group: every job interrupted, its
+    files written. Where neither the config nor the launcher sets the threads, a small
+    stacked model gets one. Jobs of other seeds or folds train on their own data
+    (``training.column_data``); a seed or fold whose data cannot be built fails its jobs
+    alone, and data of other sizes train as a group of their own, after. A group that
+    cannot be set up (its data cannot be read, its device is missing, it would not fit in
+    memory) fails each of its jobs alone, as the basic launcher fails them. ``prune``: the
+    successive halving of the columns (``hydra.launcher.prune``), None for none."""
+    start = time.perf_counter()
+    try:
+        device, _ = place(members[0].settings, default_threads)
+    except Exception as err:  # a missing device: each job fails alone, as alone
+        return [fail_member(m, err, time.perf_counter() - start) for m in members]
+    outcomes: dict[int, Outcome] = {}
+    interrupted = False
+    for part in data_parts(members, device, outcomes, start):
+        jobs = [members[i] for i in part.jobs]
+        # after Ctrl-C, a later part's jobs end interrupted at once, with their files
+        trained = train_part(jobs, part, device, default_threads, prune, interrupted)
+        outcomes.update(zip(part.jobs, trained, strict=True))
+        interrupted |= any(o.status is Status.INTERRUPTED for o in trained)
+    return [outcomes[i] for i in range(len(members))]
+
+
+def data_key(settings: Any) -> tuple[Any, ...]:
+    """What of a group's job decides its data (``vectorized.DATA_COLUMNS``)."""
+    return (settings.seed, settings.dataset.fold)
+
+
+@dataclass
+class DataPart:
+    """Jobs of a group (indices into its members) that train as one: the pipelines of their
+    distinct data sets, and each job's (an index into ``pipelines``)."""
+
+    jobs: list[int]
+    pipelines: list[Pipeline]
+    data_of: list[int]
+
+
+def data_parts(
+    members: Sequence[GroupMember], device: torch.device, outcomes: dict[int, Outcome], start: float
+) -> list[DataPart]:
+    """The group's jobs by the data they train on: one part where they share it (the whole
+    group, as a learning-rate sweep); else a pipeline per seed and fold, those whose splits
+    have the same sizes in one part (two classes, no class weights; else one part a data
+    set). A data set that cannot be built fails its jobs (``outcomes``) and leaves the
+    others to train."""
+    by_data: dict[tuple[Any, ...], list[int]] = {}
+    for i, member in enumerate(members):
+        by_data.setdefault(data_key(member.settings), []).append(i)
+    by_size: dict[Any, list[tuple[list[int], Pipeline]]] = {}
+    for key, jobs in by_data.items():
+        try:
+            pipeline = build_pipeline(members[jobs[0]].settings, device)
+        except Exception as err:  # this seed's or fold's data: its jobs fail, as alone
+            for i in jobs:
+                outcomes[i] = fail_member(members[i], err, time.perf_counter() - start)
+            continue
+        # C classes, or class weights of each split's own counts: a data set at a time
+        shared = pipeline.model.n_classes == 2 and pipeline.class_weights is None
+        size = (pipeline.n_train, pipeline.n_val) if shared else key
+        by_size.setdefault(size, []).append((jobs, pipeline))
+    parts = []
+    for same_size in by_size.values():
+        data_of = {i: d for d, (jobs, _) in enumerate(same_size) for i in jobs}
+        jobs = sorted(data_of)
+        pipelines = [pipeline for _, pipeline in same_size]
+        parts.append(DataPart(jobs, pipelines, [data_of[i] for i in jobs]))
+    return parts
+
+
+def train_part(
+    members: Sequence[GroupMember],
+    part: DataPart,
+    device: torch.device,
+    default_threads: int | None,
+    prune: SuccessiveHalving | None,
+    interrupted: bool = False,
+) -> list[Outcome]:
+    """``members`` (the jobs of ``part``) trained as one stacked model, then their files."""
     start, started = time.perf_counter(), now()
     settings = [m.settings for m in members]
     first = settings[0]
-    try:
-        device, _ = place(first, default_threads)
-        pipeline = build_pipeline(first, device)
-    except Exception as err:
-        return [fail_member(m, err, time.perf_counter() - start) for m in members]
+    pipelines, data_of = part.pipelines, part.data_of
+    pipeline = pipelines[0]
     threads = training_threads(first, default_threads, pipeline, len(members))
-    model = StackedLogisticRegression(pipeline.model, len(members))
+    if len(pipelines) == 1:
+        model = StackedLogisticRegression(pipeline.model, len(members))
+        train_loader, val_loader = pipeline.train_loader, pipeline.val_loader
+    else:
+        model = StackedLogisticRegression.of_columns([pipelines[d].model for d in data_of])
+        train_loader = ColumnBatches([p.train_loader for p in pipelines], data_of)
+        val_loader = ColumnBatches([p.val_loader for p in pipelines], data_of)
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
     updater = stacked_updater(list(model.parameters()), optimizer_cls, per_job)
     loss_fn = ColumnLosses(
@@ -98,39 +180,51 @@ def run_job_group(
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(
-            model, loss_fn, updater, pipeline.train_loader, pipeline.val_loader,
+            model, loss_fn, updater, train_loader, val_loader,
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
-            evaluators=pipeline.evaluators, on_epoch=progress, stop_requested=interrupt,
-            schedule=schedule_for(updater, settings),
+            evaluators=[pipelines[d].evaluators for d in data_of], on_epoch=progress,
+            stop_requested=(lambda: True) if interrupted else interrupt,
+            schedule=schedule_for(updater, settings), prune=prune,
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         stopped_by = interrupt.received.name if interrupt.received else None
-        completed = any(r.status is Status.COMPLETED for r in results)
-        painter = painter_for(pipeline) if completed else None  # made once for every job
-        pictures = None
-        if painter is not None:
-            pictures = PicturesAhead(painter, pipeline, results, range(len(members)))
+        pictures = pictures_ahead(pipelines, data_of, results)
         outcomes = []
         try:
             with synced_together():
                 for k, member in enumerate(members):
                     picture = None
-                    if pictures is not None and results[k].status is Status.COMPLETED:
-                        picture = pictures.picture(k)
+                    if pictures[data_of[k]] is not None and results[k].status is Status.COMPLETED:
+                        picture = pictures[data_of[k]].picture(k)  # type: ignore[union-attr]
                     try:
                         outcome = write_member(
-                            member, settings[k], results[k], pipeline, threads, trained_s,
-                            picture, stopped_by, started,
+                            member, settings[k], results[k], pipelines[data_of[k]], threads,
+                            trained_s, picture, stopped_by, started,
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
                         outcome = record_failed_member(member, err, trained_s)
                     outcomes.append(outcome)
         finally:
-            if pictures is not None:
-                pictures.close()
+            for ahead in pictures:
+                if ahead is not None:
+                    ahead.close()
     progress.done(outcomes, trained_s, time.perf_counter() - start - trained_s)
     return outcomes
+
+
+def pictures_ahead(
+    pipelines: Sequence[Pipeline], data_of: Sequence[int], results: Sequence[FitResult]
+) -> list[PicturesAhead | None]:
+    """For each data set, the pictures of its completed jobs, painted over its validation
+    points (a painter made once for all its jobs); None where it has no picture."""
+    aheads: list[PicturesAhead | None] = []
+    for d, pipeline in enumerate(pipelines):
+        jobs = [k for k, of in enumerate(data_of) if of == d]
+        completed = any(results[k].status is Status.COMPLETED for k in jobs)
+        painter = painter_for(pipeline) if completed else None
+        aheads.append(None if painter is None else PicturesAhead(painter, pipeline, results, jobs))
+    return aheads
 
 
 def write_member(
@@ -208,6 +302,10 @@ class GroupProgress:
         scored = [(r.history[-1], k) for k, r in enumerate(results) if r.history]
         scored = [(m, k) for m, k in scored if m.epoch == epoch]
         diverged = sum(r.status is Status.DIVERGED for r in results)
+        pruned = sum(r.status is Status.PRUNED for r in results)
+        stopped = (f"  {diverged} diverged" if diverged else "") + (
+            f"  {pruned} pruned" if pruned else ""
+        )
         if not scored:
             return
         best, k = min(scored, key=lambda mk: monitor.sort_key(getattr(mk[0], monitor.value)))
@@ -215,7 +313,7 @@ class GroupProgress:
             "epoch %*d/%d  %d jobs  best %s %.4f (%s)%s",
             self.width, epoch, self.epochs, len(scored), monitor.value,
             getattr(best, monitor.value), self.names[k],
-            f"  {diverged} diverged" if diverged else "",
+            stopped,
         )  # fmt: skip
 
     def done(self, outcomes: Sequence[Outcome], trained_s: float, written_s: float) -> None:

@@ -173,7 +173,7 @@ class JobReport:
         ``stopped_by``: the signal that interrupted it."""
         start = time.perf_counter()
         test = None
-        if result.status is Status.COMPLETED:
+        if result.status in (Status.COMPLETED, Status.PRUNED) and result.best_epoch:
             test = pipeline.test(result.best_state)
         wall_s += time.perf_counter() - start
         metrics = fit_metrics(result, wall_s, pipeline.n_train, test, stopped_by)
@@ -272,6 +272,15 @@ def outcome(
         message = f"training diverged: {where} with {knobs}; try a smaller updater.lr"
         log.error("%s (run dir %s)", message, display_path(job_dir))
         return Outcome(Status.DIVERGED, monitor.worst, message)
+    if result.status is Status.PRUNED:
+        message = (
+            f"pruned after epoch {result.stopped_at[0]}: its {monitor.value} among the worst "
+            "of its group (hydra.launcher.prune)"
+        )
+        log.info("%s; best epoch %d so far; run dir %s", message, result.best_epoch,
+                 display_path(job_dir))  # fmt: skip
+        best_value = result.best_value
+        return Outcome(Status.PRUNED, monitor.worst if best_value is None else best_value, message)
 
     best = result.best
     test = ""

@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from logreg_exp.errors import ConfigError, OutputError, os_reason
@@ -25,20 +24,36 @@ from logreg_exp.run_files import METRICS_FILE
 log = logging.getLogger("logreg_exp")  # the entrypoint's lines, under the name they have had
 
 
-class RunFailed(CompactHydraException):
-    """Hydra prints this exception's message alone, without a traceback."""
-
-
 class EndProcess(SystemExit):
-    """The process ends with exit status ``code``, what it says printed already. Raised where
-    Hydra runs this package's code (a callback, a launcher, a job), which lets a SystemExit
-    through, up to the entrypoint, which exits with ``code``; a job process of its own
-    (submitit's, a joblib worker) that has no entrypoint around the job ends with it too."""
+    """The process ends with exit status ``code``, what it says printed already (or, where
+    given, ``message``, which the entrypoint prints). Raised where Hydra runs this package's
+    code (a callback, a launcher, a job), which lets a SystemExit through, up to the
+    entrypoint, which exits with ``code``; a job process of its own (submitit's, a joblib
+    worker) that has no entrypoint around the job ends with it too."""
 
     code: int
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, message: str | None = None) -> None:
         super().__init__(code)
+        self.message = message
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.code, self.message)
+
+
+class RunFailed(EndProcess):
+    """A single run that failed by a user's mistake or diverged: its one line, and exit
+    status 1. Not an exception for Hydra to report: Hydra 1.4 prints a job's exception with
+    its traceback, 1.3 between lines of its own."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(code, message)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.message, self.code)
+
+    def __str__(self) -> str:
+        return self.message or ""
 
 
 def failed(
@@ -53,9 +68,10 @@ def failed(
     monitor = Monitor(cfg.monitor)
     if (in_sweep or isinstance(err, OutputError)) and not isinstance(err, OutputDirInUse):
         record_failure(job_dir, failure_metrics(monitor, reason, wall_s))
-    if not in_sweep and user_error:
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if not in_sweep and user_error and not full_error:
         raise RunFailed(f"error: {err}") from None
-    if not in_sweep or os.environ.get("HYDRA_FULL_ERROR") == "1":
+    if not in_sweep or full_error:
         raise err
     if user_error:
         log.error("error: %s", reason)

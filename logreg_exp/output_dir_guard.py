@@ -31,6 +31,10 @@ from logreg_exp.run_files import log_file_name
 
 T = TypeVar("T")
 
+# The guard of the single run under way, until its on_run_end: Hydra 1.3 does not call
+# on_run_end for a run that ends by SystemExit (a RunFailed), 1.4 does.
+RUNNING: list[OutputDirGuard] = []
+
 
 class OutputDirGuard(Callback):
     """Claims a single run's dir and a sweep's dir (``output_dirs``) before Hydra writes into
@@ -57,6 +61,7 @@ class OutputDirGuard(Callback):
             lambda: claim_run_dir(path, config, config.overwrite, log_file, config.resume)
         )
         self.run_dir = (path, log_file)
+        RUNNING.append(self)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
@@ -70,6 +75,11 @@ class OutputDirGuard(Callback):
     def on_run_end(self, *args: Any, job_return: JobReturn | None = None, **kwargs: Any) -> None:
         """A run that failed before it wrote a result leaves no dir behind, only its error."""
         failed = job_return is not None and job_return.status is JobStatus.FAILED
+        self.end_run(failed)
+
+    def end_run(self, failed: bool) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         if failed and self.claim is not None and self.run_dir is not None:
             undo_failed_start(self.claim, *self.run_dir)
             self.claim = None
@@ -94,6 +104,12 @@ def dry_run_or_go_on(config: DictConfig, sweep: bool) -> None:
     plan = checked_or_end(lambda: plan_of(config, sweep))
     print(plan, end="", flush=True)
     raise EndProcess(0)
+
+
+def end_failed_run() -> None:
+    """What ``on_run_end`` does for a single run that failed, where Hydra did not call it."""
+    while RUNNING:
+        RUNNING[-1].end_run(failed=True)
 
 
 def checked_or_end(check: Callable[[], T]) -> T:

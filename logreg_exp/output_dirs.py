@@ -58,6 +58,8 @@ from logreg_exp.run_files import (
     PROGRESS_FILE,
     PROVENANCE_FILE,
     SEARCH_FILE,
+    SETTINGS_CSV,
+    SETTINGS_DIR,
     SUBMITIT_DIR,
     SUMMARY_CSV,
     SUMMARY_MD,
@@ -93,6 +95,8 @@ SWEEP_FILES = (
     PLAN_FILE,
     SUMMARY_CSV,
     SUMMARY_MD,
+    SETTINGS_CSV,
+    SETTINGS_DIR,
     SWEEP_PNG,
     f"{EVENTS_PREFIX}*{PICTURE_EVENTS_SUFFIX}",  # sweep.png for TensorBoard
     SEARCH_FILE,

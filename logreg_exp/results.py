@@ -32,6 +32,9 @@ class Status(str, Enum):
     # Ctrl-C, SIGTERM, SIGUSR1/2 between minibatches; the epochs before it are kept
     INTERRUPTED = "interrupted"
     FAILED = "failed"  # a bad value or an error: nothing trained
+    # stopped by successive halving in a vectorized group (hydra.launcher.prune): its
+    # monitored metric among the worst of its group's; the epochs before it are kept
+    PRUNED = "pruned"
 
     def __str__(self) -> str:
         return self.value
@@ -97,6 +100,8 @@ def fit_metrics(
     if result.status is Status.DIVERGED:
         metrics["diverged_epoch"], metrics["diverged_step"] = result.stopped_at
         metrics["diverged_on"] = result.non_finite
+    if result.status is Status.PRUNED:
+        metrics["pruned_epoch"] = result.stopped_at[0]
     if result.status is Status.INTERRUPTED:
         metrics["interrupted_epoch"] = result.stopped_at[0]
         if stopped_by is not None:
@@ -169,15 +174,17 @@ def divergence(non_finite: str | None, epoch: int | None, step: int | None) -> s
 
 def recorded_outcome(job_dir: Path, monitor: Monitor) -> Outcome | None:
     """How the run in ``job_dir`` ended, as its metrics.json says, for a run that ended
-    (completed, or diverged); None otherwise."""
+    (completed, diverged or pruned); None otherwise. A pruned job's value is its best so
+    far."""
     result = read_metrics(job_dir)
     if result.status == Status.DIVERGED:
         where = divergence(*(result.metrics.get(f"diverged_{k}") for k in ("on", "epoch", "step")))
         return Outcome(Status.DIVERGED, monitor.worst, f"training diverged: {where}")
-    if not result.completed:
+    if not result.completed and result.status != Status.PRUNED:
         return None
     best = result.number(f"best_{monitor.value}")
-    return Outcome(Status.COMPLETED, best if best is not None else monitor.worst)
+    status = Status.COMPLETED if result.completed else Status.PRUNED
+    return Outcome(status, best if best is not None else monitor.worst)
 
 
 def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> Path:
@@ -209,8 +216,9 @@ class JobResult:
     def counts_as_failure(self) -> bool:
         """A job that failed, or left no readable result (killed by the out-of-memory killer
         or by a cluster): the sweep exits non-zero. Diverged and interrupted jobs ended as
-        asked and wrote their result."""
-        return self.status not in (Status.COMPLETED, Status.DIVERGED, Status.INTERRUPTED)
+        asked and wrote their result, as did pruned ones."""
+        ended_as_asked = (Status.COMPLETED, Status.DIVERGED, Status.INTERRUPTED, Status.PRUNED)
+        return self.status not in ended_as_asked
 
     @property
     def completed(self) -> bool:
@@ -218,9 +226,9 @@ class JobResult:
 
     @property
     def ended(self) -> bool:
-        """The job ran to its end: completed, or diverged (a non-finite value, which it would
-        meet again); nothing in its dir to resume."""
-        return self.status in (Status.COMPLETED, Status.DIVERGED)
+        """The job ran to its end: completed, diverged (a non-finite value, which it would
+        meet again) or pruned; nothing in its dir to resume."""
+        return self.status in (Status.COMPLETED, Status.DIVERGED, Status.PRUNED)
 
     def number(self, key: str) -> float | None:
         """A finite number from metrics.json, else None."""

@@ -36,7 +36,9 @@ MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of the sweep
 PLAN_FILE = "sweep_plan.json"  # the overrides of every job, in job order (sweeps.callback)
 SUMMARY_CSV = "summary.csv"  # (sweeps.summary)
 SUMMARY_MD = "summary.md"  # (sweeps.summary)
+SETTINGS_CSV = "summary_settings.csv"  # each setting over its seeds and folds (sweeps.summary)
 SWEEP_PNG = "sweep.png"  # (sweeps.plots)
+SETTINGS_DIR = "by_setting"  # each setting's HParams row, a dir each (sweeps.setting_rows)
 SEARCH_FILE = "optimization_results.yaml"  # a search's verdict (hydra-optuna-sweeper's)
 SUBMITIT_DIR = ".submitit"  # submitit's logs of a cluster sweep
 

@@ -42,6 +42,8 @@ EXERCISE_DATASET = {
     "stratify": False,
     "standardize": False,
     "max_samples": None,
+    "folds": None,
+    "fold": 0,
 }
 
 

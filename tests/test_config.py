@@ -181,22 +181,17 @@ def test_allow_targets_extends_the_allowlist():
     assert cfg.loss._target_ == "torch.nn.MSELoss"
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["+epoch=3"], "Key 'epoch' not in 'JobConfig'; did you mean epochs"),
-        (
-            ["+dataset.val_fractio=0.9"],
-            "Key 'dataset.val_fractio' not in 'Gaussian2dConfig' (dataset=gaussian2d); did you "
-            "mean dataset.val_fraction",
-        ),
-        (["+updater.zzz=1"], "Key 'updater.zzz' not in 'OptimUpdaterConfig' (updater=optim); its"),
-    ],
-)
-def test_a_key_added_with_a_plus_must_be_one_a_schema_declares(overrides, message):
+def test_a_key_added_with_a_plus_must_be_one_a_schema_declares():
+    cfg = compose_config("+epoch=3", "+dataset.val_fractio=0.9", "+updater.zzz=1")
     with pytest.raises(ConfigError) as err:
-        validated(compose_config(*overrides))
-    assert message in str(err.value) and "\n" not in str(err.value)
+        validated(cfg)
+    assert str(err.value) == (  # each, in one line
+        "Key 'dataset.val_fractio' not in 'Gaussian2dConfig' (dataset=gaussian2d); did you mean "
+        "dataset.val_fraction or dataset.test_fraction; Key 'updater.zzz' not in "
+        "'OptimUpdaterConfig' (updater=optim); its keys: updater.name, updater.lr, "
+        "updater.momentum, updater.weight_decay, updater.optimizer; Key 'epoch' not in "
+        "'JobConfig'; did you mean epochs"
+    )
 
 
 def test_the_optimizers_own_arguments_take_any_key():

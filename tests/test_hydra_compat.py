@@ -316,7 +316,7 @@ def test_show_hydra_config_public_is_the_internal():
 
 def test_a_float_range_counts_in_the_decimals_it_is_written_in():
     register_configs()  # which gives Hydra 1.3 the reading of 1.4
-    (override,) = OverridesParser.create().parse_overrides(["x=range(0.05,0.1,0.01)"])
+    (override,) = PARSER.parse_overrides(["x=range(0.05,0.1,0.01)"])
     assert list(override.sweep_string_iterator()) == ["0.05", "0.06", "0.07", "0.08", "0.09"]
-    (whole,) = OverridesParser.create().parse_overrides(["x=range(1,4)"])
+    (whole,) = PARSER.parse_overrides(["x=range(1,4)"])
     assert list(whole.sweep_string_iterator()) == ["1", "2", "3"]

@@ -62,6 +62,7 @@ def interrupt_while_it_imports(tmp_path: Path, module: str, *args: str, delay: f
     return ended(proc)
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize("delay", [0.25, 0.6])
 def test_ctrl_c_while_the_entrypoint_imports_is_one_line_and_130(tmp_path, delay):
     code, out = interrupt_while_it_imports(
@@ -91,6 +92,7 @@ def wait_for_line(proc: subprocess.Popen, pattern: str, limit_s: float = 120) ->
     raise AssertionError(f"it ended before {pattern!r}")
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize("launcher", ["basic", "vectorized"])
 def test_ctrl_c_once_the_summary_is_out_leaves_a_complete_sweep_complete(tmp_path, launcher):
     """Ctrl-C again and again from the summary's first line to the exit: the sweep's files say

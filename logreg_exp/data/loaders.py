@@ -74,6 +74,56 @@ def split_train_val_test(
     )
 
 
+def split_test_and_folds(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int,
+    fold: int,
+    rng: np.random.Generator,
+    stratify: bool = False,
+    source: str = "the data",
+    test_fraction: float = 0.0,
+    classes: Sequence[str] = ("0", "1"),
+) -> tuple[Arrays, Arrays, Arrays]:
+    """k-fold cross-validation's splits, (train, val, test): the test split held out first,
+        drawn as ``split_train_val_test`` draws it (the same points for the same seed); the rest
+        dealt into ``folds`` folds (per class with ``stratify``, so each fold keeps the class
+        balance), fold ``fold`` validating and the others training. The draws up to the folds do
+        not depend on ``fold``, so a seed's K folds partition the same points around one test
+        split. Each split must hold every one of ``classes``; if not, the error names ``source``
+    and the class."""
+    if stratify:
+        test_parts: list[np.ndarray] = []
+        fold_parts: list[list[np.ndarray]] = [[] for _ in range(folds)]
+        for label in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == label))
+            n_test = round(test_fraction * len(members))
+            test_parts.append(members[:n_test])
+            for k, part in enumerate(np.array_split(members[n_test:], folds)):
+                fold_parts[k].append(part)
+        test = np.concatenate(test_parts)
+        if len(test):
+            test = rng.permutation(test)
+        parts = [np.concatenate(part) for part in fold_parts]
+    else:
+        order = rng.permutation(len(y))
+        n_test = round(test_fraction * len(y))
+        test, parts = order[:n_test], np.array_split(order[n_test:], folds)
+    val = parts[fold]
+    train = np.concatenate([part for k, part in enumerate(parts) if k != fold])
+    if stratify:  # each split's points in shuffled order, as without folds
+        val, train = rng.permutation(val), rng.permutation(train)
+    held_out = {"folds": folds, "test_fraction": test_fraction}
+    if not test_fraction:
+        del held_out["test_fraction"]
+    check = ClassCheck(classes, source, stratify, y)
+    check(y[train], "training", held_out)
+    check(y[val], f"validation (fold {fold})", {"folds": folds})
+    if test_fraction:
+        check(y[test], "test", {"test_fraction": test_fraction})
+    return (x[train], y[train]), (x[val], y[val]), (x[test], y[test])
+
+
 @dataclass
 class ClassCheck:
     """Accuracy and the loss need every class in each split: say which one a split lacks,

@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from logreg_exp.errors import ConfigError
 from logreg_exp.files import atomic_write, display_path
 from logreg_exp.hydra_compat import (
     apply_overrides,
@@ -37,7 +38,7 @@ from logreg_exp.hydra_compat import (
 )
 from logreg_exp.outcomes import EndProcess
 from logreg_exp.results import Monitor, Status
-from logreg_exp.run_files import PLAN_FILE, SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG
+from logreg_exp.run_files import PLAN_FILE, SETTINGS_CSV, SUMMARY_CSV, SUMMARY_MD, SWEEP_PNG
 from logreg_exp.sweeps.launchers import BASIC_SWEEPER, why_a_sweep_cannot_resume
 from logreg_exp.sweeps.plots import draw_sweep
 from logreg_exp.sweeps.summary import Job, collect_jobs, sweep_monitor, write_summary
@@ -109,6 +110,23 @@ def shared_job_dir(config: DictConfig, jobs: list[list[str]]) -> str | None:
     return None
 
 
+def launcher_problem(config: DictConfig) -> str | None:
+    """What is wrong with the launcher's own settings (``hydra.launcher.prune``), in one line;
+    None where nothing is."""
+    prune = config.hydra.launcher.get("prune")
+    if prune is None:
+        return None
+    from logreg_exp.training.pruning import SuccessiveHalving
+
+    try:
+        SuccessiveHalving.from_config(
+            OmegaConf.to_container(prune) if isinstance(prune, DictConfig) else prune
+        )
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
 def job_line(num: int, total: int | None, overrides: list[str]) -> str:
     """``job 3/9 (#2): updater.lr=0.01 batch_size=8``: the place in the sweep, counted from 1,
     then Hydra's job number (the job dir's prefix, zero-padded there), then its overrides."""
@@ -136,7 +154,9 @@ class SweepCallback(Callback):
             TRACKED_SWEEPS[sweep_dir] = (tracker, None)
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
-        shared = None if jobs is None else shared_job_dir(config, jobs)
+        shared = launcher_problem(config)
+        if shared is None and jobs is not None:
+            shared = shared_job_dir(config, jobs)
         if shared is not None:  # before anything runs, and before the sweep counts as begun
             UNENDED_SWEEPS.pop(sweep_dir, None)
             TRACKED_SWEEPS.pop(sweep_dir, None)
@@ -196,8 +216,7 @@ def summarize(sweep_dir: Path) -> list[Job]:
         log.warning("no jobs in %s, no sweep summary", sweep_dir)
     elif text:
         files = [SUMMARY_MD, SUMMARY_CSV]
-        if (sweep_dir / SWEEP_PNG).exists():
-            files.append(SWEEP_PNG)
+        files += [name for name in (SETTINGS_CSV, SWEEP_PNG) if (sweep_dir / name).exists()]
         listed = ", ".join(files[:-1]) + f" and {files[-1]}"
         print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
     if picture:

@@ -14,6 +14,10 @@ What it shows depends on the keys whose values differ between the jobs (``swept.
   most values): small multiples, one panel per value, each as above;
 - one job, or no number swept: no picture.
 
+A sweep that repeats its settings over seeds or folds (``aggregate.REPEAT_KEYS``) is drawn
+per setting: the mean over its completed runs with its 95% interval (error bars on a curve,
+each run a faint dot; the mean and its half width in a heat map's cell).
+
 Jobs that did not complete are marked (at the worse edge of a curve, in their cell of a heat
 map), the best job ringed or outlined and labelled. Needs matplotlib (the ``plots`` extra);
 without it there is no picture and one log line.
@@ -30,6 +34,7 @@ from typing import Any
 from logreg_exp.files import write_bytes
 from logreg_exp.results import Monitor, Status
 from logreg_exp.run_files import EVENTS_PREFIX, SWEEP_PNG
+from logreg_exp.sweeps.aggregate import REPEAT_KEYS, Setting, aggregate, repeats_swept
 from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.sweeps.summary import Job, job_order, sort_jobs
 from logreg_exp.sweeps.swept import number, override_values, swept_keys
@@ -52,6 +57,7 @@ MARKS = {
     "diverged": ("x", "#d62728"),
     "failed": ("s", "#444444"),
     "interrupted": ("D", "#ff7f0e"),
+    "pruned": ("v", "#9467bd"),
     "not started": ("o", "#999999"),
 }
 BEST_COLOUR = "#d62728"
@@ -79,7 +85,9 @@ class Axis:
 @dataclass
 class Point:
     """One job on the picture: where (``x``, and ``y`` for two axes), its best and final
-    values if it completed, else ``mark``, how it ended (a key of MARKS)."""
+    values if it completed, else ``mark``, how it ended (a key of MARKS). A setting repeated
+    over seeds or folds is one point: ``best`` its runs' mean, ``low`` and ``high`` its 95%
+    interval, ``runs`` each completed run's value; ``job`` its first job."""
 
     job: Job
     x: float
@@ -87,6 +95,10 @@ class Point:
     best: float | None
     final: float | None
     mark: str | None
+    setting: Setting | None = None
+    low: float | None = None
+    high: float | None = None
+    runs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -106,6 +118,7 @@ class Layout:
     panels: list[Panel]
     best: Point | None
     grid: bool  # two axes: the jobs fill a grid (heat map), else one dot per job
+    repeats: list[str] = field(default_factory=list)  # the REPEAT_KEYS the points average over
 
     @property
     def points(self) -> list[Point]:
@@ -114,6 +127,8 @@ class Layout:
     def describe(self) -> str:
         """What is drawn, in words, for the log."""
         metric = f"best {self.monitor.value}"
+        if self.repeats:
+            metric = f"mean {metric} with its 95% interval over {' and '.join(self.repeats)}"
         if len(self.axes) == 1:
             axis = self.axes[0]
             text = f"{metric} against {axis.key}" + (" (log axis)" if axis.log else "")
@@ -122,6 +137,9 @@ class Layout:
             text = f"heat map of {metric} over {over}" if self.grid else f"{metric} over {over}"
         if len(self.panels) > 1:
             text += f", {len(self.panels)} panels by {' and '.join(self.panel_keys)}"
+        if self.repeats:
+            jobs = sum(len(p.setting.jobs) for p in self.points if p.setting is not None)
+            return f"{text}, {len(self.points)} settings of {jobs} jobs"
         return f"{text}, {len(self.points)} jobs"
 
 
@@ -131,6 +149,8 @@ def mark_of(job: Job) -> str:
         return "diverged"
     if job.status == Status.INTERRUPTED:
         return "interrupted"
+    if job.status == Status.PRUNED:
+        return "pruned"
     if job.dir is None:
         return "not started"
     return "failed"  # failed, killed (no readable metrics.json), or no value of the metric
@@ -145,8 +165,19 @@ def layout(jobs: Sequence[Job], monitor: Monitor) -> Layout | str:
     placed = sorted((job for job in jobs if job.overrides), key=job_order)
     if len(placed) < 2:
         return "one job" if len(jobs) == 1 else "fewer than two jobs with overrides"
-    values = [override_values(job.overrides) for job in placed]
-    keys = swept_keys(job.overrides for job in placed)
+    repeats = repeats_swept(placed)
+    ranked = aggregate(placed, monitor) if repeats else []
+    settings = sorted(ranked, key=lambda s: job_order(s.jobs[0]))  # panels in job order
+    if repeats:  # a point per setting
+        values = [override_values(s.overrides) for s in settings]
+        keys = [k for k in swept_keys(s.overrides for s in settings) if k not in REPEAT_KEYS]
+        if not any(s.stats for s in settings):
+            return f"no job has a best {monitor.value}"
+        if not keys:
+            return f"only {' and '.join(repeats)} varied (its spread is in the summary)"
+    else:
+        values = [override_values(job.overrides) for job in placed]
+        keys = swept_keys(job.overrides for job in placed)
     if not keys:
         return "nothing was swept"
     numeric = [k for k in keys if all(number(v.get(k, "")) is not None for v in values)]
@@ -158,10 +189,14 @@ def layout(jobs: Sequence[Job], monitor: Monitor) -> Layout | str:
     panel_keys = [k for k in keys if k not in chosen]
 
     panels: dict[str, Panel] = {}
-    for job, job_values in zip(placed, values, strict=True):
+    points_of = (
+        [setting_point(s, v, axes, monitor) for s, v in zip(settings, values, strict=True)]
+        if repeats
+        else [point_of(j, v, axes, monitor) for j, v in zip(placed, values, strict=True)]
+    )
+    for point, job_values in zip(points_of, values, strict=True):
         title = ", ".join(f"{k}={job_values.get(k, UNSET)}" for k in panel_keys)
-        panel = panels.setdefault(title, Panel(title))
-        panel.points.append(point_of(job, job_values, axes, monitor))
+        panels.setdefault(title, Panel(title)).points.append(point)
     if len(panels) > MAX_PANELS:
         return (
             f"{len(panels)} panels (one per value of {' and '.join(panel_keys)}) are too many "
@@ -170,10 +205,13 @@ def layout(jobs: Sequence[Job], monitor: Monitor) -> Layout | str:
     points = [p for panel in panels.values() for p in panel.points]
     if all(p.best is None for p in points):
         return f"no job has a best {monitor.value}"
-    best_job = sort_jobs(placed, monitor)[0]
-    best = next((p for p in points if p.job is best_job and p.best is not None), None)
+    if repeats:  # the best mean: aggregate ranks the settings
+        best = next((p for p in points if p.setting is ranked[0] and p.best is not None), None)
+    else:
+        best_job = sort_jobs(placed, monitor)[0]
+        best = next((p for p in points if p.job is best_job and p.best is not None), None)
     grid = len(axes) == 2 and all(fills_grid(panel.points) for panel in panels.values())
-    return Layout(monitor, keys, axes, panel_keys, list(panels.values()), best, grid)
+    return Layout(monitor, keys, axes, panel_keys, list(panels.values()), best, grid, repeats)
 
 
 def axis_of(key: str, values: Sequence[dict[str, str]]) -> Axis:
@@ -192,6 +230,25 @@ def point_of(job: Job, values: dict[str, str], axes: Sequence[Axis], monitor: Mo
     best = job.value(f"best_{monitor.value}") if job.result.completed else None
     final = job.value(f"final_{monitor.value}") if best is not None else None
     return Point(job, x, y, best, final, None if best is not None else mark_of(job))
+
+
+def setting_point(
+    setting: Setting, values: dict[str, str], axes: Sequence[Axis], monitor: Monitor
+) -> Point:
+    """A setting as one point: the mean of its completed runs' ``best_<monitor>`` and its
+    interval, or, without one, how its first job ended."""
+    x = number(values[axes[0].key])
+    y = number(values[axes[1].key]) if len(axes) == 2 else None
+    assert x is not None
+    key = f"best_{monitor.value}"
+    stats = setting.stats.get(key)
+    first = setting.jobs[0]
+    if stats is None:
+        return Point(first, x, y, None, None, mark_of(first), setting)
+    runs = [
+        v for v in (job.value(key) for job in setting.jobs if job.result.completed) if v is not None
+    ]
+    return Point(first, x, y, stats.mean, None, None, setting, stats.low, stats.high, runs)
 
 
 def fills_grid(points: Sequence[Point]) -> bool:
@@ -239,11 +296,12 @@ def draw(plan: Layout) -> Picture:
                 image = draw_heat_map(ax, panel, plan, norm, cmap, np)
             else:
                 image = draw_scatter(ax, panel, plan, norm, cmap)
-        fig.colorbar(image, ax=shown, label=f"best {m.value} ({m.direction} is better)")
+        mean = "mean " if plan.repeats else ""
+        fig.colorbar(image, ax=shown, label=f"{mean}best {m.value} ({m.direction} is better)")
     else:
         for ax, panel in zip(shown, plan.panels, strict=True):
             draw_curve(ax, panel, plan)
-        scale_to_best_values(shown[0], [p.best for p in plan.points if p.best is not None])
+        scale_to_best_values(shown[0], [v for p in plan.points for v in extent(p)])
 
     for index, (ax, panel) in enumerate(zip(shown, plan.panels, strict=True)):
         if panel.title:
@@ -271,6 +329,15 @@ def scale_to_best_values(ax: Any, bests: Sequence[float]) -> None:
     ax.set_ylim(low - pad, high + pad)
 
 
+def extent(point: Point) -> list[float]:
+    """The values ``point`` draws on the value axis: its best (or mean), its interval, its
+    runs."""
+    if point.best is None:
+        return []
+    bounds = [v for v in (point.low, point.high) if v is not None]
+    return [point.best, *bounds, *point.runs]
+
+
 def legend(fig: Any, axs: Sequence[Any]) -> None:
     """One legend for all panels: in the panel if there is one, else below them."""
     entries: dict[str, Any] = {}
@@ -293,12 +360,27 @@ def title_of(plan: Layout) -> str:
     jobs = len(plan.points)
     done = sum(p.best is not None for p in plan.points)
     line = f"best {m.value} ({m.direction} is better) of {jobs} jobs, {done} completed"
+    if plan.repeats:
+        over = " and ".join(plan.repeats)
+        line = f"mean best {m.value} over {over}, 95% intervals; {jobs} settings"
+        if done < jobs:
+            line += f", {done} with a completed run"
     if plan.best is None or plan.best.best is None:
         return line
     job = plan.best.job
     swept = override_values(job.overrides)
     where = " ".join(f"{k}={swept[k]}" for k in plan.keys if k in swept)
+    if plan.repeats:
+        return f"{line}\nbest: {where}: {value_text(plan.best)} ({len(plan.best.runs)} runs)"
     return f"{line}\nbest: job {job.num}, {where}: {plan.best.best:.4f}"
+
+
+def value_text(point: Point) -> str:
+    """``0.4953`` for a job; ``0.4953 ± 0.0012`` for a setting's mean with its interval."""
+    assert point.best is not None
+    if point.high is None:
+        return f"{point.best:.4f}"
+    return f"{point.best:.4f} ± {point.high - point.best:.4f}"
 
 
 def set_ticks(ax: Any, axis: Axis, which: str) -> None:
@@ -339,7 +421,9 @@ def draw_curve(ax: Any, panel: Panel, plan: Layout) -> None:
         if p.x not in at or plan.monitor.improves(p.best, at[p.x].best):  # type: ignore[arg-type]
             at[p.x] = p
     line = [at[x] for x in sorted(at)]
-    if line:
+    if line and plan.repeats:
+        draw_means(ax, line, m)
+    elif line:
         xs = [p.x for p in line]
         ax.plot(xs, [p.best for p in line], "-o", color=LINE_COLOUR, ms=4, label=f"best {m}")
         finals = [(p.x, p.final) for p in line if p.final is not None]
@@ -358,15 +442,34 @@ def draw_curve(ax: Any, panel: Panel, plan: Layout) -> None:
     if best is not None and best in panel.points:
         ax.plot(
             [best.x], [best.best], "o", ms=12, mfc="none", mec=BEST_COLOUR, mew=2,
-            label="best job",
+            label="best setting" if plan.repeats else "best job",
         )  # fmt: skip
+        label = "best mean" if plan.repeats else f"job {best.job.num}"
         ax.annotate(
-            f"job {best.job.num}: {best.best:.4f}", (best.x, best.best),
+            f"{label}: {value_text(best)}", (best.x, best.best),
             xytext=(0, -18 if plan.monitor.lower_is_better else 12),
             textcoords="offset points", ha="center", color=BEST_COLOUR, fontsize="small",
         )  # fmt: skip
     set_ticks(ax, plan.axes[0], "x")
     ax.grid(alpha=0.3)
+
+
+def draw_means(ax: Any, line: Sequence[Point], metric: str) -> None:
+    """Each setting's mean with its 95% interval as an error bar (none for a single run), and
+    each of its runs as a faint dot."""
+    xs = [p.x for p in line]
+    means = [p.best for p in line]
+    below = [0.0 if p.low is None else p.best - p.low for p in line]  # type: ignore[operator]
+    above = [0.0 if p.high is None else p.high - p.best for p in line]  # type: ignore[operator]
+    ax.errorbar(
+        xs, means, yerr=[below, above], fmt="-o", color=LINE_COLOUR, ms=4, capsize=3,
+        label=f"mean best {metric}, 95% interval",
+    )  # fmt: skip
+    runs = [(p.x, v) for p in line for v in p.runs]
+    ax.plot(
+        [x for x, _ in runs], [v for _, v in runs], ".", color="#555555", alpha=0.3, ms=3,
+        label="each run",
+    )  # fmt: skip
 
 
 def draw_heat_map(ax: Any, panel: Panel, plan: Layout, norm: Any, cmap: Any, np: Any) -> Any:
@@ -395,7 +498,8 @@ def draw_heat_map(ax: Any, panel: Panel, plan: Layout, norm: Any, cmap: Any, np:
             r, g, b, _ = cmap(norm(p.best))
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             ax.text(
-                col, row, f"{p.best:.4f}", ha="center", va="center", fontsize=size,
+                col, row, value_text(p).replace(" ± ", "\n± "), ha="center", va="center",
+                fontsize=size,
                 color="white" if dark else "black",
             )  # fmt: skip
     best = plan.best

@@ -21,16 +21,27 @@ from typing import Any
 import yaml
 
 from logreg_exp.files import atomic_write, display_path
-from logreg_exp.results import JobResult, Monitor, read_metrics
+from logreg_exp.results import JobResult, Monitor, Status, read_metrics
 from logreg_exp.run_files import (
+    EVENTS_PREFIX,
     HYDRA_DIR,
     HYDRA_YAML,
     METRICS_FILE,
     OVERRIDES_YAML,
     SEARCH_FILE,
+    SETTINGS_CSV,
     SUMMARY_CSV,
     SUMMARY_MD,
 )
+from logreg_exp.sweeps.aggregate import (
+    AGGREGATED_KEYS,
+    TEST_KEYS,
+    Setting,
+    Stats,
+    aggregate,
+    repeats_swept,
+)
+from logreg_exp.sweeps.setting_rows import write_setting_rows
 from logreg_exp.sweeps.swept import read_plan
 
 # (metrics.json key, markdown header, format) for the numeric columns
@@ -194,15 +205,18 @@ def monitor_of(job: Job) -> str | None:
 
 
 def sort_jobs(jobs: Sequence[Job], monitor: Monitor) -> list[Job]:
-    """Completed jobs with a value of ``best_<monitor>``, best first; then every other job
-    (diverged, failed, interrupted, no metrics, not started), each group by job number."""
+    """Completed jobs with a value of ``best_<monitor>``, best first; then pruned ones, by
+    their best value so far; then every other job (diverged, failed, interrupted, no
+    metrics, not started), by job number."""
 
     def key(job: Job) -> tuple[int, float, float]:
         num = job.num if job.num is not None else math.inf
         value = job.value(f"best_{monitor.value}")
         if job.result.completed and value is not None:
             return (0, monitor.sort_key(value), num)
-        return (1, 0.0, num)
+        if job.status == Status.PRUNED and value is not None:
+            return (1, monitor.sort_key(value), num)
+        return (2, 0.0, num)
 
     return sorted(jobs, key=key)
 
@@ -253,6 +267,14 @@ def to_markdown(jobs: Sequence[Job]) -> str:
         ]
         for job in jobs
     ]
+    return markdown_table(header, right, rows)
+
+
+def markdown_table(
+    header: Sequence[str], right: Sequence[bool], rows: Sequence[Sequence[str]]
+) -> str:
+    """``rows`` under ``header`` as a markdown table, padded so that it lines up in a
+    terminal too; the columns ``right`` marks right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     layout = list(zip(widths, right, strict=True))
 
@@ -268,8 +290,10 @@ def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
     """The text printed and saved as summary.md: the table, then the best job (a markdown
     list, so that it renders as lines too)."""
     done = sum(job.result.completed for job in jobs)
+    pruned = sum(job.status == Status.PRUNED for job in jobs)
     lines = [
-        f"Sweep {display_path(sweep_dir)}: {len(jobs)} jobs, {done} completed; "
+        f"Sweep {display_path(sweep_dir)}: {len(jobs)} jobs, {done} completed"
+        f"{f', {pruned} pruned' if pruned else ''}; "
         f"sorted by best {monitor.value} ({monitor.direction} is better)",
         "",
         to_markdown(jobs),
@@ -290,8 +314,97 @@ def report(jobs: Sequence[Job], monitor: Monitor, sweep_dir: Path) -> str:
     else:
         lines.append("No job completed.")
     lines += spread_lines(jobs)
+    lines += settings_lines(jobs, aggregate(jobs, monitor), monitor)
     lines += search_lines(sweep_dir)
     return "\n".join(lines) + "\n"
+
+
+def settings_lines(jobs: Sequence[Job], settings: Sequence[Setting], monitor: Monitor) -> list[str]:
+    """The table of ``settings`` (``aggregate``'s), best mean first, and the best setting;
+    nothing where the sweep repeats no setting (no seed or fold swept)."""
+    if not settings:
+        return []
+    over = " and ".join(repeats_swept([job for job in jobs if job.overrides]))
+    lines = [
+        "",
+        f"By setting, over {over}: {len(settings)} settings; mean, std and 95% t interval of "
+        f"the completed runs, sorted by mean best {monitor.value}",
+        "",
+        settings_markdown(settings, monitor),
+    ]
+    best = settings[0].stats.get(f"best_{monitor.value}")
+    if best is None:
+        return [*lines, "No setting has a completed run."]
+    return [
+        *lines,
+        f"Best setting: {settings[0].name}, best {monitor.value} {mean_and_interval(best)} "
+        f"over {best.n} runs",
+    ]
+
+
+def mean_and_interval(stats: Stats) -> str:
+    """``0.4967 +- 0.0012`` (the 95% interval's half width), or the mean alone for one run."""
+    half = stats.half_width
+    return f"{stats.mean:.4f}" if half is None else f"{stats.mean:.4f} ± {half:.4f}"
+
+
+def settings_markdown(settings: Sequence[Setting], monitor: Monitor) -> str:
+    """A row per setting: its runs (completed of all), the monitored metric's mean, std and
+    95% interval, and the test metrics' mean +- half width where any setting has them."""
+    ranked = f"best_{monitor.value}"
+    tests = [k for k in TEST_KEYS if any(k in s.stats for s in settings)]
+    header = [
+        "rank", "runs", f"mean best {monitor.value}", "std", "95% interval",
+        *(f"{key.replace('_', ' ', 1)} (± 95%)" for key in tests), "setting",
+    ]  # fmt: skip
+    right = [True, True, True, True, True, *(True for _ in tests), False]
+    rows = []
+    for rank, setting in enumerate(settings, 1):
+        stats = setting.stats.get(ranked)
+        interval = ""
+        if stats is not None and stats.low is not None:
+            interval = f"[{stats.low:.4f}, {stats.high:.4f}]"
+        rows.append(
+            [
+                str(rank) if stats is not None else "",
+                f"{setting.completed}/{len(setting.jobs)}",
+                "" if stats is None else f"{stats.mean:.4f}",
+                "" if stats is None or stats.std is None else f"{stats.std:.4f}",
+                interval,
+                *(mean_and_interval(setting.stats[k]) if k in setting.stats else "" for k in tests),
+                setting.name.replace("|", "\\|"),
+            ]
+        )
+    return markdown_table(header, right, rows)
+
+
+SETTINGS_CSV_STATS = ("mean", "std", "ci95_low", "ci95_high")
+
+
+def settings_csv(settings: Sequence[Setting]) -> str:
+    """One row per setting: its runs, completed runs, each result's mean, std and 95%
+    interval (empty where it has none), its job numbers, what tells it from the other
+    settings and all its overrides but the seed and fold; full precision."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    stat_columns = [f"{key}_{stat}" for key in AGGREGATED_KEYS for stat in SETTINGS_CSV_STATS]
+    header = ["rank", "runs", "completed", *stat_columns, "jobs", "setting", "overrides"]
+    writer.writerow(header)
+    for rank, setting in enumerate(settings, 1):
+        numbers: list[Any] = []
+        for key in AGGREGATED_KEYS:
+            stats = setting.stats.get(key)
+            values = (
+                (None,) * 4 if stats is None else (stats.mean, stats.std, stats.low, stats.high)
+            )
+            numbers += ["" if v is None else v for v in values]
+        nums = " ".join(
+            str(num) for num in sorted(j.num for j in setting.jobs if j.num is not None)
+        )
+        overrides = " ".join(setting.overrides)
+        row = [rank, len(setting.jobs), setting.completed, *numbers, nums, setting.name, overrides]
+        writer.writerow(row)
+    return out.getvalue()
 
 
 # The numbers a sweep over seeds is run for, the validation number beside the held-out one
@@ -352,8 +465,9 @@ def write_summary(
     sweep_dir: Path, monitor: Monitor | None = None, jobs: Sequence[Job] | None = None
 ) -> str | None:
     """Write summary.csv and summary.md in ``sweep_dir`` from ``jobs`` (default: those
-    ``collect_jobs`` finds); return the report, or None when there are no jobs (nothing is
-    written then)."""
+    ``collect_jobs`` finds), and for a sweep over seeds or folds summary_settings.csv and the
+    settings' HParams rows (``setting_rows``); return the report, or None when there are no
+    jobs (nothing is written then)."""
     sweep_dir = Path(sweep_dir)
     jobs = collect_jobs(sweep_dir) if jobs is None else jobs
     if not jobs:
@@ -366,5 +480,20 @@ def write_summary(
     atomic_write(
         sweep_dir / SUMMARY_CSV, lambda f: f.write(table.encode(errors="backslashreplace"))
     )
+    settings = aggregate(jobs, monitor)
+    if settings:
+        by_setting = settings_csv(settings)
+        atomic_write(
+            sweep_dir / SETTINGS_CSV,
+            lambda f: f.write(by_setting.encode(errors="backslashreplace")),
+        )
+    else:  # an earlier sweep's in this dir would not match the summary beside it
+        (sweep_dir / SETTINGS_CSV).unlink(missing_ok=True)
+    # the settings' HParams rows, where the jobs wrote theirs (TensorBoard on)
+    tensorboard = any(
+        job.dir is not None and any(job.dir.glob(f"{EVENTS_PREFIX}*")) for job in jobs
+    )
+    repeats = repeats_swept([job for job in jobs if job.overrides])
+    write_setting_rows(sweep_dir, settings if tensorboard else [], repeats)
     atomic_write(sweep_dir / SUMMARY_MD, lambda f: f.write(text.encode(errors="backslashreplace")))
     return text

@@ -1,5 +1,6 @@
 """``hydra/launcher=vectorized``: the jobs of a sweep that differ only in elementwise updater
-hyperparameters (a learning-rate sweep) train together as one stacked model.
+hyperparameters (a learning-rate sweep), their seed or their fold train together as one
+stacked model.
 
 The launcher composes every job's config, groups the jobs whose configs are the same but for
 the values that act column by column (``updater.lr``, ``updater.momentum``,
@@ -48,10 +49,13 @@ from logreg_exp.startup import import_heavy_modules
 from logreg_exp.sweeps.job_setup import JobSetUp, log_file_of
 from logreg_exp.sweeps.launchers import default_threads
 from logreg_exp.sweeps.swept import keys_the_sweep_varies
+from logreg_exp.training.pruning import SuccessiveHalving
 
 log = logging.getLogger(__name__)
 
 UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
+# Keys whose jobs train on data of their own, each column on its own (``group_run.data_key``)
+DATA_COLUMNS = ("seed", "dataset.fold")
 MANUAL_COLUMNS = UPDATER_COLUMNS
 # Losses known to be a mean of per-sample losses that take reduction="none".
 PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
@@ -66,7 +70,7 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, f"loss._target_={loss} is not known to be a mean of per-sample losses"
     if task.get("patience") is not None:
         return None, "patience (early stopping) ends each job at an epoch of its own"
-    keys = [f"updater.{k}" for k in UPDATER_COLUMNS]
+    keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
     # each column has its own schedule (training.schedules): any scheduler key may differ
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     if updater["name"] == "manual":
@@ -297,13 +301,17 @@ class VectorizedSweep:
         self,
         derive_configs: bool = True,
         lean_setup: bool = True,
+        prune: Any = None,
     ) -> None:
         """Benchmarking switches, each turning one piece of the speed machinery off
         (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
-        ``run_job``). The run dirs' files are the same either way."""
+        ``run_job``). The run dirs' files are the same either way.
+        ``prune``: successive halving of each group's columns (``training.pruning``)."""
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
+        # checked before the sweep begins (``callback.launcher_problem``)
+        self.prune = SuccessiveHalving.from_config(prune)
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -466,7 +474,7 @@ class VectorizedSweep:
                 continue
             self.configure_console_logging()
             try:
-                outcomes = run_job_group([members[i] for i in jobs], threads)
+                outcomes = run_job_group([members[i] for i in jobs], threads, self.prune)
             finally:
                 self.release(jobs)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
 from logreg_exp.files import durable_close
 from logreg_exp.hydra_compat import crc32c_function
@@ -142,3 +144,35 @@ def events_in(data: bytes) -> list[Event]:
             break
         at = end + 4
     return events
+
+
+def session_start(hparams: dict[str, float | str]) -> Summary:
+    """The HParams session-start summary of ``hparams`` (numbers and strings), without the
+    experiment summary (see ``loggers.TensorBoardLogger.start_session``)."""
+    info = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for key, value in hparams.items():
+        if isinstance(value, str):
+            info.hparams[key].string_value = value
+        else:
+            info.hparams[key].number_value = value
+    return hparams_summary(plugin_data_pb2.HParamsPluginData(session_start_info=info))
+
+
+def session_end(success: bool) -> Summary:
+    """The HParams session-end summary, with the run's real status: the one that
+    ``torch.utils.tensorboard.summary.hparams`` returns always says success."""
+    status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
+    return hparams_summary(plugin_data_pb2.HParamsPluginData(session_end_info=end))
+
+
+def hparams_summary(data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    """``data`` as the summary the HParams plugin reads, under the tag of its kind."""
+    start = data.HasField("session_start_info")
+    tag = metadata.SESSION_START_INFO_TAG if start else metadata.SESSION_END_INFO_TAG
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(data))])
+
+
+def scalar_summary(tag: str, value: float) -> Summary:
+    """A scalar as TensorBoard's ``simple_value``."""
+    return Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from torch.utils.tensorboard.summary import scalar, text
 
@@ -26,7 +23,7 @@ from logreg_exp.config import flatten
 from logreg_exp.output_dirs import DIR_KEYS
 from logreg_exp.results import Status
 from logreg_exp.run_files import EVENTS_PREFIX
-from logreg_exp.tracking.events import EventFile
+from logreg_exp.tracking.events import EventFile, session_end
 from logreg_exp.tracking.images import Picture, image_summary
 from logreg_exp.training.loop import EpochMetrics
 
@@ -199,19 +196,6 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.events.close()
-
-
-def session_end(success: bool) -> Any:
-    """The HParams session-end summary, with the run's real status: the one that
-    ``torch.utils.tensorboard.summary.hparams`` returns always says success."""
-    status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
-    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
-    summary_metadata = metadata.create_summary_metadata(
-        plugin_data_pb2.HParamsPluginData(session_end_info=end)
-    )
-    return Summary(
-        value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=summary_metadata)]
-    )
 
 
 class ConsoleLogger:

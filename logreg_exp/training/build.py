@@ -22,6 +22,7 @@ from logreg_exp.data.datasets import dataset_for, limit_samples, load_dataset
 from logreg_exp.data.loaders import (
     Standardizer,
     make_loader,
+    split_test_and_folds,
     split_train_val_test,
     to_tensor_dataset,
 )
@@ -256,16 +257,18 @@ def build_data(cfg: Any, device: torch.device) -> DataSplits:
     features, classes = data.feature_names, data.class_names
     # The split is one shuffled copy; dropping ``data`` frees the unsplit arrays, so the data
     # exist at most twice at once (``python -m benchmarks.bench`` measures the peak).
-    splits = split_train_val_test(
-        data.x,
-        data.y,
-        cfg.dataset.val_fraction,
-        data_rng,
-        stratify=cfg.dataset.stratify,
-        source=dataset.describe(),
-        test_fraction=cfg.dataset.test_fraction,
-        classes=classes,
-    )
+    # with dataset.folds, the test split then a k-fold cross-validation's fold
+    ds = cfg.dataset
+    how = {
+        "stratify": ds.stratify,
+        "source": dataset.describe(),
+        "test_fraction": ds.test_fraction,
+        "classes": classes,
+    }
+    if ds.folds is None:
+        splits = split_train_val_test(data.x, data.y, ds.val_fraction, data_rng, **how)
+    else:
+        splits = split_test_and_folds(data.x, data.y, ds.folds, ds.fold, data_rng, **how)
     del data
     scaler = None
     if cfg.dataset.standardize:

@@ -31,6 +31,7 @@ from logreg_exp.training.loop import (
     never,
 )
 from logreg_exp.training.model import LogisticRegression
+from logreg_exp.training.pruning import SuccessiveHalving
 from logreg_exp.training.schedules import Schedule
 
 Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, shape (K,)
@@ -55,11 +56,27 @@ class StackedLogisticRegression(nn.Module):
             self.w = nn.Parameter(template.w.detach().unsqueeze(-1).repeat(1, 1, k))
             self.bias = nn.Parameter(template.bias.detach().unsqueeze(-1).repeat(1, k))
 
+    @classmethod
+    def of_columns(cls, templates: Sequence[LogisticRegression]) -> StackedLogisticRegression:
+        """Column k a copy of ``templates[k]``: each seed's own initial weights (two classes:
+        ``group_run.data_parts`` trains C classes one data set at a time)."""
+        model = cls(templates[0], len(templates))
+        assert model.n_classes == 2
+        with torch.no_grad():
+            model.w.copy_(torch.cat([t.w.detach() for t in templates], dim=1))
+            model.bias.copy_(torch.cat([t.bias.detach() for t in templates]))
+        return model
+
     @property
     def k(self) -> int:
         return self.w.shape[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (K, B) of a minibatch (B, F) that every column shares, or of one of its own
+        for each column, (K, B, F) (``column_data``: seeds, folds; two classes); (K, B, C) for
+        C classes."""
+        if x.dim() == 3:
+            return torch.baddbmm(self.bias[:, None, None], x, self.w.t().unsqueeze(2)).squeeze(2)
         if self.n_classes == 2:
             return torch.addmm(self.bias.unsqueeze(1), self.w.t(), x.t())
         scores = torch.addmm(self.bias.reshape(-1), x, self.w.reshape(self.n_features, -1))
@@ -133,7 +150,10 @@ def losses_and_gradients(
         scores = model(x)
         losses = loss_fn(scores, y)
         per_score = torch.sigmoid(scores).sub_(y).mul_(1.0 / scores.shape[1])  # (K, B)
-        model.w.grad = torch.mm(x.t(), per_score.t())  # as mm_mat1_backward for w.t()
+        if x.dim() == 3:  # each column's own minibatch: x_k^T per_score_k
+            model.w.grad = torch.bmm(per_score.unsqueeze(1), x).squeeze(1).t().contiguous()
+        else:
+            model.w.grad = torch.mm(x.t(), per_score.t())  # as mm_mat1_backward for w.t()
         model.bias.grad = per_score.sum(1)
     return losses, scores
 
@@ -371,9 +391,10 @@ class StackedTally:
         return len(self.losses)
 
     def summary(self) -> tuple[list[float], list[float], list[int | None]]:
-        """Per column: mean loss over samples, accuracy, first non-finite minibatch."""
-        scores, labels = torch.cat(self.scores, dim=1), torch.cat(self.labels)
-        sizes = torch.tensor([len(y) for y in self.labels], dtype=torch.float64)
+        """Per column: mean loss over samples, accuracy, first non-finite minibatch. Labels
+        (B,) that every column shares, or (K, B) of each column's own minibatch."""
+        scores, labels = torch.cat(self.scores, dim=1), torch.cat(self.labels, dim=-1)
+        sizes = torch.tensor([y.shape[-1] for y in self.labels], dtype=torch.float64)
         losses = torch.stack(self.losses).to(torch.float64)  # (batches, K)
         loss_sum = sizes.to(losses.device) @ losses
         correct = count_correct(scores, labels, multiclass=scores.dim() == 3)
@@ -382,7 +403,7 @@ class StackedTally:
         loss_sum, correct, first_bad = (
             t.cpu().tolist() for t in (loss_sum, correct.to(torch.float64), first_bad)
         )
-        n = len(labels)
+        n = labels.shape[-1]
         first = [int(f) if f >= 0 else None for f in first_bad]
         return [s / n for s in loss_sum], [c / n for c in correct], first
 
@@ -397,17 +418,24 @@ def fit_stacked(
     epochs: int,
     device: torch.device,
     monitor: Monitor,
-    evaluators: Mapping[str, Callable[[nn.Module], float]] | None = None,
+    evaluators: Mapping[str, Callable[[nn.Module], float]]
+    | Sequence[Mapping[str, Callable[[nn.Module], float]]]
+    | None = None,
     on_epoch: Callable[[int, list[FitResult]], None] | None = None,
     stop_requested: Callable[[], bool] = never,
     schedule: Schedule | None = None,
+    prune: SuccessiveHalving | None = None,
 ) -> list[FitResult]:
     """``loop.fit`` for the K columns at once: one ``FitResult`` per column, each what
     ``fit`` would return for that model alone. A column whose training loss or validation
     numbers turn non-finite ends diverged at that epoch, as alone; the others train on. A
     stop request (or a second Ctrl-C) ends every column still training, interrupted.
-    ``schedule`` sets each column's next learning rate after each epoch, as ``fit`` does."""
+    ``schedule`` sets each column's next learning rate after each epoch, as ``fit`` does.
+    ``evaluators``: one mapping for every column, or a mapping per column (its own data's).
+    ``prune``: after each epoch but the last, the columns it names stop, pruned."""
     results = [FitResult(monitor) for _ in range(model.k)]
+    if evaluators is None or isinstance(evaluators, Mapping):
+        evaluators = [evaluators or {}] * model.k
     training = list(range(model.k))
     best_w, best_bias = model.w.detach().clone(), model.bias.detach().clone()
     plain = model.column(0)  # each column in turn, for the evaluators
@@ -454,7 +482,7 @@ def fit_stacked(
             improved = []
             for k in list(training):
                 extra = {
-                    name: fn(model.column(k, into=plain)) for name, fn in (evaluators or {}).items()
+                    name: fn(model.column(k, into=plain)) for name, fn in evaluators[k].items()
                 }
                 metrics = EpochMetrics(
                     epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], t1 - t0,
@@ -482,6 +510,10 @@ def fit_stacked(
                         for k in range(model.k)
                     ]
                 )
+            if prune is not None and epoch < epochs:
+                for k in prune.to_stop(epoch, results, training, monitor):
+                    results[k].stop(Status.PRUNED, epoch)
+                    training.remove(k)
             if on_epoch is not None:
                 on_epoch(epoch, results)
             if not training:

@@ -124,12 +124,13 @@ def test_choices_and_numbers_beyond_two_make_one_panel_per_value(tmp_path):
 
     # three numbers: the two with the most values are the axes, the third makes panels
     sweep = tmp_path / "three"
-    for seed in (0, 1):
-        grid(sweep / f"seed{seed}", ["0.01", "0.1", "1"], ["8", "32"], [f"seed={seed}"])
+    for i, momentum in enumerate((0, 0.9)):
+        extra = [f"updater.momentum={momentum}"]
+        grid(sweep / f"momentum{i}", ["0.01", "0.1", "1"], ["8", "32"], extra)
     jobs = [(job.overrides, job.metrics) for job in collect_jobs(sweep)]
     plan = plan_of(sweep_of(tmp_path / "renumbered", jobs))
     assert [a.key for a in plan.axes] == ["updater.lr", "batch_size"]
-    assert [p.title for p in plan.panels] == ["seed=0", "seed=1"]
+    assert [p.title for p in plan.panels] == ["updater.momentum=0", "updater.momentum=0.9"]
 
 
 def test_no_picture_for_one_job_no_number_or_too_many_panels(tmp_path):
@@ -144,7 +145,9 @@ def test_no_picture_for_one_job_no_number_or_too_many_panels(tmp_path):
     assert reason("none", [(["seed=1"], DIVERGED), (["seed=2"], None)]) == (
         "no job has a best val_loss"
     )
-    many = [([f"dataset.path=d{i}.csv", f"seed={s}"], done) for i in range(17) for s in (0, 1)]
+    many = [
+        ([f"dataset.path=d{i}.csv", f"updater.lr={lr}"], done) for i in range(17) for lr in (1, 2)
+    ]
     assert reason("many", many) == (
         "17 panels (one per value of dataset.path) are too many to read; at most 16"
     )

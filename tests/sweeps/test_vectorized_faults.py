@@ -60,6 +60,7 @@ def test_sigterm_stops_the_group_and_each_job_says_by_what(tmp_path):
         assert (metrics["status"], metrics["interrupted_by"]) == ("interrupted", "SIGTERM")
 
 
+@pytest.mark.hydra_lines
 def test_ctrl_c_while_a_job_alone_trains_ends_the_grouped_jobs_set_up_before_it(tmp_path):
     """Jobs #0 and #1 form a group, set up first; #2 (Rprop: not elementwise) trains alone
     and is stopped; #3 never starts. The group's jobs end interrupted with their files."""
@@ -87,6 +88,7 @@ def bad_cell_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.hydra_lines
 @pytest.mark.parametrize(
     ("args", "message"),
     [

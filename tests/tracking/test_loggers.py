@@ -119,6 +119,8 @@ def test_run_hparams_of_the_default_config():
     assert found == {
         "batch_size": 8,
         "class_weight": "null",
+        "dataset.fold": 0,
+        "dataset.folds": "null",
         "dataset.label_flip": 0.1,
         "dataset.max_samples": "null",
         "dataset.n_features": 2,
