@@ -17,6 +17,7 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 5. K learning rates as one stacked model, in this process, for K = 1, 100 and 10,000.
 6. The ablation of the vectorized launcher's speed machinery: the 100-learning-rate sweep
    with each piece turned off in turn (``--ablate``), against the sweep with all of them on.
+   Then the same sweep with ``tracker=mlflow`` (``--only tracker``) against it without.
 7. ``--loaded``: the exercise run on a machine whose every core another process keeps busy,
    against the same run on the quiet machine: its training seconds (metrics.json's train_s +
    val_s), with the threads it chooses and with a thread per core.
@@ -448,6 +449,30 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     )
 
 
+def bench_tracker(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
+    """The K-learning-rate vectorized sweep with ``tracker=mlflow`` (a SQLite store, made
+    beforehand as a first sweep would have made it), against the same sweep without it."""
+    from mlflow.tracking import MlflowClient
+
+    k, sweep = sweep_commands(quick, device_name)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()  # creates the store's tables
+    commands = {
+        "without": sweep["vectorized"],
+        "tracker=mlflow": [*sweep["vectorized"], "tracker=mlflow", f"tracker.tracking_uri={uri}"],
+    }
+    run = run_in(tmp, itertools.count(), "tracker")
+    times = interleaved(list(commands), repeats, lambda n: run(commands[n]), lambda n: repeats)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(
+        f"\nthe sweep of {k} learning rates with hydra/launcher=vectorized, logged to MLflow "
+        f"(SQLite) at its end: medians of {repeats} wall seconds"
+    )
+    for name, t in med.items():
+        print(f"  {name:<16}{t:>8.2f}")
+    print(f"  tracker=mlflow: {med['tracker=mlflow'] / med['without']:.2f}x the sweep without it")
+
+
 # The sweeps whose time issue 24 sets a goal for, as multiples of one single run: (name,
 # overrides, goal), full size and --quick.
 GOALS = (
@@ -710,7 +735,18 @@ def bench_sklearn() -> None:
     print(table([compare(name) for name in available_presets()]))
 
 
-PARTS = ["loops", "process", "memory", "sweep", "stacked", "ablation", "loaded", "goals", "sklearn"]
+PARTS = [
+    "loops",
+    "process",
+    "memory",
+    "sweep",
+    "stacked",
+    "ablation",
+    "tracker",
+    "loaded",
+    "goals",
+    "sklearn",
+]
 NOT_TIMINGS = ("loaded", "sklearn")  # run only when named
 
 
@@ -769,6 +805,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_sweep(args.quick, args.device, args.repeats, Path(tmp))
         if "ablation" in parts:
             bench_ablation(args.quick, args.device, args.repeats, Path(tmp), pieces)
+        if "tracker" in parts:
+            bench_tracker(args.quick, args.device, args.repeats, Path(tmp))
         if "loaded" in parts:
             bench_loaded(exercise, args.device, args.repeats, Path(tmp))
         if "goals" in parts:

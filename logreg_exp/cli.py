@@ -12,6 +12,7 @@ below raises ``EndProcess``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from logreg_exp.hydra_compat import MAIN_ARGUMENTS, VERSION_BASE, with_mode_of_g
 from logreg_exp.outcomes import EndProcess, RunFailed, end_as, failed
 from logreg_exp.output_dir_guard import end_failed_run
 from logreg_exp.output_dirs import Start, claim_job_dir
+from logreg_exp.provenance import COMMAND_VARIABLE, command_line
 from logreg_exp.registry import register_configs, register_plugins, unknown_key
 from logreg_exp.results import Monitor
 from logreg_exp.startup import import_heavy_modules
@@ -88,7 +90,8 @@ def main(cfg: DictConfig) -> float:
                 if claim is not None and claim.start is Start.ENDED:
                     outcome = ended_job(job_dir, Monitor(cfg.monitor))
                 else:
-                    outcome = run_job(cfg, job_dir, threads, hydra_cfg.runtime.choices, swept)
+                    choices = hydra_cfg.runtime.choices
+                    outcome = run_job(cfg, job_dir, threads, choices, swept, not in_sweep)
             finally:
                 if claim is not None:
                     claim.release()
@@ -115,6 +118,8 @@ def run_cli() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
+    # the command as typed, for each job's provenance.json, in this and in worker processes
+    os.environ.setdefault(COMMAND_VARIABLE, command_line())
     register_plugins()
     if stopped_early():  # while it imported: nothing is written yet
         print("interrupted", file=sys.stderr)

@@ -293,6 +293,33 @@ class LossConfig:
 
 
 @dataclass
+class TrackerConfig:
+    """Where a run is tracked besides its dir (``tracking/mlflow_store.py``)."""
+
+    name: str = MISSING
+
+
+@dataclass
+class NoTrackerConfig(TrackerConfig):
+    name: str = "none"
+
+
+@dataclass
+class MlflowTrackerConfig(TrackerConfig):
+    name: str = "mlflow"
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db
+    tracking_uri: Optional[str] = None  # noqa: UP045
+    experiment: str = "logreg_exp"
+    artifacts: bool = True
+
+
+TRACKER_SCHEMAS: dict[str, type[TrackerConfig]] = {
+    "none": NoTrackerConfig,
+    "mlflow": MlflowTrackerConfig,
+}
+
+
+@dataclass
 class JobConfig:
     dataset: Any = MISSING  # one of the schemas in datasets.py
     updater: Any = MISSING  # OptimUpdaterConfig or ManualUpdaterConfig
@@ -336,6 +363,9 @@ class JobConfig:
     # improving on its best by more than min_delta (null: train every epoch)
     patience: Optional[int] = allowed(None, PATIENCE)  # noqa: UP045
     min_delta: float = allowed(0.0, NON_NEGATIVE)
+    tracker: Any = MISSING  # one of TRACKER_SCHEMAS
+    # true: print the sweep's (or run's) plan and exit, claiming no dir (see sweeps/dry_run.py)
+    dry_run: bool = False
 
 
 def rules(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Allowed]]:

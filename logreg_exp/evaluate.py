@@ -32,6 +32,7 @@ from torch.utils.data import TensorDataset
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
 from logreg_exp.files import display_path, writable, writing
+from logreg_exp.provenance import provenance_lines, read_provenance
 from logreg_exp.results import write_evaluation
 from logreg_exp.run_files import EVALUATION_FILE
 from logreg_exp.saved_run import SavedRun, open_run
@@ -149,6 +150,7 @@ def report(run: SavedRun, evaluation: dict[str, Any]) -> str:
             f"population_acc {evaluation['population_acc']:.4f}: the model's exact accuracy "
             "on the whole distribution",
         ]
+    lines += ["", *provenance_lines(read_provenance(run.dir))]
     return "\n".join(lines)
 
 

@@ -22,9 +22,11 @@ from logreg_exp.job_report import (
     JobReport,
     log_what_trains,
     place,
+    run_provenance,
     training_threads,
 )
 from logreg_exp.outcomes import failed
+from logreg_exp.provenance import now
 from logreg_exp.results import Monitor, Outcome, Status
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.plots import PicturesAhead, painter_for
@@ -153,7 +155,7 @@ def train_part(
     interrupted: bool = False,
 ) -> list[Outcome]:
     """``members`` (the jobs of ``part``) trained as one stacked model, then their files."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), now()
     settings = [m.settings for m in members]
     first = settings[0]
     pipelines, data_of = part.pipelines, part.data_of
@@ -200,7 +202,7 @@ def train_part(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipelines[data_of[k]], threads,
-                            trained_s, picture, stopped_by,
+                            trained_s, picture, stopped_by, started,
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -237,14 +239,17 @@ def write_member(
     trained_s: float,
     picture: Picture | None,
     stopped_by: str | None = None,
+    started: str | None = None,
 ) -> Outcome:
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
-    ``stopped_by``: the signal that stopped the group."""
+    ``stopped_by``: the signal that stopped the group; ``started``: when the group started
+    (ISO 8601), for its provenance."""
     with logging_only_to(member.log_file, member.log_format):
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
             member.cfg, settings, member.job_dir, member.choices, member.swept,
             resolved=member.resolved, config_text=member.config_text,
+            provenance=run_provenance(pipeline.device, threads, started),
         )  # fmt: skip
         try:
             for metrics, is_best in zip(

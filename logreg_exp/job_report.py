@@ -16,12 +16,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg_exp.data.preprocessing import save_preprocessing
 from logreg_exp.files import display_path, settle, writing
+from logreg_exp.provenance import (
+    code_provenance,
+    ended,
+    now,
+    provenance_text,
+    read_provenance,
+    start_provenance,
+    write_provenance,
+)
 from logreg_exp.results import Outcome, Status, divergence, fit_metrics, write_metrics
 from logreg_exp.run_files import (
     CHECKPOINT_FILE,
     DECISION_BOUNDARY_FILE,
     METRICS_FILE,
     PREPROCESSING_FILE,
+    PROVENANCE_FILE,
 )
 from logreg_exp.tracking.images import Picture
 from logreg_exp.tracking.loggers import ConsoleLogger, TensorBoardLogger, run_hparams
@@ -39,6 +49,12 @@ from logreg_exp.training.loop import EpochMetrics, FitResult, improvements
 
 JOB_LOGGER = "logreg_exp.job"  # the name a job's lines have always been logged under
 log = logging.getLogger(JOB_LOGGER)
+
+
+def run_provenance(device: torch.device, threads: int, started: str | None = None) -> dict:
+    """The provenance of a job on ``device`` with ``threads``, started at ``started`` (ISO
+    8601; default now)."""
+    return start_provenance(describe(device), threads, started or now())
 
 
 def place(settings: Any, default_threads: int | None) -> tuple[torch.device, int]:
@@ -104,13 +120,24 @@ class JobReport:
         writes_progress: bool = False,
         resolved: dict[str, Any] | None = None,
         config_text: str | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         """``done``: the epochs a resumed run finished before, and ``replace``: whether the
         dir holds an earlier attempt's event files; the new file starts with what those
         epochs logged, and takes their place (``TensorBoardLogger``). ``resolved`` and
         ``config_text``: ``cfg`` resolved as plain data and as YAML, where they are known
-        already."""
+        already. ``provenance``: the run's (``provenance.start_provenance``); a run that
+        ``writes_progress`` (it may stop mid-way) writes it now, and every run at its end."""
         self.settings, self.job_dir = settings, job_dir
+        self.provenance = provenance
+        if provenance is not None and done is not None:  # the first attempt's start stays
+            earlier = read_provenance(job_dir) or {}
+            resumed = [*earlier.get("resumed", []), provenance["started"]]
+            started = earlier.get("started") or provenance["started"]
+            self.provenance = {**provenance, "started": started, "resumed": resumed}
+        if self.provenance is not None and writes_progress:
+            with writing(job_dir / PROVENANCE_FILE):
+                write_provenance(job_dir, self.provenance)
         self.console = ConsoleLogger(settings.epochs)
         self.tensorboard: TensorBoardLogger | None = None
         self.events: str | Path = f"a TensorBoard event file in {display_path(job_dir)}"
@@ -121,6 +148,9 @@ class JobReport:
             self.events = display_path(self.tensorboard.path)
             with writing(self.events):
                 self.tensorboard.log_config(config_text or OmegaConf.to_yaml(cfg, resolve=True))
+                if self.provenance is not None:
+                    code = code_provenance(self.provenance)
+                    self.tensorboard.log_provenance(provenance_text(code))
                 self.tensorboard.start_session(run_hparams(resolved or cfg, choices, swept))
                 if done is not None:
                     for metrics, is_best in zip(
@@ -163,7 +193,10 @@ class JobReport:
                     self.tensorboard.log_picture(tag, image, result.best_epoch)
         has_events = self.tensorboard is not None
         tensorboard, self.tensorboard = self.tensorboard, None  # write_results closes it
-        write_results(result, metrics, pipeline, self.job_dir, tensorboard, self.events, picture)
+        record = None if self.provenance is None else ended(self.provenance)
+        write_results(
+            result, metrics, pipeline, self.job_dir, tensorboard, self.events, picture, record
+        )
         return outcome(
             result, self.settings, self.job_dir, has_events, metrics, self.writes_progress
         )
@@ -183,11 +216,13 @@ def write_results(
     tensorboard: TensorBoardLogger | None,
     events: str | Path,
     picture: Picture | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     """``preprocessing.json`` and ``best.pt`` (where an epoch finished), the picture, the end
-    of the TensorBoard session, and ``metrics.json`` last: it says how the run ended only once
-    every other file is written, so a run that could not write them all never claims
-    success, and one that says completed has the others from the same run."""
+    of the TensorBoard session, ``provenance.json`` with its end time, and ``metrics.json``
+    last: it says how the run ended only once every other file is written, so a run that
+    could not write them all never claims success, and one that says completed has the
+    others from the same run."""
     if result.best_epoch:
         with writing(job_dir / PREPROCESSING_FILE):
             save_preprocessing(job_dir, pipeline.preprocessing)
@@ -200,6 +235,9 @@ def write_results(
         with writing(events):
             tensorboard.end_session(metrics, step=len(result.history))
             tensorboard.close()
+    if provenance is not None:
+        with writing(job_dir / PROVENANCE_FILE):
+            write_provenance(job_dir, provenance)
     settle()  # the files above are durable (where synced_together left them to a pool)
     with writing(job_dir / METRICS_FILE):
         write_metrics(job_dir, metrics)

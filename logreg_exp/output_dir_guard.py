@@ -1,6 +1,7 @@
 """The Hydra callback that claims a single run's dir and a sweep's dir before Hydra writes
 into it (``output_dirs``), configured first under ``hydra.callbacks`` in conf/config.yaml.
-A dir it cannot claim ends the process (``EndProcess``) before anything runs."""
+A dir it cannot claim ends the process (``EndProcess``) before anything runs; with
+``dry_run=true`` it prints the plan (``sweeps.dry_run``) instead and ends it with status 0."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class OutputDirGuard(Callback):
         there, the config's values are checked first: a typo must not cost that run. A key
         no schema declares (``+epoch=3``) is refused before anything is written."""
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in the dir's name
+        dry_run_or_go_on(config, sweep=False)
         path = Path(str(config.hydra.run.dir))
         log_file = log_file_name(config.hydra.job.name)
         checked_or_end(lambda: check_known_keys(config))
@@ -63,6 +65,7 @@ class OutputDirGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
+        dry_run_or_go_on(config, sweep=True)
         path = Path(str(config.hydra.sweep.dir))
         log_file = log_file_name(config.hydra.job.name)
         self.claim = checked_or_end(
@@ -89,6 +92,18 @@ class OutputDirGuard(Callback):
         if self.claim is not None:
             self.claim.release()
             self.claim = None
+
+
+def dry_run_or_go_on(config: DictConfig, sweep: bool) -> None:
+    """With ``dry_run=true``: print the plan and end the process (0), before any dir is
+    claimed; a plan that cannot be made is one line and status 1."""
+    if not config.get("dry_run", False):
+        return
+    from logreg_exp.sweeps.dry_run import plan_of
+
+    plan = checked_or_end(lambda: plan_of(config, sweep))
+    print(plan, end="", flush=True)
+    raise EndProcess(0)
 
 
 def end_failed_run() -> None:

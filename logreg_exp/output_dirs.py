@@ -56,6 +56,7 @@ from logreg_exp.run_files import (
     PLAN_FILE,
     PREPROCESSING_FILE,
     PROGRESS_FILE,
+    PROVENANCE_FILE,
     SEARCH_FILE,
     SETTINGS_CSV,
     SETTINGS_DIR,
@@ -84,6 +85,7 @@ RESULT_FILES = (
     PREPROCESSING_FILE,
     EVALUATION_FILE,
     DECISION_BOUNDARY_FILE,
+    PROVENANCE_FILE,
     f"{EVENTS_PREFIX}*",
 )
 TEMPORARY_FILES = tuple(f".{name}.*.tmp" for name in RESULT_FILES[:-1])  # files.atomic_write

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from logreg_exp.config import (
     SCHEDULER_SCHEMAS,
+    TRACKER_SCHEMAS,
     UPDATER_SCHEMAS,
     DeviceConfig,
     JobConfig,
@@ -87,6 +88,8 @@ def register_configs() -> None:
         cs.store(group="schema/updater", name=name, node=schema)
     for name, schema in SCHEDULER_SCHEMAS.items():
         cs.store(group="schema/scheduler", name=name, node=schema)
+    for name, schema in TRACKER_SCHEMAS.items():
+        cs.store(group="schema/tracker", name=name, node=schema)
     cs.store(group="schema", name="device", node=DeviceConfig)
     cs.store(group="schema", name="loss", node=LossConfig)
 

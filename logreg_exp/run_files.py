@@ -5,6 +5,7 @@ that write and read a file import its name from here and keep how it is written 
 from __future__ import annotations
 
 # A run's dir: its results, in the order a run writes them (metrics.json last).
+PROVENANCE_FILE = "provenance.json"  # which code made the run, at its start and end (provenance)
 PROGRESS_FILE = "last.pt"  # what an unfinished run resumes from (training.checkpoints)
 PREPROCESSING_FILE = "preprocessing.json"  # how to prepare new data (data.preprocessing)
 CHECKPOINT_FILE = "best.pt"  # the best epoch's model (training.checkpoints)

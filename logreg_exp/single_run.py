@@ -22,11 +22,14 @@ from logreg_exp.job_report import (
     JobReport,
     log_what_trains,
     place,
+    run_provenance,
     training_threads,
 )
 from logreg_exp.output_dirs import task_identity
+from logreg_exp.provenance import now
 from logreg_exp.results import Monitor, Outcome, Status, recorded_outcome
 from logreg_exp.run_files import PROGRESS_FILE
+from logreg_exp.tracking.mlflow_store import track_run
 from logreg_exp.training.build import Pipeline, build_pipeline
 from logreg_exp.training.checkpoints import (
     check_origin,
@@ -47,6 +50,7 @@ def run_job(
     default_threads: int | None = None,
     choices: Mapping[str, Any] | None = None,
     swept: Sequence[str] | None = None,
+    track: bool = False,
 ) -> Outcome:
     """Train as ``cfg`` says, then, if training completed, evaluate the best epoch's model
     once on the test split; write TensorBoard events, ``last.pt`` after each epoch and the
@@ -60,8 +64,10 @@ def run_job(
     them finish.
     ``default_threads`` is the torch thread count for ``threads: null``, from the launcher
     (None: torch's own); ``choices`` are the config group options it was composed from, and
-    ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab."""
-    start = time.perf_counter()
+    ``swept`` the keys its sweep varies (None: not in a sweep), for the HParams tab.
+    ``track``: log the run to the config's tracker as it ends (a single run; a sweep's
+    process logs its jobs at its end)."""
+    start, started = time.perf_counter(), now()
     job_dir = Path(job_dir)
     report: JobReport | None = None
     try:
@@ -79,7 +85,11 @@ def run_job(
                 done = restore(pipeline, earlier)
                 start -= float(earlier["wall_s"])
                 log_resume(job_dir, settings, len(done.history))
-            report = JobReport(cfg, settings, job_dir, choices, swept, done, writes_progress=True)
+            provenance = run_provenance(device, threads, started)
+            report = JobReport(
+                cfg, settings, job_dir, choices, swept, done, writes_progress=True,
+                provenance=provenance,
+            )  # fmt: skip
             save = ProgressSaver(job_dir, pipeline, start, origin)
             if done is None:  # from here on, a run stopped at any moment resumes
                 save(FitResult(Monitor(settings.monitor)))
@@ -97,6 +107,8 @@ def run_job(
             report.close()
     if late:
         log.warning("%s came after the last epoch; the run's files were all written", stopped_by)
+    if track:
+        track_run(job_dir, cfg.get("tracker"))
     return ended
 
 

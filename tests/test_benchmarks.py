@@ -33,6 +33,7 @@ def test_bench_quick_prints_every_comparison(capsys):
     assert re.search(r"vectorized: [\d.]+x one run, [\d.]+x faster than the basic launcher", out)
     assert re.search(r"\n +10 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +-?[\d.]+ +[\d.]+\n", out)
     assert re.search(r"\n +cpu +10 +[\d.]+ +[\d,]+ +[\d.]+\n", out)  # the stacked model
+    assert re.search(r"tracker=mlflow: [\d.]+x the sweep without it", out)
 
 
 @pytest.mark.slow

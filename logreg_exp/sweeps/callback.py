@@ -136,6 +136,10 @@ def job_line(num: int, total: int | None, overrides: list[str]) -> str:
 
 # The dirs of the sweeps that started in this process and have not ended.
 UNENDED_SWEEPS: dict[Path, tuple[Any, Any]] = {}  # and their launcher's and sweeper's _target_
+# The sweeps of this process with a tracker: their config's tracker node, and mlflow's import
+# under way (tracking.mlflow_store.Prefetch, from the end of the first job on: by then this
+# process has imported what its jobs need), for their end.
+TRACKED_SWEEPS: dict[Path, tuple[Any, Any]] = {}
 
 
 class SweepCallback(Callback):
@@ -145,6 +149,9 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         hydra = config.hydra
         UNENDED_SWEEPS[sweep_dir] = (hydra.launcher.get("_target_"), hydra.sweeper.get("_target_"))
+        tracker = config.get("tracker")
+        if tracker is not None and tracker.get("name") == "mlflow":
+            TRACKED_SWEEPS[sweep_dir] = (tracker, None)
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
         shared = launcher_problem(config)
@@ -152,6 +159,7 @@ class SweepCallback(Callback):
             shared = shared_job_dir(config, jobs)
         if shared is not None:  # before anything runs, and before the sweep counts as begun
             UNENDED_SWEEPS.pop(sweep_dir, None)
+            TRACKED_SWEEPS.pop(sweep_dir, None)
             print(f"error: {shared}", file=sys.stderr)
             raise EndProcess(1)
         if jobs is None:
@@ -168,6 +176,13 @@ class SweepCallback(Callback):
         total = planned_jobs_count(Path(config.hydra.sweep.dir))
         overrides = list(config.hydra.overrides.task)
         log.info(job_line(config.hydra.job.num, total, overrides))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        for sweep_dir, (tracker, prefetch) in TRACKED_SWEEPS.items():
+            if prefetch is None:
+                from logreg_exp.tracking.mlflow_store import Prefetch
+
+                TRACKED_SWEEPS[sweep_dir] = (tracker, Prefetch())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the summary and draw the picture, then end the process non-zero if a job
@@ -187,7 +202,7 @@ class SweepCallback(Callback):
 
 def summarize(sweep_dir: Path) -> list[Job]:
     """Write and print the summary of the sweep in ``sweep_dir`` and draw its picture, from
-    its files; its jobs."""
+    its files, and log it to its tracker; its jobs."""
     UNENDED_SWEEPS.pop(sweep_dir, None)
     jobs = collect_jobs(sweep_dir)
     monitor = sweep_monitor(jobs)
@@ -206,6 +221,11 @@ def summarize(sweep_dir: Path) -> list[Job]:
         print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
     if picture:
         log.info(picture)
+    if sweep_dir in TRACKED_SWEEPS and jobs:
+        from logreg_exp.tracking.mlflow_store import track_sweep
+
+        tracker, prefetch = TRACKED_SWEEPS.pop(sweep_dir)
+        track_sweep(sweep_dir, jobs, tracker, prefetch)
     return jobs
 
 

@@ -40,6 +40,7 @@ SUBMITIT = Plugin(
     "hydra_plugins.hydra_submitit_launcher", "submitit", "hydra-submitit-launcher", "launchers"
 )
 OPTUNA = Plugin("hydra_plugins.hydra_optuna_sweeper", "optuna", "hydra-optuna-sweeper", "optuna")
+MLFLOW = Plugin("mlflow", "mlflow", "mlflow", "mlflow")  # not a Hydra plugin: a tracker
 
 # The command-line choices that need a plugin: "group=option" -> plugin.
 NEEDS_PLUGIN = {
@@ -50,6 +51,7 @@ NEEDS_PLUGIN = {
     "hydra/launcher=slurm_local": SUBMITIT,
     "hydra/sweeper=optuna": OPTUNA,
     "hparams_search=optuna": OPTUNA,
+    "tracker=mlflow": MLFLOW,
 }
 
 # GPUs a submitit job asks for, by the device choice: submitit hides every GPU from a job

@@ -129,6 +129,26 @@ def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, 
     return found, alone
 
 
+def grouping_lines(
+    groups: Sequence[Group], alone: dict[int, str], first: int, total: int
+) -> list[str]:
+    """How ``group_jobs`` grouped ``total`` jobs numbered from ``first``: a line for all, then
+    one a group and one for each reason jobs train alone (the launch logs them, a dry run
+    prints them)."""
+    lines = [
+        f"{total} jobs: {sum(len(g.jobs) for g in groups)} in {len(groups)} "
+        f"group{'' if len(groups) == 1 else 's'} trained as one, {len(alone)} alone"
+    ]
+    for n, group in enumerate(groups, start=1):
+        nums = ",".join(str(first + i) for i in group.jobs)
+        differ = ", ".join(group.differ) or "nothing"
+        lines.append(f"  group {n}: {len(group.jobs)} jobs (#{nums}), differing in {differ}")
+    for reason in sorted({r for r in alone.values() if r}):
+        jobs = ",".join(str(first + i) for i, r in alone.items() if r == reason)
+        lines.append(f"  alone, one at a time (#{jobs}): {reason}")
+    return lines
+
+
 TemplateKey = tuple[tuple[str, str | None], ...]  # each override's key, and a group's choice
 
 
@@ -335,20 +355,10 @@ class VectorizedSweep:
         if tasks:
             import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
         groups, alone = group_jobs(tasks)
-        log.info(
-            "Launching %d jobs: %d in %d group%s trained as one, %d alone",
-            len(configs), sum(len(g.jobs) for g in groups), len(groups),
-            "" if len(groups) == 1 else "s", len(alone),
-        )  # fmt: skip
-        for n, group in enumerate(groups, start=1):
-            nums = [initial_job_idx + i for i in group.jobs]
-            log.info(
-                "  group %d: %d jobs (#%s), differing in %s",
-                n, len(group.jobs), ",".join(map(str, nums)), ", ".join(group.differ) or "nothing",
-            )  # fmt: skip
-        for reason in sorted({r for r in alone.values() if r}):
-            jobs = [initial_job_idx + i for i, r in alone.items() if r == reason]
-            log.info("  alone, one at a time (#%s): %s", ",".join(map(str, jobs)), reason)
+        lines = grouping_lines(groups, alone, initial_job_idx, len(configs))
+        log.info("Launching %s", lines[0])
+        for line in lines[1:]:
+            log.info("%s", line)
 
         swept = keys_the_sweep_varies(Path(self.config.hydra.sweep.dir), self.config.hydra.sweeper)
 

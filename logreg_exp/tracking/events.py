@@ -28,7 +28,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
 from logreg_exp.files import durable_close
 from logreg_exp.hydra_compat import crc32c_function
-from logreg_exp.run_files import EVENTS_PREFIX
+from logreg_exp.run_files import EVENTS_PREFIX, PICTURE_EVENTS_SUFFIX
 
 FILE_VERSION = "brain.Event:2"
 WRITER = "logreg_exp.tracking.events"
@@ -107,6 +107,43 @@ class EventFile:
         if self.file is not None:
             file, self.file = self.file, None
             durable_close(self.path, file)
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """Every scalar the event files directly in ``log_dir`` hold (not the pictures' files), as
+    (step, value, wall time) under its tag, in the order written. A record cut short (a run
+    killed while it wrote) ends its file's reading; nothing here raises for a damaged file."""
+    found: dict[str, list[tuple[int, float, float]]] = {}
+    for path in sorted(Path(log_dir).glob(f"{EVENTS_PREFIX}*")):
+        if path.name.endswith(PICTURE_EVENTS_SUFFIX):
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for event in events_in(data):
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    found.setdefault(value.tag, []).append(
+                        (int(event.step), float(value.simple_value), float(event.wall_time))
+                    )
+    return found
+
+
+def events_in(data: bytes) -> list[Event]:
+    """The events of an event file's bytes, up to the first record cut short or unreadable."""
+    events, at = [], 0
+    while at + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, at)
+        start, end = at + 12, at + 12 + length
+        if end + 4 > len(data):
+            break
+        try:
+            events.append(Event.FromString(data[start:end]))
+        except Exception:  # protobuf's DecodeError: a damaged record
+            break
+        at = end + 4
+    return events
 
 
 def session_start(hparams: dict[str, float | str]) -> Summary:

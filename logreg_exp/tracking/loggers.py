@@ -33,9 +33,9 @@ HParamValue = int | float | str | bool
 
 # Keys that say how hydra.utils.instantiate calls a _target_, not what the run is.
 INSTANTIATE_KEYS = frozenset({"_partial_", "_recursive_", "_convert_"})
-# Top-level keys that say how the run treats its dir and what its config may call, not what
-# the run is: no HParams column.
-NOT_HPARAMS = frozenset({*DIR_KEYS, "allow_targets"})
+# Top-level keys that say how the run treats its dir, what its config may call, where it is
+# tracked and whether it only shows its plan, not what the run is: no HParams column.
+NOT_HPARAMS = frozenset({*DIR_KEYS, "allow_targets", "tracker", "dry_run"})
 
 
 def hparam_value(value: Any) -> HParamValue:
@@ -84,7 +84,7 @@ def run_hparams(
     assert isinstance(container, dict)
     hparams = flat_hparams({k: v for k, v in container.items() if k not in NOT_HPARAMS})
     for group, choice in (choices or {}).items():
-        if group.startswith(("hydra/", "schema")):
+        if group.startswith(("hydra/", "schema")) or group in NOT_HPARAMS:
             continue
         if hparams.get(f"{group}.name") != hparam_value(choice):
             hparams[group] = hparam_value(choice)
@@ -157,6 +157,10 @@ class TensorBoardLogger:
     def log_config(self, yaml_text: str) -> None:
         """The resolved config under the Text tab's ``config`` tag, as a YAML code block."""
         self.events.add_summary(text("config", f"```yaml\n{yaml_text}```"))
+
+    def log_provenance(self, json_text: str) -> None:
+        """Which code made the run (``provenance.code_provenance``) under ``provenance``."""
+        self.events.add_summary(text("provenance", f"```json\n{json_text}```"))
 
     def start_session(self, hparams: Mapping[str, int | float | str | bool]) -> None:
         """Register the run with the HParams plugin before training, so that a run that never
