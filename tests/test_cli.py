@@ -24,7 +24,7 @@ METRIC_KEYS = {
     "status", "monitor", "best_epoch", "best_val_loss", "best_val_acc", "final_val_loss",
     "final_val_acc", "epochs_run", "train_s", "val_s", "wall_s", "train_samples_per_s",
     "best_val_population_acc", "final_val_population_acc", "test_loss", "test_acc",
-    "test_population_acc",
+    "test_population_acc", "threshold",
 }  # fmt: skip
 
 

@@ -123,5 +123,5 @@ def test_a_tuned_threshold_is_saved_and_used_by_evaluate_and_predict(tmp_path):
 def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, overrides, message):
     proc = run_cli("dataset.n_samples=200", *overrides, "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
-    assert re.search(rf"\nerror: {re.escape(message)}[^\n]*\n", proc.stderr), proc.stderr
+    assert re.fullmatch(rf"error: {re.escape(message)}[^\n]*\n", proc.stderr), proc.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()

@@ -143,8 +143,8 @@ def read_job(job_dir: Path) -> Job:
     monitor = result.metrics.get("monitor")
     if monitor is not None and not isinstance(monitor, str):
         damaged.append(
-            f"{display_path(job_dir / METRICS_FILE)}: monitor is {shown(monitor)}, not one of "
-            f"{', '.join(MONITORS)}"
+            f"{display_path(job_dir / METRICS_FILE)}: monitor is {shown(monitor)}, not a "
+            f"metric's name ({', '.join(list(MONITORS)[:3])}, ...)"
         )
     return Job(num, [str(o) for o in overrides or []], job_dir, result, damaged)
 

@@ -281,9 +281,11 @@ def damage_hydra(job: Path, text: str, by: str) -> None:
     ("damage", "file", "warning"),
     [
         (lambda job: damage_metrics(job, "monitor", ["val_loss"]), "metrics.json",
-         "metrics.json: monitor is ['val_loss'], not one of val_loss, val_acc"),
+         "metrics.json: monitor is ['val_loss'], not a metric's name (val_loss, val_acc, "
+         "val_log_loss, ...)"),
         (lambda job: damage_metrics(job, "monitor", {"a": 1}), "metrics.json",
-         "metrics.json: monitor is {'a': 1}, not one of val_loss, val_acc"),
+         "metrics.json: monitor is {'a': 1}, not a metric's name (val_loss, val_acc, "
+         "val_log_loss, ...)"),
         (lambda job: damage_hydra(job, "num: 0", "num: [0]"), ".hydra/hydra.yaml",
          ".hydra/hydra.yaml: hydra.job.num is [0], not a job number"),
         (lambda job: (job / ".hydra" / "overrides.yaml").write_text("5\n"),

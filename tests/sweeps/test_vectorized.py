@@ -152,8 +152,18 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def assert_close(a, b, rel: float, where: str) -> None:
+    """``a`` and ``b`` equal, their floats within ``rel``, in lists and dicts too (the test
+    split's per-class metrics and reliability bins)."""
     if isinstance(a, float) and isinstance(b, float):
         assert math.isclose(a, b, rel_tol=rel, abs_tol=rel * 1e-3), (where, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), (where, a, b)
+        for key in a:
+            assert_close(a[key], b[key], rel, f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), (where, a, b)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_close(x, y, rel, f"{where}[{i}]")
     else:
         assert a == b, (where, a, b)
 
