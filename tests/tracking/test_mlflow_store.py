@@ -5,6 +5,7 @@ updates its runs; an unreachable server fails nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -95,6 +96,8 @@ def mlflow_server(tmp_path_factory):
          "--artifacts-destination", str(root / "artifacts"),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
+        # no job runner: its huey consumers are sessions of their own, outside the group
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -111,12 +114,20 @@ def mlflow_server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
+        import psutil
+
+        children = []
+        with contextlib.suppress(psutil.Error):  # what it started, wherever they went
+            children = psutil.Process(proc.pid).children(recursive=True)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         log.close()
 
 
