@@ -77,6 +77,17 @@ def sacct_states(env: dict, array_id: str) -> list[tuple[str, str]]:
     return [(job, state.split()[0]) for job, state in rows if "." not in job]
 
 
+def sacct_until(env: dict, array_id: str, wanted, limit_s: float = 60) -> list[tuple[str, str]]:
+    """``sacct_states``, asked again until ``wanted(states)`` or ``limit_s`` have passed: the
+    accounting daemon records a task's end a moment after the task has ended."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        states = sacct_states(env, array_id)
+        if wanted(states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
 def job_process(env: dict, slurm_id: str) -> int:
     """The process id of the python that runs a SLURM job (on this one node)."""
     number = subprocess.run(  # an array task ("12_1") is a job of its own number
@@ -153,7 +164,8 @@ def test_a_grid_sweep_completes_on_the_cluster_and_sacct_agrees(tmp_path, slurm_
         assert len(list(job.glob("events.out.tfevents.*"))) == 1
         ids.add(job_id(job))
     (array,) = {i.split("_")[0] for i in ids}
-    assert sorted(sacct_states(slurm_cluster, array)) == sorted((i, "COMPLETED") for i in ids)
+    expected = sorted((i, "COMPLETED") for i in ids)
+    assert sorted(sacct_until(slurm_cluster, array, lambda s: sorted(s) == expected)) == expected
 
 
 def test_jobs_requeued_by_scontrol_and_by_the_time_limit_signal_resume_exactly(
@@ -192,9 +204,13 @@ def test_jobs_requeued_by_scontrol_and_by_the_time_limit_signal_resume_exactly(
     submitit_log = next((sweep / ".submitit").glob(f"{job_id(sweep / rows[2]['dir'])}/*_log.err"))
     assert "Caught signal SIGUSR2" in submitit_log.read_text()  # submitit's requeue
     array = job_id(whole).split("_")[0]
-    states = sacct_states(slurm_cluster, array)
-    for num in (1, 2):
-        slurm_id = job_id(sweep / rows[num]["dir"])
+    requeued = [job_id(sweep / rows[num]["dir"]) for num in (1, 2)]
+
+    def both_requeued_and_completed(states: list[tuple[str, str]]) -> bool:
+        return all([s for i, s in states if i == j] == ["REQUEUED", "COMPLETED"] for j in requeued)
+
+    states = sacct_until(slurm_cluster, array, both_requeued_and_completed)
+    for slurm_id in requeued:
         assert [s for i, s in states if i == slurm_id] == ["REQUEUED", "COMPLETED"]
 
 
@@ -229,4 +245,5 @@ def test_cancelled_and_killed_jobs_are_waited_for_and_listed_without_accounting(
     assert "job #1 (" in out and "ended without a result" in out
     assert "1 of 3 jobs failed" in out
     array = job_id(sweep / rows[0]["dir"]).split("_")[0]
-    assert (f"{array}_0", "CANCELLED") in sacct_states(slurm_cluster, array)
+    cancelled = (f"{array}_0", "CANCELLED")
+    assert cancelled in sacct_until(slurm_cluster, array, lambda s: cancelled in s)
