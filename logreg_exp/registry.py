@@ -115,6 +115,7 @@ def unknown_key(arguments: Sequence[str], config_module: str = "logreg_exp.conf"
     (whether the chosen option has it is left to Hydra and the schemas)."""
     groups = {p.name for p in files(config_module).iterdir() if p.is_dir()} - {"__pycache__"}
     known = [f.name for f in dataclasses.fields(JobConfig)]
+    group_keys = group_fields()
     for argument in arguments:
         found = re.fullmatch(r"([A-Za-z_]\w*)(?:\.([^.=]+))?[^=]*=.*", argument, flags=re.DOTALL)
         if found is None:
@@ -126,7 +127,7 @@ def unknown_key(arguments: Sequence[str], config_module: str = "logreg_exp.conf"
                 f"did you mean {' or '.join(close)}" if close else f"its keys: {', '.join(known)}"
             )
             return f"error: Key '{key}' not in '{JobConfig.__name__}'; {hint}"
-        fields = group_fields().get(key)
+        fields = group_keys.get(key)
         if sub is not None and fields is not None and sub not in fields:
             close = [f"{key}.{c}" for c in difflib.get_close_matches(sub, sorted(fields), n=3)]
             hint = (
