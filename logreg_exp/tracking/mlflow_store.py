@@ -52,6 +52,7 @@ from logreg_exp.run_files import (
 )
 from logreg_exp.sweeps.summary import Job, load_yaml
 from logreg_exp.tracking.events import read_scalars
+from logreg_exp.tracking.sqlite_journal import bulk_writes, sqlite_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,8 +77,14 @@ NOT_PARAMS = frozenset({"_partial_", "_recursive_", "_convert_", "tracker"})
 PARAM_CHARS, TAG_CHARS = 6000, 8000
 BATCH_PARAMS, BATCH_TAGS, BATCH_METRICS = 100, 100, 1000
 LOCK_RETRIES = 6  # waits of 0.25, 0.5, ... 8 s: about 16 s for another writer to finish
-# An unreachable server fails in seconds, not after MLflow's default minutes of retries.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# An unreachable server fails in seconds, not after MLflow's default minutes of retries; a
+# SQLite store's connections are closed after each call, so that the file's journal mode is
+# put back after a sweep's writes (tracking.sqlite_journal), under either SQLAlchemy line.
+ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+}
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ QUIETED = ("alembic", "mlflow", "urllib3")
 
 def import_mlflow() -> Any:
     """``mlflow.tracking.MlflowClient``; TrackerError naming the extra where it is missing."""
-    for name, value in HTTP_DEFAULTS.items():
+    for name, value in ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
         client_class = importlib.import_module("mlflow.tracking").MlflowClient
@@ -487,7 +494,8 @@ def track_sweep(
         if prefetch is not None:
             prefetch.wait()
         store = MlflowStore(settings)
-        parent_id, written = log_sweep(store, sweep_dir, jobs)
+        with bulk_writes(sqlite_path(settings.uri)):
+            parent_id, written = log_sweep(store, sweep_dir, jobs)
     except Exception as err:
         warn_not_tracked(settings, err, sweep_dir)
         return None
