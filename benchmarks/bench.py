@@ -17,7 +17,8 @@ so a noisy neighbour slows all of them alike) and reported as medians and ratios
 5. K learning rates as one stacked model, in this process, for K = 1, 100 and 10,000.
 6. The ablation of the vectorized launcher's speed machinery: the 100-learning-rate sweep
    with each piece turned off in turn (``--ablate``), against the sweep with all of them on.
-   Then the same sweep with ``tracker=mlflow`` (``--only tracker``) against it without.
+   Then the same sweep with ``tracker=mlflow`` (``--only tracker``) against it without, and
+   with each piece of the tracker's speed machinery off in turn.
 7. ``--loaded``: the exercise run on a machine whose every core another process keeps busy,
    against the same run on the quiet machine: its training seconds (metrics.json's train_s +
    val_s), with the threads it chooses and with a thread per core.
@@ -287,10 +288,13 @@ def replay_alone(captured: CapturedTraining, exp: Pipeline, batch_size: int) -> 
 # --- whole processes --------------------------------------------------------------------------
 
 
-def run_process(argv: list[str], cwd: Path) -> float:
-    """Wall seconds of one fresh process."""
+def run_process(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one fresh process (``env``: variables it gets besides this one's)."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=None if env is None else {**os.environ, **env},
+    )  # fmt: skip
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout.decode(errors='replace')}")
@@ -449,28 +453,58 @@ def bench_sweep(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     )
 
 
+# Each piece of the tracker's speed machinery, and the environment variable that turns it off
+# (a benchmarking switch: the store holds the same runs either way).
+TRACKER_PIECES = {
+    "writer-process": ("writer process", "LOGREG_EXP_MLFLOW_IN_PROCESS"),
+    "one-sync": ("one sync a sweep", "LOGREG_EXP_SQLITE_PLAIN_JOURNAL"),
+}
+
+
 def bench_tracker(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     """The K-learning-rate vectorized sweep with ``tracker=mlflow`` (a SQLite store, made
-    beforehand as a first sweep would have made it), against the same sweep without it."""
+    beforehand as a first sweep would have made it), against the same sweep without it, and
+    with each piece of the tracker's speed machinery turned off in turn; interleaved."""
     from mlflow.tracking import MlflowClient
 
     k, sweep = sweep_commands(quick, device_name)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri).search_experiments()  # creates the store's tables
-    commands = {
-        "without": sweep["vectorized"],
-        "tracker=mlflow": [*sweep["vectorized"], "tracker=mlflow", f"tracker.tracking_uri={uri}"],
-    }
-    run = run_in(tmp, itertools.count(), "tracker")
-    times = interleaved(list(commands), repeats, lambda n: run(commands[n]), lambda n: repeats)
+    tracked = [*sweep["vectorized"], "tracker=mlflow", f"tracker.tracking_uri={uri}"]
+    commands = {"without": sweep["vectorized"], "tracker=mlflow": tracked}
+    envs: dict[str, dict[str, str] | None] = {"without": None, "tracker=mlflow": None}
+    for piece, (_, variable) in TRACKER_PIECES.items():
+        commands[f"{piece} off"], envs[f"{piece} off"] = tracked, {variable: "1"}
+    numbers = itertools.count()
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+
+    def once(name: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        argv = [*commands[name], f"hydra.sweep.dir={tmp / f'tracker-{next(numbers)}'}"]
+        wall = run_process(argv, tmp, envs[name])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        return wall
+
+    times = interleaved(list(commands), repeats, once, lambda n: repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
+    cpu_med = {name: statistics.median(t) for name, t in cpu.items()}
     print(
         f"\nthe sweep of {k} learning rates with hydra/launcher=vectorized, logged to MLflow "
-        f"(SQLite) at its end: medians of {repeats} wall seconds"
+        f"(SQLite) at its end: medians of {repeats}, wall seconds and CPU seconds (user + "
+        "system, the command's processes)"
     )
     for name, t in med.items():
-        print(f"  {name:<16}{t:>8.2f}")
-    print(f"  tracker=mlflow: {med['tracker=mlflow'] / med['without']:.2f}x the sweep without it")
+        print(f"  {name:<24}{t:>8.2f}{cpu_med[name]:>8.2f}{t / med['without']:>7.2f}x")
+    overhead = med["tracker=mlflow"] - med["without"]
+    for piece, (label, variable) in TRACKER_PIECES.items():
+        off = med[f"{piece} off"]
+        saved = (off - med["tracker=mlflow"]) / max(off - med["without"], 1e-9)
+        print(f"  {label} ({variable}=1 turns it off): saves {saved:.0%} of the overhead")
+    print(
+        f"  tracker=mlflow: {med['tracker=mlflow'] / med['without']:.2f}x the sweep without it "
+        f"(+{overhead:.2f} s)"
+    )
 
 
 # The sweeps whose time issue 24 sets a goal for, as multiples of one single run: (name,

@@ -136,9 +136,10 @@ def job_line(num: int, total: int | None, overrides: list[str]) -> str:
 
 # The dirs of the sweeps that started in this process and have not ended.
 UNENDED_SWEEPS: dict[Path, tuple[Any, Any]] = {}  # and their launcher's and sweeper's _target_
-# The sweeps of this process with a tracker: their config's tracker node, and mlflow's import
-# under way (tracking.mlflow_store.Prefetch, from the end of the first job on: by then this
-# process has imported what its jobs need), for their end.
+# The sweeps of this process with a tracker: their config's tracker node, and their writer
+# process (tracking.mlflow_writer.SweepWriter, from the sweep's start); without one, mlflow's
+# import under way in this process (tracking.mlflow_store.Prefetch, from the end of the first
+# job on: by then this process has imported what its jobs need), for their end.
 TRACKED_SWEEPS: dict[Path, tuple[Any, Any]] = {}
 
 
@@ -149,9 +150,6 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         hydra = config.hydra
         UNENDED_SWEEPS[sweep_dir] = (hydra.launcher.get("_target_"), hydra.sweeper.get("_target_"))
-        tracker = config.get("tracker")
-        if tracker is not None and tracker.get("name") == "mlflow":
-            TRACKED_SWEEPS[sweep_dir] = (tracker, None)
         plan_file = sweep_dir / PLAN_FILE
         jobs = planned_jobs(config)
         shared = launcher_problem(config)
@@ -159,9 +157,14 @@ class SweepCallback(Callback):
             shared = shared_job_dir(config, jobs)
         if shared is not None:  # before anything runs, and before the sweep counts as begun
             UNENDED_SWEEPS.pop(sweep_dir, None)
-            TRACKED_SWEEPS.pop(sweep_dir, None)
             print(f"error: {shared}", file=sys.stderr)
             raise EndProcess(1)
+        tracker = config.get("tracker")
+        if tracker is not None and tracker.get("name") == "mlflow":
+            from logreg_exp.tracking.mlflow_store import tracker_settings
+            from logreg_exp.tracking.mlflow_writer import SweepWriter
+
+            TRACKED_SWEEPS[sweep_dir] = (tracker, SweepWriter.start(tracker_settings(tracker)))
         if jobs is None:
             plan_file.unlink(missing_ok=True)  # a plan of an earlier sweep in this dir
             return
@@ -221,11 +224,14 @@ def summarize(sweep_dir: Path) -> list[Job]:
         print(f"\n{text}(in {listed} of the sweep dir)", flush=True)
     if picture:
         log.info(picture)
-    if sweep_dir in TRACKED_SWEEPS and jobs:
+    if sweep_dir in TRACKED_SWEEPS:
         from logreg_exp.tracking.mlflow_store import track_sweep
 
-        tracker, prefetch = TRACKED_SWEEPS.pop(sweep_dir)
-        track_sweep(sweep_dir, jobs, tracker, prefetch)
+        tracker, helper = TRACKED_SWEEPS.pop(sweep_dir)
+        if jobs:
+            track_sweep(sweep_dir, jobs, tracker, helper)
+        elif helper is not None and hasattr(helper, "close"):
+            helper.close()
     return jobs
 
 

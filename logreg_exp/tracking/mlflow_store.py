@@ -146,6 +146,10 @@ class Prefetch:
     def wait(self) -> None:
         self.thread.join()
 
+    def written(self, sweep_dir: Path, jobs: Sequence[Job]) -> None:
+        """None: the sweep is written by the caller, once mlflow is imported."""
+        self.wait()
+
 
 def local_directory(uri: str | None) -> Path | None:
     """The directory a ``file:`` (or scheme-less) artifact URI names; None for another."""
@@ -461,10 +465,11 @@ def warn_not_tracked(settings: TrackerSettings, err: BaseException, path: Path) 
     if isinstance(err, TrackerError):
         log.warning("warning: not logged to MLflow: %s", reason)
         return
+    kind = getattr(err, "kind", type(err).__name__)  # the writer process's error's type
     log.warning(
         "warning: MLflow tracking at %s could not be written (%s: %s); the files are all in "
         "%s; log them later with: %s",
-        settings.uri, type(err).__name__, reason, display_path(path), later_command(path),
+        settings.uri, kind, reason, display_path(path), later_command(path),
     )  # fmt: skip
 
 
@@ -479,23 +484,23 @@ def sweep_status(jobs: Sequence[Job]) -> str:
     return "FINISHED"
 
 
-def track_sweep(
-    sweep_dir: Path, jobs: Sequence[Job], node: Any, prefetch: Prefetch | None = None
-) -> str | None:
+def track_sweep(sweep_dir: Path, jobs: Sequence[Job], node: Any, helper: Any = None) -> str | None:
     """Log the sweep in ``sweep_dir`` (its ``jobs`` as the summary read them): a parent run,
-    and a child run per job that started. The parent's id, or None where tracking is off or
-    failed (said in one line)."""
+    and a child run per job that started. ``helper``: the sweep's writer process
+    (``mlflow_writer.SweepWriter``), or mlflow's import under way (``Prefetch``). The
+    parent's id, or None where tracking is off or failed (said in one line)."""
     settings = tracker_settings(node)
     if settings is None:
         return None
     sweep_dir = Path(sweep_dir)
     start = time.perf_counter()
     try:
-        if prefetch is not None:
-            prefetch.wait()
-        store = MlflowStore(settings)
-        with bulk_writes(sqlite_path(settings.uri)):
-            parent_id, written = log_sweep(store, sweep_dir, jobs)
+        done = helper.written(sweep_dir, jobs) if helper is not None else None
+        if done is None:  # no writer process, or one that died: written here
+            store = MlflowStore(settings)
+            with bulk_writes(sqlite_path(settings.uri)):
+                done = log_sweep(store, sweep_dir, jobs)
+        parent_id, written = done
     except Exception as err:
         warn_not_tracked(settings, err, sweep_dir)
         return None
