@@ -137,9 +137,8 @@ def job_line(num: int, total: int | None, overrides: list[str]) -> str:
 # The dirs of the sweeps that started in this process and have not ended.
 UNENDED_SWEEPS: dict[Path, tuple[Any, Any]] = {}  # and their launcher's and sweeper's _target_
 # The sweeps of this process with a tracker: their config's tracker node, and their writer
-# process (tracking.mlflow_writer.SweepWriter, from the sweep's start); without one, mlflow's
-# import under way in this process (tracking.mlflow_store.Prefetch, from the end of the first
-# job on: by then this process has imported what its jobs need), for their end.
+# process (tracking.mlflow_writer.SweepWriter, from the sweep's start; None: this process
+# writes the sweep at its end), for their end.
 TRACKED_SWEEPS: dict[Path, tuple[Any, Any]] = {}
 
 
@@ -179,13 +178,6 @@ class SweepCallback(Callback):
         total = planned_jobs_count(Path(config.hydra.sweep.dir))
         overrides = list(config.hydra.overrides.task)
         log.info(job_line(config.hydra.job.num, total, overrides))
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        for sweep_dir, (tracker, prefetch) in TRACKED_SWEEPS.items():
-            if prefetch is None:
-                from logreg_exp.tracking.mlflow_store import Prefetch
-
-                TRACKED_SWEEPS[sweep_dir] = (tracker, Prefetch())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the summary and draw the picture, then end the process non-zero if a job
@@ -227,11 +219,11 @@ def summarize(sweep_dir: Path) -> list[Job]:
     if sweep_dir in TRACKED_SWEEPS:
         from logreg_exp.tracking.mlflow_store import track_sweep
 
-        tracker, helper = TRACKED_SWEEPS.pop(sweep_dir)
+        tracker, writer = TRACKED_SWEEPS.pop(sweep_dir)
         if jobs:
-            track_sweep(sweep_dir, jobs, tracker, helper)
-        elif helper is not None and hasattr(helper, "close"):
-            helper.close()
+            track_sweep(sweep_dir, jobs, tracker, writer)
+        elif writer is not None:
+            writer.close()
     return jobs
 
 

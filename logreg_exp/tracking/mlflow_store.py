@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,28 +126,6 @@ def import_mlflow() -> Any:
     for name in QUIETED:  # after the import: mlflow sets its logger's level as it loads
         logging.getLogger(name).setLevel(logging.ERROR)
     return client_class
-
-
-class Prefetch:
-    """``import mlflow`` (about a second or more) in a thread, started while a sweep's jobs
-    run, so that the sweep's end does not wait for it."""
-
-    def __init__(self) -> None:
-        self.thread = threading.Thread(target=self.run, name="import mlflow", daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        try:
-            import_mlflow()
-        except Exception as err:  # said again where the store is opened
-            log.debug("mlflow not imported ahead: %s", err)
-
-    def wait(self) -> None:
-        self.thread.join()
-
-    def written(self, sweep_dir: Path, jobs: Sequence[Job]) -> None:
-        """None: the sweep is written by the caller, once mlflow is imported."""
-        self.wait()
 
 
 def local_directory(uri: str | None) -> Path | None:
@@ -484,18 +461,19 @@ def sweep_status(jobs: Sequence[Job]) -> str:
     return "FINISHED"
 
 
-def track_sweep(sweep_dir: Path, jobs: Sequence[Job], node: Any, helper: Any = None) -> str | None:
+def track_sweep(sweep_dir: Path, jobs: Sequence[Job], node: Any, writer: Any = None) -> str | None:
     """Log the sweep in ``sweep_dir`` (its ``jobs`` as the summary read them): a parent run,
-    and a child run per job that started. ``helper``: the sweep's writer process
-    (``mlflow_writer.SweepWriter``), or mlflow's import under way (``Prefetch``). The
-    parent's id, or None where tracking is off or failed (said in one line)."""
+    and a child run per job that started, by ``writer`` (the sweep's writer process,
+    ``mlflow_writer.SweepWriter``) where given, else here: mlflow is imported now, not in a
+    thread while the jobs run (its import configures logging, and deadlocked with a job's log
+    handler). The parent's id, or None where tracking is off or failed (said in one line)."""
     settings = tracker_settings(node)
     if settings is None:
         return None
     sweep_dir = Path(sweep_dir)
     start = time.perf_counter()
     try:
-        done = helper.written(sweep_dir, jobs) if helper is not None else None
+        done = writer.written(sweep_dir, jobs) if writer is not None else None
         if done is None:  # no writer process, or one that died: written here
             store = MlflowStore(settings)
             with bulk_writes(sqlite_path(settings.uri)):

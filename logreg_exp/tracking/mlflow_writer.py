@@ -28,7 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # The benchmark's switch to measure the tracker without it (benchmarks/bench.py --only tracker):
-# the sweep's process then imports mlflow in a thread and writes the sweep itself.
+# the sweep's process then imports mlflow at the sweep's end and writes the sweep itself.
 OFF_VARIABLE = "LOGREG_EXP_MLFLOW_IN_PROCESS"
 
 
