@@ -200,6 +200,9 @@ def summarize(sweep_dir: Path) -> list[Job]:
     its files, and log it to its tracker; its jobs."""
     UNENDED_SWEEPS.pop(sweep_dir, None)
     jobs = collect_jobs(sweep_dir)
+    _, writer = TRACKED_SWEEPS.get(sweep_dir, (None, None))
+    if writer is not None and jobs:  # it writes the job runs while the summary is made
+        writer.hand(sweep_dir, jobs)
     monitor = sweep_monitor(jobs)
     try:
         text = write_summary(sweep_dir, monitor, jobs)

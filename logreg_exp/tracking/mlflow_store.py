@@ -501,8 +501,14 @@ def sweep_metrics(jobs: Sequence[Job]) -> dict[str, float]:
     return found
 
 
-def log_sweep(store: MlflowStore, sweep_dir: Path, jobs: Sequence[Job]) -> tuple[str, int]:
-    """The parent run and its children; the parent's id and how many children were written."""
+def log_sweep(
+    store: MlflowStore,
+    sweep_dir: Path,
+    jobs: Sequence[Job],
+    summarized: Callable[[], None] | None = None,
+) -> tuple[str, int]:
+    """The parent run and its children; the parent's id and how many children were written.
+    ``summarized``: waits, before the parent's artifacts, until the summary is written."""
     sweep_key = key_of(sweep_dir)
     runs = store.runs_tagged(SWEEP_KEY, sweep_key)
     parent = next((r for r in runs if RUN_KEY not in r.data.tags), None)
@@ -544,6 +550,8 @@ def log_sweep(store: MlflowStore, sweep_dir: Path, jobs: Sequence[Job]) -> tuple
             job_tags["job"] = str(job.num)
         _, new = log_run_dir(store, job.dir, job.dir.name, job_tags, children)
         written += new
+    if summarized is not None:
+        summarized()
     artifacts = [(sweep_dir / n, "") for n in SWEEP_ARTIFACTS if (sweep_dir / n).is_file()]
     if artifacts and store.settings.artifacts:
         store.log_artifacts(parent_id, artifacts)

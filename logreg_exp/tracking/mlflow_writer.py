@@ -5,11 +5,13 @@ summary read them, and writes the sweep's runs (``mlflow_store.log_sweep``). So 
 sweep only writes. It is the sweep's one writer: no job imports mlflow.
 
 Parent side: ``SweepWriter``. Writer side: ``python -m logreg_exp.tracking.mlflow_writer
-SETTINGS_JSON``, which reads the pickled ``(sweep_dir, jobs)`` from its stdin and answers one
-JSON line on its stdout. It runs in a session of its own (a Ctrl-C of the sweep does not stop
-it before the sweep's end is logged) and ends when its stdin closes: with the sweep's process,
-however that ends. Where it cannot start or gives no answer, the sweep's process writes the
-sweep itself, as it would without it.
+SETTINGS_JSON``, which reads the pickled ``(sweep_dir, jobs)`` from its stdin (handed as soon
+as the summary has read the jobs: their runs are written while the summary and the picture are
+made), waits for its stdin to close (the summary's files are written) before the sweep's own
+artifacts, and answers one JSON line on its stdout. It runs in a session of its own (a Ctrl-C
+of the sweep does not stop it before the sweep's end is logged) and ends when its stdin
+closes: with the sweep's process, however that ends. Where it cannot start or gives no
+answer, the sweep's process writes the sweep itself, as it would without it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class SweepWriter:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.handed = False
 
     @classmethod
     def start(cls, settings: Any) -> SweepWriter | None:
@@ -64,14 +67,30 @@ class SweepWriter:
             log.debug("no MLflow writer process: %s", err)
             return None
 
+    def hand(self, sweep_dir: Path, jobs: Sequence[Any]) -> None:
+        """Hand the writer the sweep's jobs, to write their runs now; ``written`` then waits
+        for it (after the summary's files, which the sweep's run holds)."""
+        if self.handed:
+            return
+        self.handed = True
+        data = pickle.dumps((Path(sweep_dir), list(jobs)))
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(len(data).to_bytes(8, "big") + data)
+            self.process.stdin.flush()
+        except OSError as err:  # it died: ``written`` finds no answer
+            log.debug("the MLflow writer process took no jobs: %s", err)
+
     def written(self, sweep_dir: Path, jobs: Sequence[Any]) -> tuple[str, int] | None:
-        """Have the writer log the sweep: the parent run's id and how many job runs it wrote
-        now; WriterFailed (or TrackerError) where the store could not be written; None where
-        the writer gave no answer (it died): the caller writes the sweep itself."""
+        """Have the writer log the sweep (handed now, unless it was): the parent run's id and
+        how many job runs it wrote now; WriterFailed (or TrackerError) where the store could
+        not be written; None where the writer gave no answer (it died): the caller writes
+        the sweep itself."""
         from logreg_exp.tracking.mlflow_store import TrackerError
 
+        self.hand(sweep_dir, jobs)
         try:
-            out, _ = self.process.communicate(pickle.dumps((Path(sweep_dir), list(jobs))))
+            out, _ = self.process.communicate()
             answer = json.loads(out.decode().strip().splitlines()[-1])
         except (OSError, ValueError, IndexError, pickle.PicklingError) as err:
             log.debug("the MLflow writer process gave no answer: %s", err)
@@ -110,16 +129,18 @@ def serve(settings_json: str) -> int:
         store = MlflowStore(settings)
     except Exception as err:  # said at the sweep's end, where it is asked for
         opening = err
-    handed = sys.stdin.buffer.read()
-    if not handed:  # the sweep ended before its end, or its process is gone
+    stdin = sys.stdin.buffer
+    size = stdin.read(8)
+    if len(size) < 8:  # the sweep ended before its end, or its process is gone
         return 0
+    handed = stdin.read(int.from_bytes(size, "big"))
     try:
         sweep_dir, jobs = pickle.loads(handed)
         if store is None:
             assert opening is not None
             raise opening
         with bulk_writes(sqlite_path(settings.uri)):
-            run_id, written = log_sweep(store, sweep_dir, jobs)
+            run_id, written = log_sweep(store, sweep_dir, jobs, stdin.read)
         answer: dict[str, Any] = {"run_id": run_id, "written": written}
     except Exception as err:
         reason = " ".join(str(err).split())[:300] or type(err).__name__

@@ -4,6 +4,7 @@ ends without writing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -97,3 +98,28 @@ def test_the_writer_ends_with_the_sweeps_process_however_that_ends(tmp_path):
     assert proc.returncode == -9, proc.stderr
     pid = int(proc.stdout.split()[0])
     assert wait_gone(pid), "the writer outlived the sweep's process"
+
+
+@pytest.mark.slow
+@pytest.mark.hydra_lines
+def test_the_sweeps_process_imports_no_mlflow_its_writer_writes_the_sweep(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "logreg_exp", "-m", "hydra/launcher=vectorized",
+         "updater.lr=0.01,0.1", *SMALL, "tracker=mlflow", f"tracker.tracking_uri={uri}",
+         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},  # the sweep's process's imports
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MLflow: sweep run " in proc.stdout + proc.stderr
+    imported = [
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    ]
+    assert "logreg_exp.tracking.mlflow_writer" in imported
+    assert not [name for name in imported if name.split(".")[0] == "mlflow"]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("logreg_exp")
+    assert len(client.search_runs([experiment.experiment_id])) == 3
