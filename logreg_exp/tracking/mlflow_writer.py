@@ -112,8 +112,9 @@ class SweepWriter:
                 self.process.wait()
 
 
-def serve(settings_json: str) -> int:
-    """The writer: open the store now, then log the sweep its stdin hands it."""
+def serve(settings_json: str) -> None:
+    """The writer: open the store now, then log the sweep its stdin hands it; what went
+    wrong is its answer, so it ends with status 0 (the sweep's process reads the answer)."""
     from logreg_exp.tracking.mlflow_store import (
         MlflowStore,
         TrackerError,
@@ -132,7 +133,7 @@ def serve(settings_json: str) -> int:
     stdin = sys.stdin.buffer
     size = stdin.read(8)
     if len(size) < 8:  # the sweep ended before its end, or its process is gone
-        return 0
+        return
     handed = stdin.read(int.from_bytes(size, "big"))
     try:
         sweep_dir, jobs = pickle.loads(handed)
@@ -148,8 +149,7 @@ def serve(settings_json: str) -> int:
         answer["tracker"] = isinstance(err, TrackerError)
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1]))
+    serve(sys.argv[1])
