@@ -112,6 +112,8 @@ class DataPart:
     jobs: list[int]
     pipelines: list[Pipeline]
     data_of: list[int]
+    # what building each pipeline logged (the data read), for its jobs' log files
+    data_lines: list[list[logging.LogRecord]]
 
 
 def data_parts(
@@ -125,10 +127,11 @@ def data_parts(
     by_data: dict[tuple[Any, ...], list[int]] = {}
     for i, member in enumerate(members):
         by_data.setdefault(data_key(member.settings), []).append(i)
-    by_size: dict[Any, list[tuple[list[int], Pipeline]]] = {}
+    by_size: dict[Any, list[tuple[list[int], Pipeline, list[logging.LogRecord]]]] = {}
     for key, jobs in by_data.items():
         try:
-            pipeline = build_pipeline(members[jobs[0]].settings, device)
+            with recorded_lines() as lines:
+                pipeline = build_pipeline(members[jobs[0]].settings, device)
         except Exception as err:  # this seed's or fold's data: its jobs fail, as alone
             for i in jobs:
                 outcomes[i] = fail_member(members[i], err, time.perf_counter() - start)
@@ -136,14 +139,31 @@ def data_parts(
         # C classes, or class weights of each split's own counts: a data set at a time
         shared = pipeline.model.n_classes == 2 and pipeline.class_weights is None
         size = (pipeline.n_train, pipeline.n_val) if shared else key
-        by_size.setdefault(size, []).append((jobs, pipeline))
+        by_size.setdefault(size, []).append((jobs, pipeline, lines))
     parts = []
     for same_size in by_size.values():
-        data_of = {i: d for d, (jobs, _) in enumerate(same_size) for i in jobs}
+        data_of = {i: d for d, (jobs, _, _) in enumerate(same_size) for i in jobs}
         jobs = sorted(data_of)
-        pipelines = [pipeline for _, pipeline in same_size]
-        parts.append(DataPart(jobs, pipelines, [data_of[i] for i in jobs]))
+        pipelines = [pipeline for _, pipeline, _ in same_size]
+        data_lines = [lines for _, _, lines in same_size]
+        parts.append(DataPart(jobs, pipelines, [data_of[i] for i in jobs], data_lines))
     return parts
+
+
+@contextmanager
+def recorded_lines() -> Iterator[list[logging.LogRecord]]:
+    """The log records of the block, logged as ever and kept: what building a data set
+    says (``load_dataset``: the table read, its labels) goes into each of its jobs' log
+    files too, as a job alone logs it."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
 
 
 def train_part(
@@ -202,7 +222,7 @@ def train_part(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipelines[data_of[k]], threads,
-                            trained_s, picture, stopped_by, started,
+                            trained_s, picture, stopped_by, started, part.data_lines[data_of[k]],
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -240,11 +260,14 @@ def write_member(
     picture: Picture | None,
     stopped_by: str | None = None,
     started: str | None = None,
+    data_lines: Sequence[logging.LogRecord] = (),
 ) -> Outcome:
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
     ``stopped_by``: the signal that stopped the group; ``started``: when the group started
-    (ISO 8601), for its provenance."""
+    (ISO 8601), for its provenance; ``data_lines``: what building its data logged."""
     with logging_only_to(member.log_file, member.log_format):
+        for record in data_lines:
+            logging.getLogger(record.name).handle(record)
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
             member.cfg, settings, member.job_dir, member.choices, member.swept,
