@@ -224,3 +224,31 @@ def test_bad_k_class_input_is_one_line_with_nothing_written(tmp_path, args, mess
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not list((tmp_path / "run").glob("*.pt")) if (tmp_path / "run").exists() else True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["experiment=csv", "dataset.path=one.csv", "dataset.target=kind"],
+         "dataset.target='kind' in one.csv has 1 distinct value ('ant'); it must have two"),
+        (["experiment=csv", "dataset.path=rare.csv", "dataset.target=kind",
+          "dataset.val_fraction=0.5", "dataset.test_fraction=0.4"],
+         "rare.csv: the training split has no sample of class 'cat' after stratification (2 in "
+         "all, at dataset.val_fraction=0.5, dataset.test_fraction=0.4)"),
+        (["experiment=iris", "class_weight={daisy: 2}"],
+         "class_weight: 'daisy' is not a class of the data; its classes: setosa, versicolor,"),
+        (["experiment=iris", "updater=lbfgs", "updater.momentum=0", "scheduler=none",
+          "penalty=l1"],
+         "penalty=l1 is not allowed with updater=lbfgs: its L1"),
+        (["experiment=iris", "alpha=-0.5"], "alpha must be a number >= 0"),
+        (["experiment=iris", "epochs=5", "patience=6"], "patience must be an integer from 1 to epochs (5), or null"),
+    ],
+    ids=["one-class", "class-missing-from-train", "class-weight", "l1-lbfgs", "alpha", "patience"],
+)  # fmt: skip
+def test_each_bad_input_of_the_issue_is_one_line_and_leaves_no_run_dir(tmp_path, args, message):
+    (tmp_path / "one.csv").write_text("f1,kind\n1,ant\n2,ant\n3,ant\n4,ant\n")
+    rows = "".join(f"{i},{'ant' if i % 2 else 'bee'}\n" for i in range(40))
+    (tmp_path / "rare.csv").write_text(f"f1,kind\n{rows}98,cat\n99,cat\n")
+    proc = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)  # three classes but one.csv
+    assert_one_line_error(proc, message)
+    assert not (tmp_path / "run").exists()
