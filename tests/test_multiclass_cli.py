@@ -241,7 +241,8 @@ def test_bad_k_class_input_is_one_line_with_nothing_written(tmp_path, args, mess
           "penalty=l1"],
          "penalty=l1 is not allowed with updater=lbfgs: its L1"),
         (["experiment=iris", "alpha=-0.5"], "alpha must be a number >= 0"),
-        (["experiment=iris", "epochs=5", "patience=6"], "patience must be an integer from 1 to epochs (5), or null"),
+        (["experiment=iris", "epochs=5", "patience=6"],
+         "patience must be an integer from 1 to epochs (5), or null"),
     ],
     ids=["one-class", "class-missing-from-train", "class-weight", "l1-lbfgs", "alpha", "patience"],
 )  # fmt: skip
