@@ -12,7 +12,14 @@ import signal
 import pytest
 import torch
 
-from tests.helpers import REPO, assert_one_line_error, read_metrics_json, run_cli
+from tests.helpers import (
+    REPO,
+    assert_one_line_error,
+    event_records,
+    read_metrics_json,
+    run_cli,
+    scalars,
+)
 from tests.sweeps.test_vectorized import assert_same_jobs, sweep
 from tests.test_resume import assert_same_run, signal_on_line, start_cli
 
@@ -57,6 +64,22 @@ def test_iris_trains_a_multinomial_model_and_evaluates_it(iris_run):
     matrix = saved["confusion_matrix"]
     assert len(matrix) == 3 and [sum(row) for row in matrix] == [10, 10, 10]
     assert 0.9 < saved["roc_auc"] <= 1.0
+
+
+def test_val_metrics_log_each_metric_per_epoch_and_the_test_splits_pictures(tmp_path):
+    proc = run_cli("experiment=wine", "epochs=4", "val_metrics=true", "hydra.run.dir=run",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    metrics = read_metrics_json(tmp_path / "run")
+    tags = scalars(tmp_path / "run")
+    for name in ("balanced_acc", "f1_macro", "f1_weighted", "roc_auc", "pr_auc", "brier"):
+        assert [step for step, _ in tags[f"val/{name}"]] == [1, 2, 3, 4], name
+        assert 0 <= metrics[f"test_{name}"] <= 1, name
+    images = {tag: (step, png) for tag, step, png in event_records(tmp_path / "run")
+              if tag in ("confusion_matrix", "reliability")}  # fmt: skip
+    assert images.keys() == {"confusion_matrix", "reliability"}
+    for step, png in images.values():
+        assert step == metrics["best_epoch"] and b"\x89PNG" in png  # an image plugin tensor
 
 
 def test_predict_writes_each_class_probability_and_the_class_name(iris_run):
