@@ -185,6 +185,29 @@ def test_a_ten_class_seed_and_lr_sweep_in_float32_is_the_basic_launchers_job_by_
     assert_same_jobs(basic_dir, vectorized_dir, 1e-4, picture=False)
 
 
+def test_every_penalty_by_both_updaters_on_three_classes_under_both_launchers(tmp_path):
+    args = ["experiment=iris", "epochs=3", "dtype=float64", "alpha=0.3",
+            "penalty=none,l2,l1,elasticnet", "updater=optim,manual"]  # fmt: skip
+    basic, basic_dir = sweep(tmp_path, "basic", *args)
+    assert basic.returncode == 0, basic.stderr
+    vectorized, vectorized_dir = sweep(tmp_path, "vectorized", *args, launcher="vectorized")
+    assert vectorized.returncode == 0, vectorized.stderr
+    assert_same_jobs(basic_dir, vectorized_dir, 1e-9, picture=False)
+    jobs = {}
+    for job in basic_dir.glob("000*"):
+        penalty, updater = re.search(r"penalty=(\w+),updater=(\w+)", job.name).groups()
+        jobs[penalty, updater] = job
+    weights = {}
+    for penalty in ("none", "l2", "l1", "elasticnet"):
+        optim, manual = (jobs[penalty, u] for u in ("optim", "manual"))
+        a, b = read_metrics_json(optim), read_metrics_json(manual)
+        for key in ("best_val_loss", "test_loss", "test_f1_macro", "best_epoch"):
+            assert a[key] == b[key], (penalty, key)  # the hand-written step, bit for bit
+        weights[penalty] = torch.load(optim / "best.pt", weights_only=True)["state_dict"]["w"]
+    for penalty in ("l2", "l1", "elasticnet"):  # each shrinks (3 epochs zero no weight yet)
+        assert weights[penalty].abs().sum() < weights["none"].abs().sum() - 1, penalty
+
+
 def test_a_k_class_run_stopped_by_sigterm_resumes_bit_for_bit(tmp_path):
     args = ("experiment=wine", "epochs=6", "updater.momentum=0.9")
     whole = run_cli(*args, "hydra.run.dir=whole", cwd=tmp_path)
