@@ -8,6 +8,7 @@ import csv
 import json
 import re
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,12 +163,7 @@ def test_each_k_class_job_is_what_the_basic_launcher_makes_of_it(tmp_path, extra
         "dataset=gaussian_classes", "dataset.n_samples=301", "epochs=3", "dtype=float64",
         *extra, "updater.lr=0.05,0.5", "updater.momentum=0,0.9",
     ]  # fmt: skip
-    basic, basic_dir = sweep(tmp_path, "basic", *args)
-    assert basic.returncode == 0, basic.stderr
-    vectorized, vectorized_dir = sweep(tmp_path, "vectorized", *args, launcher="vectorized")
-    assert vectorized.returncode == 0, vectorized.stderr
-    assert "group 1: 4 jobs" in vectorized.stdout + vectorized.stderr
-    assert_same_jobs(basic_dir, vectorized_dir, 1e-9, picture=False)
+    basic_dir = same_under_both_launchers(tmp_path, args, 1e-9, "group 1: 4 jobs")
     assert read_metrics_json(next(basic_dir.glob("0000_*")))["best_val_population_acc"] > 0.6
 
 
@@ -177,22 +173,25 @@ def test_a_ten_class_seed_and_lr_sweep_in_float32_is_the_basic_launchers_job_by_
     # in a metric, as they move the run from its float64 self by 6%; in float64 they agree
     # to 1e-9 (docs/sweeps-and-launchers.md)
     args = ["experiment=digits", "epochs=3", "seed=0,1", "updater.lr=0.05,0.1"]
+    same_under_both_launchers(tmp_path, args, 1e-4, "group 1: 4 jobs")
+
+
+def same_under_both_launchers(tmp_path, args, rel: float, grouped: str = "") -> Path:
+    """The sweep ``args`` under the basic and the vectorized launcher, equal job by job
+    within ``rel`` (the vectorized log says ``grouped``): the basic sweep's dir."""
     basic, basic_dir = sweep(tmp_path, "basic", *args)
     assert basic.returncode == 0, basic.stderr
     vectorized, vectorized_dir = sweep(tmp_path, "vectorized", *args, launcher="vectorized")
     assert vectorized.returncode == 0, vectorized.stderr
-    assert "group 1: 4 jobs" in vectorized.stdout + vectorized.stderr
-    assert_same_jobs(basic_dir, vectorized_dir, 1e-4, picture=False)
+    assert grouped in vectorized.stdout + vectorized.stderr
+    assert_same_jobs(basic_dir, vectorized_dir, rel, picture=False)
+    return basic_dir
 
 
 def test_every_penalty_by_both_updaters_on_three_classes_under_both_launchers(tmp_path):
     args = ["experiment=iris", "epochs=3", "dtype=float64", "alpha=0.3",
             "penalty=none,l2,l1,elasticnet", "updater=optim,manual"]  # fmt: skip
-    basic, basic_dir = sweep(tmp_path, "basic", *args)
-    assert basic.returncode == 0, basic.stderr
-    vectorized, vectorized_dir = sweep(tmp_path, "vectorized", *args, launcher="vectorized")
-    assert vectorized.returncode == 0, vectorized.stderr
-    assert_same_jobs(basic_dir, vectorized_dir, 1e-9, picture=False)
+    basic_dir = same_under_both_launchers(tmp_path, args, 1e-9)
     jobs = {}
     for job in basic_dir.glob("000*"):
         penalty, updater = re.search(r"penalty=(\w+),updater=(\w+)", job.name).groups()
