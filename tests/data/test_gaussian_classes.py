@@ -44,7 +44,6 @@ def test_the_classes_are_unit_gaussians_around_a_circle():
         (5, 2, None, [0.0] * 5),  # 5 classes in 2 features: singular covariances
         (10, 2, "random", "random"),  # any rule in 2 features: a polygon, exact
         (4, 3, "random", "random"),  # differences of rank 3: a 1-d integral of polygons
-        (6, 3, "random", "random"),
         (5, 4, "random", "random"),  # rank 4: the quasi-Monte Carlo mean
     ],
 )
