@@ -239,10 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = out or run.dir / EVALUATION_FILE
         if path.is_dir():  # said of the user's path, not of the temporary file beside it
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not args.no_pictures:
-            print(f"\n{write_pictures(evaluation, path)}", flush=True)
         with writing(path):
             write_evaluation(path, evaluation)
+        if not args.no_pictures:  # after the JSON, so an --out it cannot write is named
+            print(f"\n{write_pictures(evaluation, path)}", flush=True)
         print(f"\nwrote {display_path(path)}")
         return 0
 
