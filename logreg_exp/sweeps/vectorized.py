@@ -1,6 +1,6 @@
 """``hydra/launcher=vectorized``: the jobs of a sweep that differ only in elementwise updater
-hyperparameters (a learning-rate sweep), their seed or their fold train together as one
-stacked model.
+hyperparameters (a learning-rate sweep), their seed, their fold or their batch size train
+together as one stacked model.
 
 The launcher composes every job's config, groups the jobs whose configs are the same but for
 the values that act column by column (``updater.lr``, ``updater.momentum``,
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
 # Keys whose jobs train on data of their own, each column on its own (``group_run.data_key``)
 DATA_COLUMNS = ("seed", "dataset.fold")
+# Each column steps at its own minibatch boundaries on one pass (``stacked.BatchSizes``)
+BATCH_COLUMNS = ("batch_size",)
 MANUAL_COLUMNS = UPDATER_COLUMNS
 PENALTY_COLUMNS = ("penalty", "alpha", "l1_ratio")
 # Losses known to be a mean of per-sample losses that take reduction="none".
@@ -73,7 +75,7 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, "updater=lbfgs trains full batch, one model at a time"
     if task.get("patience") is not None:
         return None, "patience (early stopping) ends each job at an epoch of its own"
-    keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
+    keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS) + list(BATCH_COLUMNS)
     # each column has its own schedule (training.schedules) and penalty (training.penalties)
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     keys += list(PENALTY_COLUMNS)
