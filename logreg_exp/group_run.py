@@ -76,8 +76,9 @@ def run_job_group(
     prune: SuccessiveHalving | None = None,
 ) -> list[Outcome]:
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, their
-    seed, their fold and their batch size, trained as one stacked model (``training.stacked``); each job's dir
-    then gets what ``run_job`` would leave in it, its log file the same lines. The console
+    seed, their fold and their batch size, trained as one stacked model
+    (``training.stacked``); each job's dir then gets what ``run_job`` would leave in it, its
+    log file the same lines. The console
     gets one line an epoch for the group. Ctrl-C stops the group: every job interrupted, its
     files written. Where neither the config nor the launcher sets the threads, a small
     stacked model gets one. Jobs of other seeds or folds train on their own data
@@ -181,6 +182,7 @@ def train_part(
     def make_updater(params: list[torch.nn.Parameter], columns: slice) -> Any:
         built = stacked_updater(params, optimizer_cls, per_job[columns])
         return penalized(built, params[0], settings[columns])
+
     loss_fn = ColumnLosses(
         build_loss(
             OmegaConf.structured(first.loss),

@@ -64,9 +64,10 @@ PENALTY_COLUMNS = ("penalty", "alpha", "l1_ratio")
 PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
 
 
-def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
+def column_keys(task: dict[str, Any], batch_sizes: bool = True) -> tuple[list[str] | None, str]:
     """The dotted keys of ``task`` (a job's config, resolved) whose values may differ within a
-    group, or None and why the job cannot be grouped."""
+    group, or None and why the job cannot be grouped. ``batch_sizes``: False keeps each batch
+    size a group of its own (a benchmarking switch)."""
     updater = task["updater"]
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
@@ -75,7 +76,8 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
         return None, "updater=lbfgs trains full batch, one model at a time"
     if task.get("patience") is not None:
         return None, "patience (early stopping) ends each job at an epoch of its own"
-    keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS) + list(BATCH_COLUMNS)
+    keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
+    keys += list(BATCH_COLUMNS) if batch_sizes else []
     # each column has its own schedule (training.schedules) and penalty (training.penalties)
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     keys += list(PENALTY_COLUMNS)
@@ -103,15 +105,17 @@ class Group:
     differ: list[str] = field(default_factory=list)
 
 
-def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, str]]:
+def group_jobs(
+    tasks: Sequence[dict[str, Any]], batch_sizes: bool = True
+) -> tuple[list[Group], dict[int, str]]:
     """Groups of two or more jobs of ``tasks`` (resolved configs), in order of their first job;
     and each job that trains alone, with why (one that shares its config with no other job
-    has no reason)."""
+    has no reason). ``batch_sizes``: as ``column_keys``."""
     groups: dict[str, Group] = {}
     alone: dict[int, str] = {}
     flat = [flatten(task) for task in tasks]
     for i, task in enumerate(tasks):
-        keys, reason = column_keys(task)
+        keys, reason = column_keys(task, batch_sizes)
         if keys is None:
             alone[i] = reason
             continue
@@ -308,14 +312,18 @@ class VectorizedSweep:
         derive_configs: bool = True,
         lean_setup: bool = True,
         prune: Any = None,
+        group_batch_sizes: bool = True,
     ) -> None:
         """Benchmarking switches, each turning one piece of the speed machinery off
         (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
-        ``run_job``). The run dirs' files are the same either way.
+        ``run_job``), ``group_batch_sizes`` (``stacked.BatchSizes``; off: a group a batch
+        size). The run dirs' files are the same either way (without ``group_batch_sizes``,
+        their numbers to rounding: a minibatch's gradient is summed chunk by chunk).
         ``prune``: successive halving of each group's columns (``training.pruning``)."""
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
+        self.group_batch_sizes = group_batch_sizes
         # checked before the sweep begins (``callback.launcher_problem``)
         self.prune = SuccessiveHalving.from_config(prune)
         self.config: DictConfig | None = None
@@ -356,7 +364,7 @@ class VectorizedSweep:
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
             import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
-        groups, alone = group_jobs(tasks)
+        groups, alone = group_jobs(tasks, self.group_batch_sizes)
         lines = grouping_lines(groups, alone, initial_job_idx, len(configs))
         log.info("Launching %s", lines[0])
         for line in lines[1:]:

@@ -416,11 +416,13 @@ class BatchSizes:
         self.chunk = math.gcd(*self.sizes)
         self.column_sizes = list(sizes)
         self.steps_per_epoch = [math.ceil(n_train / size) for size in sizes]
+        self.params = list(model.parameters())
+        self.sums = [torch.zeros_like(p) for p in self.params]
         self.updaters = []
         for block in self.blocks:  # views: a block's step writes into the stacked parameters
-            views = [nn.Parameter(p.detach()[..., block]) for p in model.parameters()]
-            self.updaters.append((views, make_updater(views, block)))
-        self.sums = [torch.zeros_like(p) for p in model.parameters()]
+            views = [nn.Parameter(p.detach()[..., block]) for p in self.params]
+            sums = [total[..., block] for total in self.sums]
+            self.updaters.append((views, sums, make_updater(views, block)))
         self.done = 0  # samples of the epoch so far
         self.started = [0] * len(self.blocks)  # where each block's minibatch started
 
@@ -431,35 +433,34 @@ class BatchSizes:
     def train_chunk(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A chunk's forward and gradient sums; then the step of each block whose minibatch
         it completes. The columns' mean losses (K,) over the chunk and its scores."""
-        model = self.model
-        for p in model.parameters():
+        for p in self.params:
             p.grad = None
-        losses, scores = losses_and_gradients(model, self.loss_fn, x, y, summed=True)
+        losses, scores = losses_and_gradients(self.model, self.loss_fn, x, y, summed=True)
         with torch.no_grad():
-            for total, p in zip(self.sums, model.parameters(), strict=True):
+            for total, p in zip(self.sums, self.params, strict=True):
                 total.add_(p.grad)
             self.done += y.shape[-1]
             end = self.done == self.n_train
             for j, size in enumerate(self.sizes):
                 if self.done % size and not end:
                     continue
-                block, (views, updater) = self.blocks[j], self.updaters[j]
+                views, sums, updater = self.updaters[j]
                 scale = 1.0 / (self.done - self.started[j])
-                for view, total in zip(views, self.sums, strict=True):
-                    view.grad = total[..., block] * scale
+                for view, total in zip(views, sums, strict=True):
+                    view.grad = total * scale
                 updater.step()
-                for total in self.sums:
-                    total[..., block].zero_()
+                for total in sums:
+                    total.zero_()
                 self.started[j] = 0 if end else self.done
             if end:
                 self.done = 0
         return losses, scores
 
     def learning_rates(self) -> list[float]:
-        return [lr for _, updater in self.updaters for lr in learning_rates(updater)]
+        return [lr for *_, updater in self.updaters for lr in learning_rates(updater)]
 
     def set_learning_rates(self, lrs: Sequence[float]) -> None:
-        for block, (_, updater) in zip(self.blocks, self.updaters, strict=True):
+        for block, (*_, updater) in zip(self.blocks, self.updaters, strict=True):
             set_learning_rates(updater, list(lrs)[block])
 
 

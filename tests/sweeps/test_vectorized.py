@@ -48,16 +48,18 @@ def test_jobs_that_differ_in_elementwise_values_form_one_group():
     tasks = [
         task("updater.lr=0.01"),
         task("updater.lr=0.1", "updater.momentum=0.9"),
-        task("updater.lr=0.1", "batch_size=16"),  # another batch size: another group
+        task("updater.lr=0.1", "batch_size=16"),  # another batch size: its own minibatches
         task("updater.lr=0.2", "batch_size=16"),
         task("updater.lr=0.3", "seed=1"),  # another seed: a column on data of its own
         task("updater.optimizer._target_=torch.optim.Rprop"),
         task("updater.optimizer._target_=torch.optim.Rprop", "updater.lr=0.1"),
+        task("updater.lr=0.1", "val_batch_size=64"),  # not a column's: another group
+        task("updater.lr=0.2", "val_batch_size=64"),
     ]
     groups, alone = group_jobs(tasks)
     assert [(g.jobs, g.differ) for g in groups] == [
-        ([0, 1, 4], ["seed", "updater.lr", "updater.momentum"]),
-        ([2, 3], ["updater.lr"]),
+        ([0, 1, 2, 3, 4], ["batch_size", "seed", "updater.lr", "updater.momentum"]),
+        ([7, 8], ["updater.lr"]),
     ]
     assert 4 not in alone
     assert (
