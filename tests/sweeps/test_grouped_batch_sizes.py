@@ -1,0 +1,108 @@
+"""hydra/launcher=vectorized over batch sizes: jobs of several batch sizes in one stacked
+model, each column stepping at its own minibatch boundaries (``stacked.BatchSizes``), each job
+what the basic launcher makes of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+import torch
+
+from tests.helpers import read_metrics_json, run_cli, scalars
+from tests.sweeps.test_vectorized import (
+    SMALL,
+    assert_same_jobs,
+    job_dirs,
+    start_vectorized_sweep,
+    sweep,
+)
+
+# SMALL trains on 200 samples: 8 divides them, 12, 24, 40 and 64 end on a partial minibatch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "rel"),
+    [
+        pytest.param(
+            ["dtype=float64", "batch_size=8,12,64", "updater.lr=0.05,0.5",
+             "updater.momentum=0.9", "scheduler=cosine"],
+            1e-9, marks=pytest.mark.hydra_lines,
+        ),
+        (["updater.optimizer._target_=torch.optim.Adam", "batch_size=16,40",
+          "updater.lr=0.01,0.1"], 1e-4),
+        (["dtype=float64", "updater=manual", "batch_size=8,24", "updater.lr=0.1,0.3",
+          "penalty=l1", "alpha=0.01", "scheduler=step", "scheduler.step_size=2"], 1e-9),
+        (["dtype=float64", "seed=0,1", "batch_size=8,32", "updater.lr=0.1"], 1e-9),
+    ],
+    ids=["sgd-momentum-cosine-f64", "adam-f32", "manual-l1-step-f64", "seeds-f64"],
+)  # fmt: skip
+def test_a_batch_size_grid_is_one_group_equal_to_the_basic_launchers(tmp_path, args, rel):
+    basic, basic_dir = sweep(tmp_path, "basic", *SMALL, *args)
+    assert basic.returncode == 0, basic.stderr
+    grouped, grouped_dir = sweep(tmp_path, "grouped", *SMALL, *args, launcher="vectorized")
+    assert grouped.returncode == 0, grouped.stderr
+    out = grouped.stdout + grouped.stderr
+    assert "Traceback" not in out
+    jobs = len(job_dirs(basic_dir))
+    assert f"Launching {jobs} jobs: {jobs} in 1 group trained as one, 0 alone" in out
+    assert re.search(r"group 1: \d+ jobs \(.*\), differing in batch_size", out), out
+    assert_same_jobs(basic_dir, grouped_dir, rel)
+
+
+@pytest.mark.slow
+def test_a_diverging_column_ends_diverged_at_its_own_step_and_the_others_train_on(tmp_path):
+    """lr 1e20 diverges at a step of its own batch size (its minibatches span chunks of 4
+    samples), as alone; the group's other jobs are what the basic launcher gives."""
+    args = [*SMALL, "dtype=float64", "updater.weight_decay=1", "batch_size=8,12",
+            "updater.lr=0.05,1e20"]  # fmt: skip
+    basic, basic_dir = sweep(tmp_path, "basic", *args)
+    grouped, grouped_dir = sweep(tmp_path, "grouped", *args, launcher="vectorized")
+    assert basic.returncode == grouped.returncode == 0, grouped.stderr
+    assert "4 in 1 group" in grouped.stdout + grouped.stderr
+    statuses = {d.name: read_metrics_json(d)["status"] for d in job_dirs(grouped_dir)}
+    assert sorted(statuses.values()) == ["completed", "completed", "diverged", "diverged"]
+    assert_same_jobs(basic_dir, grouped_dir, 1e-9)  # diverged_epoch and _step too
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_batch_size_group_with_every_job_interrupted(tmp_path):
+    proc = start_vectorized_sweep(
+        tmp_path, "batch_size=8,12", "updater.lr=0.01,0.1", "epochs=100000",
+        "dataset.n_samples=400",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    jobs = job_dirs(tmp_path / "sweep")
+    assert len(jobs) == 4
+    for job in jobs:
+        metrics = read_metrics_json(job)
+        assert metrics["status"] == "interrupted" and metrics["epochs_run"] >= 3
+        assert torch.load(job / "best.pt", weights_only=True)["epoch"] == metrics["best_epoch"]
+        assert len(scalars(job)["val/acc"]) == metrics["epochs_run"]
+    assert (tmp_path / "sweep" / "summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_dry_run_shows_the_batch_sizes_in_one_group(tmp_path):
+    proc = run_cli(
+        "-m", "hydra/launcher=vectorized", "updater.lr=0.01,0.1", "batch_size=8,32,128",
+        "dry_run=true", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "would train 6 jobs: 6 in 1 group trained as one, 0 alone" in proc.stdout
+    assert "group 1: 6 jobs (#0,1,2,3,4,5), differing in batch_size, updater.lr" in proc.stdout
+    assert not (tmp_path / "sweep").exists()
