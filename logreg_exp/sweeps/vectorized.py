@@ -23,6 +23,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import pickle
 import time
 from collections.abc import Sequence
@@ -122,8 +123,14 @@ def group_jobs(
         shared = {k: v for k, v in flat[i].items() if k not in keys}
         key = json.dumps(shared, sort_keys=True, default=str)
         groups.setdefault(key, Group(key)).jobs.append(i)
-    found = []
+    split = []
     for group in groups.values():
+        sizes = batch_size_sets({tasks[i]["batch_size"] for i in group.jobs})
+        for n, same_pass in enumerate(sizes):
+            jobs = [i for i in group.jobs if tasks[i]["batch_size"] in same_pass]
+            split.append(Group(f"{group.key}#{n}", jobs))
+    found = []
+    for group in sorted(split, key=lambda g: g.jobs[0]):
         if len(group.jobs) < 2:
             alone[group.jobs[0]] = ""
             continue
@@ -133,6 +140,25 @@ def group_jobs(
         ]
         found.append(group)
     return found, alone
+
+
+def batch_size_sets(sizes: set[int]) -> list[set[int]]:
+    """A group's batch sizes in sets that each train on one pass over the data, in chunks of
+    their greatest common divisor g (``stacked.BatchSizes``): n / g forward passes an epoch
+    against the sum of n / b that a group a batch size makes. From the smallest, a size
+    joins the first set with which g * sum(1 / b) stays at least 1/2 (up to twice the
+    forward passes: one pass saves a group's set-up, validation and files), so 8-128 (g 8)
+    is one set, 8 and 9 (g 1) two."""
+    sets: list[set[int]] = []
+    for size in sorted(sizes):
+        for n, same_pass in enumerate(sets):
+            joined = same_pass | {size}
+            if math.gcd(*joined) * sum(1 / b for b in joined) >= 0.5:
+                sets[n] = joined
+                break
+        else:
+            sets.append({size})
+    return sets
 
 
 def grouping_lines(

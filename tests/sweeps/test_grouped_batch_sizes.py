@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 
+from logreg_exp.sweeps.vectorized import batch_size_sets, group_jobs
 from tests.helpers import read_metrics_json, run_cli, scalars
 from tests.sweeps.test_vectorized import (
     SMALL,
@@ -19,9 +20,30 @@ from tests.sweeps.test_vectorized import (
     job_dirs,
     start_vectorized_sweep,
     sweep,
+    task,
 )
 
 # SMALL trains on 200 samples: 8 divides them, 12, 24, 40 and 64 end on a partial minibatch
+
+
+def test_batch_sizes_share_a_pass_where_the_chunks_of_their_gcd_are_not_too_many():
+    assert batch_size_sets({8, 16, 32, 64, 128}) == [{8, 16, 32, 64, 128}]
+    assert batch_size_sets({8, 12, 64}) == [{8, 12, 64}]  # chunks of 4
+    assert batch_size_sets({8, 9}) == [{8}, {9}]  # chunks of 1: 8 times the steps of 8
+    assert batch_size_sets({8, 9, 16, 18}) == [{8, 16}, {9, 18}]
+    assert batch_size_sets({32}) == [{32}]
+
+
+def test_jobs_of_batch_sizes_that_share_no_pass_form_groups_of_their_own():
+    tasks = [task(f"updater.lr={lr}", f"batch_size={b}") for b in (8, 9, 32) for lr in (0.1, 1)]
+    groups, alone = group_jobs(tasks)
+    assert [(g.jobs, g.differ) for g in groups] == [
+        ([0, 1, 4, 5], ["batch_size", "updater.lr"]),
+        ([2, 3], ["updater.lr"]),
+    ]
+    assert alone == {}
+    groups, _ = group_jobs(tasks, batch_sizes=False)  # the benchmarking switch
+    assert [g.jobs for g in groups] == [[0, 1], [2, 3], [4, 5]]
 
 
 @pytest.mark.slow
