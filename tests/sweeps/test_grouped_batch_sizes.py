@@ -4,10 +4,8 @@ what the basic launcher makes of it."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import time
 
 import pytest
 import torch
@@ -18,6 +16,7 @@ from tests.sweeps.test_vectorized import (
     SMALL,
     assert_same_jobs,
     job_dirs,
+    signal_after_epoch_3,
     start_vectorized_sweep,
     sweep,
     task,
@@ -97,16 +96,7 @@ def test_ctrl_c_stops_a_batch_size_group_with_every_job_interrupted(tmp_path):
         tmp_path, "batch_size=8,12", "updater.lr=0.01,0.1", "epochs=100000",
         "dataset.n_samples=400",
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
-                break
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+    signal_after_epoch_3(proc, signal.SIGINT)
     assert proc.returncode == 130
     jobs = job_dirs(tmp_path / "sweep")
     assert len(jobs) == 4

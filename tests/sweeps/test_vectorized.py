@@ -356,21 +356,27 @@ def start_vectorized_sweep(tmp_path: Path, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
-    proc = start_vectorized_sweep(
-        tmp_path, "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400"
-    )
+def signal_after_epoch_3(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to ``proc``'s session once it logs epoch 3 (of ``epochs=100000``), and
+    wait for it to end."""
     try:
         deadline = time.monotonic() + 120
         for line in proc.stdout:
             if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
                 break
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
+    proc = start_vectorized_sweep(
+        tmp_path, "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400"
+    )
+    signal_after_epoch_3(proc, signal.SIGINT)
     assert proc.returncode == 130
     for job in job_dirs(tmp_path / "sweep"):
         metrics = read_metrics_json(job)
