@@ -148,9 +148,11 @@ def batch_size_sets(sizes: set[int]) -> list[set[int]]:
     against the sum of n / b that a group a batch size makes. From the smallest, a size
     joins the first set with which g * sum(1 / b) stays at least 1/2 (up to twice the
     forward passes: one pass saves a group's set-up, validation and files), so 8-128 (g 8)
-    is one set, 8 and 9 (g 1) two."""
+    is one set, 8 and 9 (g 1) two. A size that is no positive int is a set of its own (its
+    jobs fail their config check alone)."""
+    valid = sorted(s for s in sizes if isinstance(s, int) and s > 0)
     sets: list[set[int]] = []
-    for size in sorted(sizes):
+    for size in valid:
         for n, same_pass in enumerate(sets):
             joined = same_pass | {size}
             if math.gcd(*joined) * sum(1 / b for b in joined) >= 0.5:
@@ -158,7 +160,7 @@ def batch_size_sets(sizes: set[int]) -> list[set[int]]:
                 break
         else:
             sets.append({size})
-    return sets
+    return sets + [{size} for size in sizes if size not in valid]
 
 
 def grouping_lines(

@@ -118,3 +118,16 @@ def test_a_dry_run_shows_the_batch_sizes_in_one_group(tmp_path):
     assert "would train 6 jobs: 6 in 1 group trained as one, 0 alone" in proc.stdout
     assert "group 1: 6 jobs (#0,1,2,3,4,5), differing in batch_size, updater.lr" in proc.stdout
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_batch_size_fails_its_jobs_alone(tmp_path):
+    proc, sweep_dir = sweep(
+        tmp_path, "bad", *SMALL, "batch_size=0,8,12", "updater.lr=0.1,0.2", launcher="vectorized"
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert "group 2: 4 jobs (#2,3,4,5), differing in batch_size, updater.lr" in out
+    statuses = [read_metrics_json(j)["status"] for j in job_dirs(sweep_dir)]
+    assert statuses == ["failed", "failed", "completed", "completed", "completed", "completed"]
+    assert read_metrics_json(job_dirs(sweep_dir)[0])["error"].startswith("batch_size")
