@@ -788,6 +788,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the subprocesses
+    # The commands run as on a user's machine, with Python's bytecode cache: where the
+    # environment turns it off (PYTHONDONTWRITEBYTECODE, as on these CI machines) every process
+    # would compile the package's modules afresh, and a sweep, which imports more of them,
+    # would pay more for it than the single run it is held against.
+    bytecode_off = os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None
     try:
         device = resolve_device(args.device)
     except ConfigError as err:
@@ -795,6 +800,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"python -m benchmarks.bench {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {machine(device)}")
     print(f"medians of {args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")
+    if bytecode_off:
+        print("PYTHONDONTWRITEBYTECODE dropped: the commands use the bytecode cache, as by default")
     if "loops" in parts:
         for size in (exercise, scale):
             bench_loops(size, args.device, args.repeats)
