@@ -131,3 +131,28 @@ def test_a_bad_batch_size_fails_its_jobs_alone(tmp_path):
     statuses = [read_metrics_json(j)["status"] for j in job_dirs(sweep_dir)]
     assert statuses == ["failed", "failed", "completed", "completed", "completed", "completed"]
     assert read_metrics_json(job_dirs(sweep_dir)[0])["error"].startswith("batch_size")
+
+
+@pytest.mark.slow
+def test_pruning_halves_a_batch_size_group_and_the_kept_jobs_are_the_basic_launchers(tmp_path):
+    args = ["epochs=4", "dataset.n_samples=400", "dtype=float64", "batch_size=8,12",
+            "updater.lr=0.001,1"]  # fmt: skip
+    basic, basic_dir = sweep(tmp_path, "basic", *args)
+    pruned, pruned_dir = sweep(
+        tmp_path, "pruned", *args, "+hydra.launcher.prune=2", launcher="vectorized"
+    )
+    assert basic.returncode == pruned.returncode == 0, pruned.stderr
+    assert "4 jobs, 2 completed, 2 pruned" in pruned.stdout + pruned.stderr
+    statuses = []
+    for a, b in zip(job_dirs(basic_dir), job_dirs(pruned_dir), strict=True):
+        ma, mb = read_metrics_json(a), read_metrics_json(b)
+        statuses.append(mb["status"])
+        if mb["status"] == "pruned":
+            assert (mb["pruned_epoch"], mb["epochs_run"]) == (2, 2)
+            kept, alone = scalars(b)["val/loss"], scalars(a)["val/loss"][:2]
+            assert [s for s, _ in kept] == [s for s, _ in alone] == [1, 2]
+            assert [v for _, v in kept] == pytest.approx([v for _, v in alone], rel=1e-9)
+        else:
+            assert mb["best_val_loss"] == pytest.approx(ma["best_val_loss"], rel=1e-9)
+            assert mb["epochs_run"] == 4
+    assert sorted(statuses) == ["completed", "completed", "pruned", "pruned"]
