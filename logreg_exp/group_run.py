@@ -78,15 +78,15 @@ def run_job_group(
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, their
     seed, their fold and their batch size, trained as one stacked model
     (``training.stacked``); each job's dir then gets what ``run_job`` would leave in it, its
-    log file the same lines. The console
-    gets one line an epoch for the group. Ctrl-C stops the group: every job interrupted, its
-    files written. Where neither the config nor the launcher sets the threads, a small
-    stacked model gets one. Jobs of other seeds or folds train on their own data
-    (``training.column_data``); a seed or fold whose data cannot be built fails its jobs
-    alone, and data of other sizes train as a group of their own, after. A group that
-    cannot be set up (its data cannot be read, its device is missing, it would not fit in
-    memory) fails each of its jobs alone, as the basic launcher fails them. ``prune``: the
-    successive halving of the columns (``hydra.launcher.prune``), None for none."""
+    log file the same lines. The console gets one line an epoch for the group. Ctrl-C stops
+    the group: every job interrupted, its files written. Where neither the config nor the
+    launcher sets the threads, a small stacked model gets one. Jobs of other seeds or folds
+    train on their own data (``training.column_data``); a seed or fold whose data cannot be
+    built fails its jobs alone, and data of other sizes train as a group of their own,
+    after. A group that cannot be set up (its data cannot be read, its device is missing, it
+    would not fit in memory) fails each of its jobs alone, as the basic launcher fails them.
+    ``prune``: the successive halving of the columns (``hydra.launcher.prune``), None for
+    none."""
     start = time.perf_counter()
     try:
         device, _ = place(members[0].settings, default_threads)
