@@ -28,7 +28,7 @@ from tests.sweeps.test_vectorized import (
 def test_batch_sizes_share_a_pass_where_the_chunks_of_their_gcd_are_not_too_many():
     assert batch_size_sets({8, 16, 32, 64, 128}) == [{8, 16, 32, 64, 128}]
     assert batch_size_sets({8, 12, 64}) == [{8, 12, 64}]  # chunks of 4
-    assert batch_size_sets({8, 9}) == [{8}, {9}]  # chunks of 1: 8 times the steps of 8
+    assert batch_size_sets({8, 9}) == [{8}, {9}]  # chunks of 1: 4x the two groups' steps
     assert batch_size_sets({8, 9, 16, 18}) == [{8, 16}, {9, 18}]
     assert batch_size_sets({32}) == [{32}]
 
@@ -91,12 +91,13 @@ def test_a_diverging_column_ends_diverged_at_its_own_step_and_the_others_train_o
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_batch_size_group_with_every_job_interrupted(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_a_batch_size_group_with_every_job_interrupted(tmp_path, sig):
     proc = start_vectorized_sweep(
         tmp_path, "batch_size=8,12", "updater.lr=0.01,0.1", "epochs=100000",
         "dataset.n_samples=400",
     )  # fmt: skip
-    signal_after_epoch_3(proc, signal.SIGINT)
+    signal_after_epoch_3(proc, sig)
     assert proc.returncode == 130
     jobs = job_dirs(tmp_path / "sweep")
     assert len(jobs) == 4
