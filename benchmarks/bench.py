@@ -487,6 +487,9 @@ QUICK_GOALS = (
 )
 
 
+SEPARATE = "  the same, a group a batch size"
+
+
 def bench_goals(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     """The vectorized launcher on the sweeps issue 24 sets goals for, against one single
     run in the same invocation: medians, the multiple of one run and the goal."""
@@ -499,6 +502,9 @@ def bench_goals(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
         vectorized = [lrs, *overrides, "hydra/launcher=vectorized"]
         named[label] = [*single[:3], "-m", *single[3:], *vectorized]
         goals[label] = goal
+    # the batch-size grid again with a group a batch size, as before batch sizes were grouped
+    grid = (QUICK_GOALS if quick else GOALS)[0][0]
+    named[SEPARATE] = [*named[grid], "+hydra.launcher.group_batch_sizes=false"]
     run = run_in(tmp, itertools.count(), "goals")
     times = interleaved(list(named), repeats, lambda n: run(named[n]), lambda _: repeats)
     one = statistics.median(times["single"])
