@@ -521,6 +521,9 @@ QUICK_GOALS = (
 )
 
 
+SEPARATE = "  the same, a group a batch size"
+
+
 def bench_goals(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
     """The vectorized launcher on the sweeps issue 24 sets goals for, against one single
     run in the same invocation: medians, the multiple of one run and the goal."""
@@ -533,6 +536,9 @@ def bench_goals(quick: bool, device_name: str, repeats: int, tmp: Path) -> None:
         vectorized = [lrs, *overrides, "hydra/launcher=vectorized"]
         named[label] = [*single[:3], "-m", *single[3:], *vectorized]
         goals[label] = goal
+    # the batch-size grid again with a group a batch size, as before batch sizes were grouped
+    grid = (QUICK_GOALS if quick else GOALS)[0][0]
+    named[SEPARATE] = [*named[grid], "+hydra.launcher.group_batch_sizes=false"]
     run = run_in(tmp, itertools.count(), "goals")
     times = interleaved(list(named), repeats, lambda n: run(named[n]), lambda _: repeats)
     one = statistics.median(times["single"])
@@ -816,6 +822,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the subprocesses
+    # The commands run as on a user's machine, with Python's bytecode cache: where the
+    # environment turns it off (PYTHONDONTWRITEBYTECODE, as on these CI machines) every process
+    # would compile the package's modules afresh, and a sweep, which imports more of them,
+    # would pay more for it than the single run it is held against.
+    bytecode_off = os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None
     try:
         device = resolve_device(args.device)
     except ConfigError as err:
@@ -823,6 +834,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"python -m benchmarks.bench {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"machine: {machine(device)}")
     print(f"medians of {args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")
+    if bytecode_off:
+        print("PYTHONDONTWRITEBYTECODE dropped: the commands use the bytecode cache, as by default")
     if "loops" in parts:
         for size in (exercise, scale):
             bench_loops(size, args.device, args.repeats)

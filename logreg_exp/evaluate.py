@@ -2,7 +2,8 @@
 run's best model (``best.pt``) on the splits of its own data, rebuilt from the run's saved
 config: loss, accuracy, ROC AUC, the other metrics of ``training.metrics``, the confusion
 matrix and the reliability diagram's bins of each split, printed and written to
-``evaluation.json`` in the run dir.
+``evaluation.json`` in the run dir, the confusion matrix and the reliability diagram of each
+split drawn beside it (``evaluation_confusion_matrix_test.png`` ..., with matplotlib).
 
 The same config and seed give the same splits, so the data are rebuilt rather than stored;
 the rebuilt preprocessing is checked against the run's ``preprocessing.json``, which catches
@@ -31,11 +32,12 @@ from torch.utils.data import TensorDataset
 
 from logreg_exp.data.loaders import make_loader
 from logreg_exp.errors import ConfigError, run_command
-from logreg_exp.files import display_path, writable, writing
+from logreg_exp.files import display_path, writable, write_bytes, writing
 from logreg_exp.provenance import provenance_lines, read_provenance
 from logreg_exp.results import write_evaluation
-from logreg_exp.run_files import EVALUATION_FILE
+from logreg_exp.run_files import EVALUATION_FILE, EVALUATION_PICTURE
 from logreg_exp.saved_run import SavedRun, open_run
+from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.training.build import build_data, build_loss, class_weights_for
 from logreg_exp.training.loop import evaluate
 from logreg_exp.training.metrics import classification_metrics, reliability
@@ -178,6 +180,32 @@ def aligned(rows: list[list[str]]) -> list[str]:
     ]
 
 
+def write_pictures(evaluation: dict[str, Any], beside: Path) -> str:
+    """Each split's confusion matrix and reliability diagram as PNGs beside the JSON file
+    ``beside`` (``{stem}_{picture}_{split}.png``, never a name the run itself writes); the
+    line that says where, or that matplotlib is missing."""
+    if not is_installed("matplotlib"):
+        from logreg_exp.tracking.metric_plots import NO_MATPLOTLIB
+
+        return f"pictures skipped: {NO_MATPLOTLIB}"
+    from logreg_exp.tracking.metric_plots import confusion_picture, reliability_picture
+
+    classes, paths = evaluation["classes"], []
+    for split, r in evaluation["splits"].items():
+        pictures = {
+            "confusion_matrix": confusion_picture(r["confusion_matrix"], classes, split),
+            "reliability": reliability_picture(r["reliability"], len(classes) == 2, split),
+        }
+        for name, picture in pictures.items():
+            path = beside.with_name(
+                EVALUATION_PICTURE.format(stem=beside.stem, picture=name, split=split)
+            )
+            with writing(path):
+                paths.append(write_bytes(path, picture.png))
+    pattern = EVALUATION_PICTURE.format(stem=beside.stem, picture="*", split="*")
+    return f"wrote {len(paths)} pictures: {display_path(beside.with_name(pattern))}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m logreg_exp.evaluate",
@@ -194,7 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        help=f"where to write the numbers as JSON (default: RUN_DIR/{EVALUATION_FILE})",
+        help=f"where to write the numbers as JSON (default: RUN_DIR/{EVALUATION_FILE}); the "
+        "pictures go beside it, named after it",
+    )
+    parser.add_argument(
+        "--no-pictures", action="store_true", help="write no PNGs (they take a second or so)"
     )
     args = parser.parse_args(argv)
 
@@ -209,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         with writing(path):
             write_evaluation(path, evaluation)
+        if not args.no_pictures:  # after the JSON, so an --out it cannot write is named
+            print(f"\n{write_pictures(evaluation, path)}", flush=True)
         print(f"\nwrote {display_path(path)}")
         return 0
 

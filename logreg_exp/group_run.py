@@ -4,6 +4,7 @@ left with the files a single run leaves (``job_report``)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from logreg_exp.data.loaders import rebatched
 from logreg_exp.errors import OutputError
 from logreg_exp.files import settle, synced_together
 from logreg_exp.job_report import (
@@ -38,6 +40,7 @@ from logreg_exp.training.penalties import penalized
 from logreg_exp.training.pruning import SuccessiveHalving
 from logreg_exp.training.schedules import schedule_for
 from logreg_exp.training.stacked import (
+    BatchSizes,
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
@@ -73,16 +76,17 @@ def run_job_group(
     prune: SuccessiveHalving | None = None,
 ) -> list[Outcome]:
     """The jobs ``members``, which differ only in elementwise updater hyperparameters, their
-    seed and their fold, trained as one stacked model (``training.stacked``); each job's dir
-    then gets what ``run_job`` would leave in it, its log file the same lines. The console
-    gets one line an epoch for the group. Ctrl-C stops the group: every job interrupted, its
-    files written. Where neither the config nor the launcher sets the threads, a small
-    stacked model gets one. Jobs of other seeds or folds train on their own data
-    (``training.column_data``); a seed or fold whose data cannot be built fails its jobs
-    alone, and data of other sizes train as a group of their own, after. A group that
-    cannot be set up (its data cannot be read, its device is missing, it would not fit in
-    memory) fails each of its jobs alone, as the basic launcher fails them. ``prune``: the
-    successive halving of the columns (``hydra.launcher.prune``), None for none."""
+    seed, their fold and their batch size, trained as one stacked model
+    (``training.stacked``); each job's dir then gets what ``run_job`` would leave in it, its
+    log file the same lines. The console gets one line an epoch for the group. Ctrl-C stops
+    the group: every job interrupted, its files written. Where neither the config nor the
+    launcher sets the threads, a small stacked model gets one. Jobs of other seeds or folds
+    train on their own data (``training.column_data``); a seed or fold whose data cannot be
+    built fails its jobs alone, and data of other sizes train as a group of their own,
+    after. A group that cannot be set up (its data cannot be read, its device is missing, it
+    would not fit in memory) fails each of its jobs alone, as the basic launcher fails them.
+    ``prune``: the successive halving of the columns (``hydra.launcher.prune``), None for
+    none."""
     start = time.perf_counter()
     try:
         device, _ = place(members[0].settings, default_threads)
@@ -112,6 +116,8 @@ class DataPart:
     jobs: list[int]
     pipelines: list[Pipeline]
     data_of: list[int]
+    # what building each pipeline logged (the data read), for its jobs' log files
+    data_lines: list[list[logging.LogRecord]]
 
 
 def data_parts(
@@ -121,14 +127,15 @@ def data_parts(
     group, as a learning-rate sweep); else a pipeline per seed and fold, those whose splits
     have the same sizes in one part (two classes, no class weights; else one part a data
     set). A data set that cannot be built fails its jobs (``outcomes``) and leaves the
-    others to train."""
+    others to train. A part's jobs are in order of their batch size."""
     by_data: dict[tuple[Any, ...], list[int]] = {}
     for i, member in enumerate(members):
         by_data.setdefault(data_key(member.settings), []).append(i)
-    by_size: dict[Any, list[tuple[list[int], Pipeline]]] = {}
+    by_size: dict[Any, list[tuple[list[int], Pipeline, list[logging.LogRecord]]]] = {}
     for key, jobs in by_data.items():
         try:
-            pipeline = build_pipeline(members[jobs[0]].settings, device)
+            with recorded_lines() as lines:
+                pipeline = build_pipeline(members[jobs[0]].settings, device)
         except Exception as err:  # this seed's or fold's data: its jobs fail, as alone
             for i in jobs:
                 outcomes[i] = fail_member(members[i], err, time.perf_counter() - start)
@@ -136,14 +143,32 @@ def data_parts(
         # C classes, or class weights of each split's own counts: a data set at a time
         shared = pipeline.model.n_classes == 2 and pipeline.class_weights is None
         size = (pipeline.n_train, pipeline.n_val) if shared else key
-        by_size.setdefault(size, []).append((jobs, pipeline))
+        by_size.setdefault(size, []).append((jobs, pipeline, lines))
     parts = []
     for same_size in by_size.values():
-        data_of = {i: d for d, (jobs, _) in enumerate(same_size) for i in jobs}
-        jobs = sorted(data_of)
-        pipelines = [pipeline for _, pipeline in same_size]
-        parts.append(DataPart(jobs, pipelines, [data_of[i] for i in jobs]))
+        data_of = {i: d for d, (jobs, _, _) in enumerate(same_size) for i in jobs}
+        # the columns of a batch size side by side (``stacked.BatchSizes``)
+        jobs = sorted(data_of, key=lambda i: (members[i].settings.batch_size, i))
+        pipelines = [pipeline for _, pipeline, _ in same_size]
+        data_lines = [lines for _, _, lines in same_size]
+        parts.append(DataPart(jobs, pipelines, [data_of[i] for i in jobs], data_lines))
     return parts
+
+
+@contextmanager
+def recorded_lines() -> Iterator[list[logging.LogRecord]]:
+    """The log records of the block, logged as ever and kept: what building a data set
+    says (``load_dataset``: the table read, its labels) goes into each of its jobs' log
+    files too, as a job alone logs it."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
 
 
 def train_part(
@@ -161,17 +186,23 @@ def train_part(
     pipelines, data_of = part.pipelines, part.data_of
     pipeline = pipelines[0]
     threads = training_threads(first, default_threads, pipeline, len(members))
+    sizes = [s.batch_size for s in settings]
+    chunk = math.gcd(*sizes) if len(set(sizes)) > 1 else None
     if len(pipelines) == 1:
         model = StackedLogisticRegression(pipeline.model, len(members))
         train_loader, val_loader = pipeline.train_loader, pipeline.val_loader
+        if chunk is not None:
+            train_loader = rebatched(train_loader, chunk)
     else:
         model = StackedLogisticRegression.of_columns([pipelines[d].model for d in data_of])
-        train_loader = ColumnBatches([p.train_loader for p in pipelines], data_of)
+        train_loader = ColumnBatches([p.train_loader for p in pipelines], data_of, chunk)
         val_loader = ColumnBatches([p.val_loader for p in pipelines], data_of)
     optimizer_cls, per_job = stacking_of([m.updater for m in members])
-    updater = penalized(
-        stacked_updater(list(model.parameters()), optimizer_cls, per_job), model.w, settings
-    )
+
+    def make_updater(params: list[torch.nn.Parameter], columns: slice) -> Any:
+        built = stacked_updater(params, optimizer_cls, per_job[columns])
+        return penalized(built, params[0], settings[columns])
+
     loss_fn = ColumnLosses(
         build_loss(
             OmegaConf.structured(first.loss),
@@ -180,6 +211,11 @@ def train_part(
             reduction="none",
         )
     )
+    batch_sizes = None
+    if chunk is None:
+        updater = make_updater(list(model.parameters()), slice(None))
+    else:
+        updater = batch_sizes = BatchSizes(model, loss_fn, sizes, pipeline.n_train, make_updater)
     progress = GroupProgress(len(members), first.epochs, [m.job_dir.name for m in members])
     with GracefulInterrupt() as interrupt:
         results = fit_stacked(
@@ -187,7 +223,7 @@ def train_part(
             epochs=first.epochs, device=device, monitor=Monitor(first.monitor),
             evaluators=[pipelines[d].epoch_evaluators for d in data_of], on_epoch=progress,
             stop_requested=(lambda: True) if interrupted else interrupt,
-            schedule=schedule_for(updater, settings), prune=prune,
+            schedule=schedule_for(updater, settings), prune=prune, batch_sizes=batch_sizes,
         )  # fmt: skip
         trained_s = time.perf_counter() - start
         stopped_by = interrupt.received.name if interrupt.received else None
@@ -202,7 +238,7 @@ def train_part(
                     try:
                         outcome = write_member(
                             member, settings[k], results[k], pipelines[data_of[k]], threads,
-                            trained_s, picture, stopped_by, started,
+                            trained_s, picture, stopped_by, started, part.data_lines[data_of[k]],
                         )  # fmt: skip
                         settle()  # its metrics.json on disk: the job counts as written
                     except OutputError as err:  # a full disk: this job failed, as alone
@@ -240,11 +276,14 @@ def write_member(
     picture: Picture | None,
     stopped_by: str | None = None,
     started: str | None = None,
+    data_lines: Sequence[logging.LogRecord] = (),
 ) -> Outcome:
     """What ``run_job`` leaves in the dir of a group's job, its lines in its log file;
     ``stopped_by``: the signal that stopped the group; ``started``: when the group started
-    (ISO 8601), for its provenance."""
+    (ISO 8601), for its provenance; ``data_lines``: what building its data logged."""
     with logging_only_to(member.log_file, member.log_format):
+        for record in data_lines:
+            logging.getLogger(record.name).handle(record)
         log_what_trains(pipeline, settings, pipeline.device, threads)
         report = JobReport(
             member.cfg, settings, member.job_dir, member.choices, member.swept,

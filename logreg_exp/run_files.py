@@ -12,6 +12,8 @@ CHECKPOINT_FILE = "best.pt"  # the best epoch's model (training.checkpoints)
 DECISION_BOUNDARY_FILE = "decision_boundary.png"  # the picture (tracking.plots)
 METRICS_FILE = "metrics.json"  # how the run ended and its best epoch (results)
 EVALUATION_FILE = "evaluation.json"  # python -m logreg_exp.evaluate's (results)
+# its pictures, beside that JSON (evaluate): evaluation_confusion_matrix_test.png ...
+EVALUATION_PICTURE = "{stem}_{picture}_{split}.png"
 # TensorBoard's event files: events.out.tfevents.<seconds>.<host>.<pid>.<n>[suffix]
 EVENTS_PREFIX = "events.out.tfevents."  # (tracking.events)
 PICTURE_EVENTS_SUFFIX = ".picture"  # an event file that holds one picture (tracking.images)

@@ -35,6 +35,27 @@ os.environ[SESSION_MARK] = f"{os.getpid()}-{time.time_ns()}"
 PYTEST_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "loky")
 
 
+QUICK_TIER = "not slow"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The quick tier (``-m "not slow"``, no ``-n`` given) runs on one pytest-xdist worker per
+    core: its tests are independent, in-process and CPU-bound, and one process leaves a core
+    idle. Any other selection runs in one process, the slow tier above all: its end-to-end
+    runs start servers and a cluster, time signals, and use the cores by themselves."""
+    quick = (config.getoption("markexpr") or "").strip() == QUICK_TIER
+    if (
+        quick
+        and config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")  # an xdist worker itself
+        and config.getoption("numprocesses", None) is None
+        and not config.getoption("collectonly")
+        and not config.getoption("usepdb")
+    ):
+        config.option.numprocesses = "auto"
+
+
 def processes_left(basetemp: Path) -> list[str]:
     """The processes this session started that still run: the pytest process's descendants,
     and any process with the session's mark in its environment or its tmp dir in its command

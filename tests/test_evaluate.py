@@ -9,6 +9,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,57 @@ def test_evaluate_errors_name_the_users_out_not_a_temporary_file(
     assert proc.returncode == 1 and proc.stderr == message + "\n"
     assert proc.stdout.startswith(f"{cli_csv_run[0]}: best.pt of epoch ")  # the numbers first
     assert list((tmp_path / "outdir").iterdir()) == []
+
+
+def run_files(run_dir):
+    return {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_evaluate_draws_each_splits_pictures_beside_its_json_and_no_run_file_changes(
+    cli_csv_run, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(cli_csv_run[0], run_dir)
+    before = run_files(run_dir)
+    proc = evaluate_cli(run_dir, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\nwrote 6 pictures: run/evaluation_*_*.png\n" in proc.stdout  # from tmp_path
+    after = run_files(run_dir)
+    assert {path: after[path] for path in before} == before  # the run's own files as they were
+    new = sorted(str(path) for path in set(after) - set(before))
+    assert new == sorted(
+        ["evaluation.json"]
+        + [f"evaluation_{what}_{split}.png" for what in ("confusion_matrix", "reliability")
+           for split in ("train", "val", "test")]
+    )  # fmt: skip
+    assert all(after[Path(name)].startswith(b"\x89PNG") for name in new if name.endswith(".png"))
+    # --out elsewhere: the pictures follow it; --no-pictures: none
+    proc = evaluate_cli(run_dir, "--split", "val", "--out", tmp_path / "e.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.glob("e_*.png")) == [
+        "e_confusion_matrix_val.png", "e_reliability_val.png"
+    ]  # fmt: skip
+    proc = evaluate_cli(run_dir, "--out", tmp_path / "f.json", "--no-pictures", cwd=tmp_path)
+    assert proc.returncode == 0 and "pictures" not in proc.stdout
+    assert not list(tmp_path.glob("f_*"))
+
+
+@pytest.mark.slow
+def test_evaluate_without_matplotlib_says_so_in_one_line_and_prints_the_tables(
+    cli_csv_run, tmp_path
+):
+    run = (  # as python -m logreg_exp.evaluate, with matplotlib not installed
+        "import runpy, sys; sys.modules['matplotlib'] = None; sys.argv[1:] = sys.argv[2:]; "
+        "runpy.run_module('logreg_exp.evaluate', run_name='__main__')"
+    )
+    out = tmp_path / "e.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", run, "evaluate", str(cli_csv_run[0]), "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "confusion matrix, test" in proc.stdout and "reliability, test" in proc.stdout
+    skipped = "pictures skipped: matplotlib is not installed (pip install 'logreg-exp[plots]')"
+    assert proc.stdout.count(skipped) == 1 and out.exists()
+    assert not list(tmp_path.glob("*.png"))

@@ -7,14 +7,19 @@ import weakref
 import pytest
 
 from logreg_exp import single_run
-from logreg_exp.startup import long_lived_objects, modules_for
+from logreg_exp.startup import import_heavy_modules, long_lived_objects, modules_for
 from logreg_exp.training import build
 from tests.helpers import compose_config
 
 
 def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monkeypatch):
     # a multirun runs jobs one after another in one process: each job's dataset, model and
-    # optimizer must go when it ends, though the build ran under long_lived_objects()
+    # optimizer must go when it ends, though the build ran under long_lived_objects(). The
+    # entrypoint imports what a run needs first: a module imported for the first time inside
+    # a job (this test first in its process, as under pytest-xdist) can leave an exception's
+    # traceback in a cycle that holds the job's frames until the next collection.
+    cfg = compose_config("epochs=1", "dataset.n_samples=400")
+    import_heavy_modules(cfg)
     built = []
 
     def spy(cfg, device):
@@ -25,7 +30,7 @@ def test_a_finished_run_frees_its_experiment_without_a_collection(tmp_path, monk
 
     monkeypatch.setattr(single_run, "build_pipeline", spy)
     for num in range(2):
-        single_run.run_job(compose_config("epochs=1", "dataset.n_samples=400"), tmp_path / str(num))
+        single_run.run_job(cfg.copy(), tmp_path / str(num))
         assert [ref() for ref in built[-1]] == [None] * 5, num
 
 

@@ -244,7 +244,7 @@ class GaussianClasses(Dataset):
     name = "gaussian_classes"
     schema = GaussianClassesConfig
     generated = True
-    imports = ("scipy.stats",)  # its population accuracy, for K >= 3
+    imports = ("scipy.special",)  # its population accuracy, for K >= 3
 
     def n_features(self) -> int:
         return int(self.cfg.n_features)

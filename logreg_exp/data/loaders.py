@@ -290,6 +290,17 @@ def as_is(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
 
 
+def rebatched(loader: DataLoader, batch_size: int) -> DataLoader:
+    """``loader``'s data, shuffling generator and order (one permutation an epoch, whatever
+    the batch size) in minibatches of ``batch_size``; ``loader`` itself must not be iterated
+    any more."""
+    batches = loader.dataset
+    assert isinstance(batches, Minibatches)
+    return make_loader(
+        batches.dataset, batch_size, batches.shuffle, batches.generator, loader.pin_memory
+    )
+
+
 def make_loader(
     dataset: TensorDataset,
     batch_size: int,

@@ -1,6 +1,6 @@
 """``hydra/launcher=vectorized``: the jobs of a sweep that differ only in elementwise updater
-hyperparameters (a learning-rate sweep), their seed or their fold train together as one
-stacked model.
+hyperparameters (a learning-rate sweep), their seed, their fold or their batch size train
+together as one stacked model.
 
 The launcher composes every job's config, groups the jobs whose configs are the same but for
 the values that act column by column (``updater.lr``, ``updater.momentum``,
@@ -23,6 +23,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import pickle
 import time
 from collections.abc import Sequence
@@ -56,15 +57,18 @@ log = logging.getLogger(__name__)
 UPDATER_COLUMNS = ("lr", "momentum", "weight_decay")
 # Keys whose jobs train on data of their own, each column on its own (``group_run.data_key``)
 DATA_COLUMNS = ("seed", "dataset.fold")
+# Each column steps at its own minibatch boundaries on one pass (``stacked.BatchSizes``)
+BATCH_COLUMNS = ("batch_size",)
 MANUAL_COLUMNS = UPDATER_COLUMNS
 PENALTY_COLUMNS = ("penalty", "alpha", "l1_ratio")
 # Losses known to be a mean of per-sample losses that take reduction="none".
 PER_SAMPLE_LOSSES = ("torch.nn.BCEWithLogitsLoss", "logreg_exp.training.model.SigmoidBCELoss")
 
 
-def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
+def column_keys(task: dict[str, Any], batch_sizes: bool = True) -> tuple[list[str] | None, str]:
     """The dotted keys of ``task`` (a job's config, resolved) whose values may differ within a
-    group, or None and why the job cannot be grouped."""
+    group, or None and why the job cannot be grouped. ``batch_sizes``: False keeps each batch
+    size a group of its own (a benchmarking switch)."""
     updater = task["updater"]
     loss = task["loss"]["_target_"]
     if loss not in PER_SAMPLE_LOSSES:
@@ -74,6 +78,7 @@ def column_keys(task: dict[str, Any]) -> tuple[list[str] | None, str]:
     if task.get("patience") is not None:
         return None, "patience (early stopping) ends each job at an epoch of its own"
     keys = [f"updater.{k}" for k in UPDATER_COLUMNS] + list(DATA_COLUMNS)
+    keys += list(BATCH_COLUMNS) if batch_sizes else []
     # each column has its own schedule (training.schedules) and penalty (training.penalties)
     keys += [f"scheduler.{key}" for key in flatten(task.get("scheduler", {}))]
     keys += list(PENALTY_COLUMNS)
@@ -101,23 +106,31 @@ class Group:
     differ: list[str] = field(default_factory=list)
 
 
-def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, str]]:
+def group_jobs(
+    tasks: Sequence[dict[str, Any]], batch_sizes: bool = True
+) -> tuple[list[Group], dict[int, str]]:
     """Groups of two or more jobs of ``tasks`` (resolved configs), in order of their first job;
     and each job that trains alone, with why (one that shares its config with no other job
-    has no reason)."""
+    has no reason). ``batch_sizes``: as ``column_keys``."""
     groups: dict[str, Group] = {}
     alone: dict[int, str] = {}
     flat = [flatten(task) for task in tasks]
     for i, task in enumerate(tasks):
-        keys, reason = column_keys(task)
+        keys, reason = column_keys(task, batch_sizes)
         if keys is None:
             alone[i] = reason
             continue
         shared = {k: v for k, v in flat[i].items() if k not in keys}
         key = json.dumps(shared, sort_keys=True, default=str)
         groups.setdefault(key, Group(key)).jobs.append(i)
-    found = []
+    split = []
     for group in groups.values():
+        sizes = batch_size_sets({tasks[i]["batch_size"] for i in group.jobs})
+        for n, same_pass in enumerate(sizes):
+            jobs = [i for i in group.jobs if tasks[i]["batch_size"] in same_pass]
+            split.append(Group(f"{group.key}#{n}", jobs))
+    found = []
+    for group in sorted(split, key=lambda g: g.jobs[0]):
         if len(group.jobs) < 2:
             alone[group.jobs[0]] = ""
             continue
@@ -127,6 +140,27 @@ def group_jobs(tasks: Sequence[dict[str, Any]]) -> tuple[list[Group], dict[int, 
         ]
         found.append(group)
     return found, alone
+
+
+def batch_size_sets(sizes: set[int]) -> list[set[int]]:
+    """A group's batch sizes in sets that each train on one pass over the data, in chunks of
+    their greatest common divisor g (``stacked.BatchSizes``): n / g forward passes an epoch
+    against the sum of n / b that a group a batch size makes. From the smallest, a size
+    joins the first set with which g * sum(1 / b) stays at least 1/2 (up to twice the
+    forward passes: one pass saves a group's set-up, validation and files), so 8-128 (g 8)
+    is one set, 8 and 9 (g 1) two. A size that is no positive int is a set of its own (its
+    jobs fail their config check alone)."""
+    valid = sorted(s for s in sizes if isinstance(s, int) and s > 0)
+    sets: list[set[int]] = []
+    for size in valid:
+        for n, same_pass in enumerate(sets):
+            joined = same_pass | {size}
+            if math.gcd(*joined) * sum(1 / b for b in joined) >= 0.5:
+                sets[n] = joined
+                break
+        else:
+            sets.append({size})
+    return sets + [{size} for size in sizes if size not in valid]
 
 
 def grouping_lines(
@@ -306,14 +340,18 @@ class VectorizedSweep:
         derive_configs: bool = True,
         lean_setup: bool = True,
         prune: Any = None,
+        group_batch_sizes: bool = True,
     ) -> None:
         """Benchmarking switches, each turning one piece of the speed machinery off
         (``python -m benchmarks.bench --ablate``):
         ``derive_configs`` (``ConfigDeriver``), ``lean_setup`` (``JobSetUp``; off: Hydra's
-        ``run_job``). The run dirs' files are the same either way.
+        ``run_job``), ``group_batch_sizes`` (``stacked.BatchSizes``; off: a group a batch
+        size). The run dirs' files are the same either way (without ``group_batch_sizes``,
+        their numbers to rounding: a minibatch's gradient is summed chunk by chunk).
         ``prune``: successive halving of each group's columns (``training.pruning``)."""
         self.derive_configs = derive_configs
         self.lean_setup = lean_setup
+        self.group_batch_sizes = group_batch_sizes
         # checked before the sweep begins (``callback.launcher_problem``)
         self.prune = SuccessiveHalving.from_config(prune)
         self.config: DictConfig | None = None
@@ -354,7 +392,7 @@ class VectorizedSweep:
         tasks = [task_container(cfg) for cfg in configs]
         if tasks:
             import_heavy_modules(OmegaConf.create(tasks[0]), also=["logreg_exp.group_run"])
-        groups, alone = group_jobs(tasks)
+        groups, alone = group_jobs(tasks, self.group_batch_sizes)
         lines = grouping_lines(groups, alone, initial_job_idx, len(configs))
         log.info("Launching %s", lines[0])
         for line in lines[1:]:

@@ -13,9 +13,12 @@ from logreg_exp.sweeps.launchers import is_installed
 from logreg_exp.tracking.images import Picture, new_figure, render_png
 
 log = logging.getLogger(__name__)
+NO_MATPLOTLIB = "matplotlib is not installed (pip install 'logreg-exp[plots]')"
 
 
-def confusion_picture(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> Picture:
+def confusion_picture(
+    matrix: Sequence[Sequence[int]], classes: Sequence[str], split: str = "test"
+) -> Picture:
     """The counts as a heat map, rows the true class and columns the predicted one, each
     cell with its count."""
     k = len(classes)
@@ -32,11 +35,13 @@ def confusion_picture(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -
         for j, count in enumerate(row):
             colour = "white" if count > top / 2 else "black"
             ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=9)
-    ax.set_title("confusion matrix, test split")
+    ax.set_title(f"confusion matrix, {split} split")
     return render_png(fig)
 
 
-def reliability_picture(bins: Mapping[str, list[Any]], binary: bool) -> Picture:
+def reliability_picture(
+    bins: Mapping[str, list[Any]], binary: bool, split: str = "test"
+) -> Picture:
     """Observed frequency against mean predicted probability, bin by bin, beside the diagonal
     of perfect calibration; a bar of each bin's samples below."""
     fig = new_figure(5.2, 5.6, layout="constrained")
@@ -44,7 +49,7 @@ def reliability_picture(bins: Mapping[str, list[Any]], binary: bool) -> Picture:
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
     top.plot(bins["predicted"], bins["observed"], marker="o", label="model")
     what = "fraction of class 1" if binary else "fraction right"
-    top.set(ylabel=what, xlim=(0, 1), ylim=(0, 1), title="reliability, test split")
+    top.set(ylabel=what, xlim=(0, 1), ylim=(0, 1), title=f"reliability, {split} split")
     top.legend(loc="upper left")
     bottom.bar(bins["predicted"], bins["count"], width=0.08, color="tab:blue")
     label = "predicted p(class 1)" if binary else "predicted class's probability"
@@ -58,9 +63,7 @@ def metric_pictures(test: Mapping[str, Any], classes: Sequence[str]) -> dict[str
     if test.get("confusion_matrix") is None:
         return {}
     if not is_installed("matplotlib"):
-        log.info(
-            "metric pictures skipped: matplotlib is not installed (pip install 'logreg-exp[plots]')"
-        )
+        log.info(f"metric pictures skipped: {NO_MATPLOTLIB}")
         return {}
     return {
         "confusion_matrix": confusion_picture(test["confusion_matrix"], classes),

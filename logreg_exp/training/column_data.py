@@ -21,13 +21,16 @@ class ColumnBatches:
     ``Minibatches``), step by step: each data set reshuffled once an epoch by its own
     generator, as alone; the data sets then stacked, (D, n, F), and each step's slice taken
     for every column at once, with no Python loop over the data sets. Their splits must be
-    of the same size, and the batch size the same."""
+    of the same size, and the batch size the same (or ``batch_size``, the chunks of columns
+    of several batch sizes: ``stacked.BatchSizes``)."""
 
-    def __init__(self, loaders: Sequence[Any], data_of: Sequence[int]) -> None:
+    def __init__(
+        self, loaders: Sequence[Any], data_of: Sequence[int], batch_size: int | None = None
+    ) -> None:
         self.batches = [loader.dataset for loader in loaders]  # each a Minibatches
         self.index = torch.tensor(list(data_of), dtype=torch.long)
         self.identity = list(data_of) == list(range(len(self.batches)))
-        self.batch_size = self.batches[0].batch_size
+        self.batch_size = batch_size or self.batches[0].batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batches in self.batches:

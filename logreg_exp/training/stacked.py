@@ -33,7 +33,7 @@ from logreg_exp.training.loop import (
 )
 from logreg_exp.training.model import LogisticRegression
 from logreg_exp.training.pruning import SuccessiveHalving
-from logreg_exp.training.schedules import Schedule
+from logreg_exp.training.schedules import Schedule, learning_rates, set_learning_rates
 
 Hyper = dict[str, torch.Tensor]  # hyperparameter name -> one value per column, shape (K,)
 
@@ -131,10 +131,16 @@ class ColumnLosses(nn.Module):
 
 
 def losses_and_gradients(
-    model: StackedLogisticRegression, loss_fn: ColumnLosses, x: torch.Tensor, y: torch.Tensor
+    model: StackedLogisticRegression,
+    loss_fn: ColumnLosses,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    summed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One minibatch's forward and backward: the columns' mean losses (K,) and scores (K, B),
     and in ``.grad`` the gradients of the losses' sum, each column its own model's.
+    ``summed``: each column's gradient of its loss summed over the samples rather than
+    averaged (``BatchSizes`` adds a minibatch's chunks up).
 
     For the logistic loss with logits (``closed_form``) they are written out, with the ops
     autograd runs for it (``binary_cross_entropy_with_logits_backward``: (sigmoid(s) - y)
@@ -145,12 +151,14 @@ def losses_and_gradients(
     if not loss_fn.closed_form:
         scores = model(x)
         losses = loss_fn(scores, y)
-        losses.sum().backward()
+        (losses * scores.shape[1] if summed else losses).sum().backward()
         return losses.detach(), scores.detach()
     with torch.no_grad():
         scores = model(x)
         losses = loss_fn(scores, y)
-        per_score = torch.sigmoid(scores).sub_(y).mul_(1.0 / scores.shape[1])  # (K, B)
+        per_score = torch.sigmoid(scores).sub_(y)  # (K, B)
+        if not summed:
+            per_score.mul_(1.0 / scores.shape[1])
         if x.dim() == 3:  # each column's own minibatch: x_k^T per_score_k
             model.w.grad = torch.bmm(per_score.unsqueeze(1), x).squeeze(1).t().contiguous()
         else:
@@ -374,6 +382,88 @@ def stacked_updater(
     return updater_cls(params, hyper, flags)
 
 
+class BatchSizes:
+    """Columns of several batch sizes trained on one pass over the data, each stepping at its
+    own minibatch boundaries. With one seed the basic launcher's order of the samples is one
+    permutation an epoch whatever the batch size, so the epoch is walked in chunks of the
+    sizes' greatest common divisor: each column's gradient summed over the samples
+    accumulates chunk by chunk (its weights do not change until it steps) and, where its
+    minibatch ends (the last one, partial, as the loader makes it), its block steps on that
+    sum over the minibatch's size. The columns of one batch size are a contiguous block
+    (``blocks``: its columns as a slice) with an updater of its own on views of the stacked
+    parameters (``make_updater``), so its step count, state, penalty and learning rates
+    are those of a group of that batch size alone. ``learning_rates`` and
+    ``set_learning_rates`` span all columns, for ``training.schedules``."""
+
+    def __init__(
+        self,
+        model: StackedLogisticRegression,
+        loss_fn: ColumnLosses,
+        sizes: Sequence[int],
+        n_train: int,
+        make_updater: Callable[[list[nn.Parameter], slice], Any],
+    ) -> None:
+        self.model, self.loss_fn, self.n_train = model, loss_fn, n_train
+        self.blocks: list[slice] = []
+        for k, size in enumerate(sizes):
+            if k and size == sizes[k - 1]:
+                self.blocks[-1] = slice(self.blocks[-1].start, k + 1)
+            else:
+                self.blocks.append(slice(k, k + 1))
+        self.sizes = [sizes[block.start] for block in self.blocks]
+        if len(set(self.sizes)) != len(self.sizes):
+            raise ValueError(f"the columns of a batch size must be contiguous: {list(sizes)}")
+        self.chunk = math.gcd(*self.sizes)
+        self.column_sizes = list(sizes)
+        self.steps_per_epoch = [math.ceil(n_train / size) for size in sizes]
+        self.params = list(model.parameters())
+        self.sums = [torch.zeros_like(p) for p in self.params]
+        self.updaters = []
+        for block in self.blocks:  # views: a block's step writes into the stacked parameters
+            views = [nn.Parameter(p.detach()[..., block]) for p in self.params]
+            sums = [total[..., block] for total in self.sums]
+            self.updaters.append((views, sums, make_updater(views, block)))
+        self.done = 0  # samples of the epoch so far
+        self.started = [0] * len(self.blocks)  # where each block's minibatch started
+
+    def step_of(self, k: int, chunk: int) -> int:
+        """The minibatch (0-based, of its epoch) of column ``k`` that holds ``chunk``."""
+        return chunk * self.chunk // self.column_sizes[k]
+
+    def train_chunk(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A chunk's forward and gradient sums; then the step of each block whose minibatch
+        it completes. The columns' mean losses (K,) over the chunk and its scores."""
+        for p in self.params:
+            p.grad = None
+        losses, scores = losses_and_gradients(self.model, self.loss_fn, x, y, summed=True)
+        with torch.no_grad():
+            for total, p in zip(self.sums, self.params, strict=True):
+                total.add_(p.grad)
+            self.done += y.shape[-1]
+            end = self.done == self.n_train
+            for j, size in enumerate(self.sizes):
+                if self.done % size and not end:
+                    continue
+                views, sums, updater = self.updaters[j]
+                scale = 1.0 / (self.done - self.started[j])
+                for view, total in zip(views, sums, strict=True):
+                    view.grad = total * scale
+                updater.step()
+                for total in sums:
+                    total.zero_()
+                self.started[j] = 0 if end else self.done
+            if end:
+                self.done = 0
+        return losses, scores
+
+    def learning_rates(self) -> list[float]:
+        return [lr for *_, updater in self.updaters for lr in learning_rates(updater)]
+
+    def set_learning_rates(self, lrs: Sequence[float]) -> None:
+        for block, (*_, updater) in zip(self.blocks, self.updaters, strict=True):
+            set_learning_rates(updater, list(lrs)[block])
+
+
 class StackedTally:
     """``EpochTally`` for K models: each minibatch's K mean losses, the (K, B) scores and the
     labels, kept on the device and reduced once an epoch per model."""
@@ -426,6 +516,7 @@ def fit_stacked(
     stop_requested: Callable[[], bool] = never,
     schedule: Schedule | None = None,
     prune: SuccessiveHalving | None = None,
+    batch_sizes: BatchSizes | None = None,
 ) -> list[FitResult]:
     """``loop.fit`` for the K columns at once: one ``FitResult`` per column, each what
     ``fit`` would return for that model alone. A column whose training loss or validation
@@ -433,14 +524,16 @@ def fit_stacked(
     stop request (or a second Ctrl-C) ends every column still training, interrupted.
     ``schedule`` sets each column's next learning rate after each epoch, as ``fit`` does.
     ``evaluators``: one mapping for every column, or a mapping per column (its own data's).
-    ``prune``: after each epoch but the last, the columns it names stop, pruned."""
+    ``prune``: after each epoch but the last, the columns it names stop, pruned.
+    ``batch_sizes``: columns of several batch sizes, which it steps chunk by chunk (the
+    loader's minibatches are its chunks; ``updater`` is unused)."""
     results = [FitResult(monitor) for _ in range(model.k)]
     if evaluators is None or isinstance(evaluators, Mapping):
         evaluators = [evaluators or {}] * model.k
     training = list(range(model.k))
     best_w, best_bias = model.w.detach().clone(), model.bias.detach().clone()
     plain = model.column(0)  # each column in turn, for the evaluators
-    global_step = epoch = 0
+    global_steps, epoch = [0] * model.k, 0
 
     def stop_all(status: Status) -> list[FitResult]:
         for k in training:
@@ -462,18 +555,26 @@ def fit_stacked(
                 if stop_requested():
                     return stop_all(Status.INTERRUPTED)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                updater.zero_grad()
-                losses, scores = losses_and_gradients(model, loss_fn, x, y)
-                updater.step()
+                if batch_sizes is not None:
+                    losses, scores = batch_sizes.train_chunk(x, y)
+                else:
+                    updater.zero_grad()
+                    losses, scores = losses_and_gradients(model, loss_fn, x, y)
+                    updater.step()
                 tally.add(losses, scores, y)
             train_loss, train_acc, first_bad = tally.summary()
             t1 = time.perf_counter()
             for k in list(training):
                 if first_bad[k] is not None or not math.isfinite(train_loss[k]):
-                    step = global_step + (first_bad[k] or 0) + 1
-                    results[k].diverge("train_loss", epoch, step)
+                    bad = first_bad[k] or 0
+                    if batch_sizes is not None:  # its minibatch that holds the chunk
+                        bad = batch_sizes.step_of(k, bad)
+                    results[k].diverge("train_loss", epoch, global_steps[k] + bad + 1)
                     training.remove(k)
-            global_step += len(tally)
+            for k in range(model.k):
+                global_steps[k] += (
+                    batch_sizes.steps_per_epoch[k] if batch_sizes is not None else len(tally)
+                )
             if not training:
                 break
             val_loss, val_acc = evaluate_stacked(model, loss_fn, val_loader, device)
@@ -489,7 +590,7 @@ def fit_stacked(
                 )  # fmt: skip
                 non_finite = first_non_finite(metrics)
                 if non_finite is not None:  # the epoch's last step made it overflow
-                    results[k].diverge(non_finite, epoch, global_step)
+                    results[k].diverge(non_finite, epoch, global_steps[k])
                     training.remove(k)
                     continue
                 result = results[k]

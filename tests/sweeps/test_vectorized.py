@@ -48,16 +48,18 @@ def test_jobs_that_differ_in_elementwise_values_form_one_group():
     tasks = [
         task("updater.lr=0.01"),
         task("updater.lr=0.1", "updater.momentum=0.9"),
-        task("updater.lr=0.1", "batch_size=16"),  # another batch size: another group
+        task("updater.lr=0.1", "batch_size=16"),  # another batch size: its own minibatches
         task("updater.lr=0.2", "batch_size=16"),
         task("updater.lr=0.3", "seed=1"),  # another seed: a column on data of its own
         task("updater.optimizer._target_=torch.optim.Rprop"),
         task("updater.optimizer._target_=torch.optim.Rprop", "updater.lr=0.1"),
+        task("updater.lr=0.1", "val_batch_size=64"),  # not a column's: another group
+        task("updater.lr=0.2", "val_batch_size=64"),
     ]
     groups, alone = group_jobs(tasks)
     assert [(g.jobs, g.differ) for g in groups] == [
-        ([0, 1, 4], ["seed", "updater.lr", "updater.momentum"]),
-        ([2, 3], ["updater.lr"]),
+        ([0, 1, 2, 3, 4], ["batch_size", "seed", "updater.lr", "updater.momentum"]),
+        ([7, 8], ["updater.lr"]),
     ]
     assert 4 not in alone
     assert (
@@ -354,21 +356,27 @@ def start_vectorized_sweep(tmp_path: Path, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
-    proc = start_vectorized_sweep(
-        tmp_path, "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400"
-    )
+def signal_after_epoch_3(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to ``proc``'s session once it logs epoch 3 (of ``epochs=100000``), and
+    wait for it to end."""
     try:
         deadline = time.monotonic() + 120
         for line in proc.stdout:
             if re.search(r"epoch +3/100000", line) or time.monotonic() > deadline:
                 break
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_group_with_every_job_interrupted(tmp_path):
+    proc = start_vectorized_sweep(
+        tmp_path, "updater.lr=0.01,0.1,1", "epochs=100000", "dataset.n_samples=400"
+    )
+    signal_after_epoch_3(proc, signal.SIGINT)
     assert proc.returncode == 130
     for job in job_dirs(tmp_path / "sweep"):
         metrics = read_metrics_json(job)

@@ -7,11 +7,13 @@ import math
 import pytest
 import torch
 
+from logreg_exp.data.loaders import rebatched
 from logreg_exp.results import Monitor, Status
 from logreg_exp.training.devices import one_thread_is_enough
 from logreg_exp.training.loop import fit
 from logreg_exp.training.model import LogisticRegression, SigmoidBCELoss
 from logreg_exp.training.stacked import (
+    BatchSizes,
     ColumnLosses,
     StackedLogisticRegression,
     fit_stacked,
@@ -220,6 +222,70 @@ def test_a_diverging_column_stops_alone_and_the_others_are_unchanged():
     assert with_bad[1].stopped_at == alone.stopped_at
     for a, b in ((with_bad[0], without[0]), (with_bad[2], without[1])):
         assert_same_fit(a, b)
+
+
+def fit_batch_sizes(columns, loss=torch.nn.BCEWithLogitsLoss):
+    """fit_stacked with ``stacked.BatchSizes``: a column for each (batch size, SGD's keyword
+    arguments) of ``columns``, in order of batch size."""
+    _, pipeline = build("dataset.n_samples=400", "epochs=3", "dtype=float64")
+    sizes = [size for size, _ in columns]
+    stacked = StackedLogisticRegression(pipeline.model, len(columns))
+    settings = [torch.optim.SGD([torch.zeros(1)], **c).defaults for _, c in columns]
+    loss_fn = ColumnLosses(loss(reduction="none"))
+
+    def make_updater(params, block):
+        return stacked_updater(params, torch.optim.SGD, settings[block])
+
+    steps = BatchSizes(stacked, loss_fn, sizes, pipeline.n_train, make_updater)
+    assert steps.chunk == math.gcd(*sizes)
+    return fit_stacked(
+        stacked, loss_fn, None, rebatched(pipeline.train_loader, steps.chunk),
+        pipeline.val_loader, epochs=3, device=pipeline.device, monitor=Monitor.val_loss,
+        evaluators=pipeline.evaluators, batch_sizes=steps,
+    )  # fmt: skip
+
+
+def fit_alone_with(batch_size, loss="torch.nn.BCEWithLogitsLoss", **sgd):
+    overrides = [f"updater.{key}={value}" for key, value in sgd.items()]
+    _, pipeline = build(
+        "dataset.n_samples=400", "epochs=3", "dtype=float64", f"batch_size={batch_size}",
+        f"loss._target_={loss}", *overrides,
+    )  # fmt: skip
+    return fit(
+        pipeline.model, pipeline.loss_fn, pipeline.updater, pipeline.train_loader,
+        pipeline.val_loader, epochs=3, device=pipeline.device, evaluators=pipeline.evaluators,
+    )  # fmt: skip
+
+
+def test_columns_of_several_batch_sizes_each_fit_as_their_model_alone():
+    # 200 training samples: 8 divides them, 12 and 64 end on a partial minibatch; chunks of 4
+    columns = [
+        (8, {"lr": 0.1}),
+        (8, {"lr": 0.5, "momentum": 0.9}),
+        (12, {"lr": 0.3}),
+        (12, {"lr": 1e20, "weight_decay": 1.0}),
+        (64, {"lr": 1.0, "momentum": 0.5}),
+    ]
+    results = fit_batch_sizes(columns)
+    for (size, sgd), result in zip(columns, results, strict=True):
+        assert_same_fit(result, fit_alone_with(size, **sgd))
+    assert results[3].status is Status.DIVERGED
+
+
+def test_several_batch_sizes_go_through_autograd_for_other_losses():
+    columns = [(16, {"lr": 0.2}), (40, {"lr": 0.7})]
+    results = fit_batch_sizes(columns, loss=SigmoidBCELoss)
+    for (size, sgd), result in zip(columns, results, strict=True):
+        alone = fit_alone_with(size, "logreg_exp.training.model.SigmoidBCELoss", **sgd)
+        assert_same_fit(result, alone)
+
+
+def test_the_columns_of_a_batch_size_must_be_side_by_side():
+    _, pipeline = build("dataset.n_samples=400")
+    stacked = StackedLogisticRegression(pipeline.model, 3)
+    loss_fn = ColumnLosses(torch.nn.BCEWithLogitsLoss(reduction="none"))
+    with pytest.raises(ValueError, match="contiguous"):
+        BatchSizes(stacked, loss_fn, [8, 16, 8], pipeline.n_train, lambda p, b: None)
 
 
 def test_a_stop_request_interrupts_every_column_with_whole_epochs_only():
