@@ -35,25 +35,26 @@ os.environ[SESSION_MARK] = f"{os.getpid()}-{time.time_ns()}"
 PYTEST_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "loky")
 
 
-QUICK_TIER = "not slow"
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """The quick tier (``-m "not slow"``, no ``-n`` given) runs on one pytest-xdist worker per
-    core: its tests are independent, in-process and CPU-bound, and one process leaves a core
-    idle. Any other selection runs in one process, the slow tier above all: its end-to-end
-    runs start servers and a cluster, time signals, and use the cores by themselves."""
-    quick = (config.getoption("markexpr") or "").strip() == QUICK_TIER
+    """A run of the suite or of a tier of it (no test paths named, no ``-n`` given) runs on
+    one pytest-xdist worker per core: the quick tier's tests are in-process and CPU-bound,
+    and most end-to-end tests wait on a subprocess of one thread, so one process leaves a core
+    idle. Tests that share something outside the test (the SLURM cluster) carry an
+    ``xdist_group`` mark and run one after another on one worker (``--dist loadgroup``).
+    Naming test files or ``-p no:xdist`` runs them in this process."""
+    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS
     if (
-        quick
+        whole
         and config.pluginmanager.hasplugin("xdist")
         and not hasattr(config, "workerinput")  # an xdist worker itself
         and config.getoption("numprocesses", None) is None
+        and config.getoption("dist", "no") == "no"
         and not config.getoption("collectonly")
         and not config.getoption("usepdb")
     ):
         config.option.numprocesses = "auto"
+        config.option.dist = "loadgroup"
 
 
 def processes_left(basetemp: Path) -> list[str]:

@@ -30,7 +30,8 @@ from tests.helpers import (
     without_timings,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+# one cluster for all: its tests run one after another on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 # What a user sets for a small cluster on the command line: its partition, CPUs and memory.
 ON_THE_CLUSTER = (
