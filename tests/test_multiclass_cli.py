@@ -208,16 +208,19 @@ def test_every_penalty_by_both_updaters_on_three_classes_under_both_launchers(tm
 
 
 def test_a_k_class_run_stopped_by_sigterm_resumes_bit_for_bit(tmp_path):
-    args = ("experiment=wine", "epochs=6", "updater.momentum=0.9")
+    args = ("experiment=wine", "epochs=6", "updater.momentum=0.9", "batch_size=2")
     whole = run_cli(*args, "hydra.run.dir=whole", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     out = signal_on_line(
         start_cli(*args, "hydra.run.dir=run", cwd=tmp_path), r"epoch 2/6", signal.SIGTERM
     )
-    assert "Traceback" not in out and read_metrics_json(tmp_path / "run")["epochs_run"] == 2
+    # the signal lands in epoch 3, or later where the machine is busy (the run reaches its
+    # next epochs before this process has read the line)
+    done = read_metrics_json(tmp_path / "run")["epochs_run"]
+    assert "Traceback" not in out and 2 <= done < 6, out
     resumed = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "epoch 3/6" in resumed.stdout and "epoch 1/6" not in resumed.stdout
+    assert f"epoch {done + 1}/6" in resumed.stdout and "epoch 1/6" not in resumed.stdout
     assert_same_run(tmp_path / "run", tmp_path / "whole")
 
 

@@ -77,16 +77,18 @@ def test_a_run_stopped_by_sigterm_resumes_bit_for_bit(tmp_path):
         start_cli(*args, "hydra.run.dir=run", cwd=tmp_path), r"epoch 2/6", signal.SIGTERM
     )
     assert "Traceback" not in out
-    assert re.search(r"interrupted by SIGTERM in epoch 3; .* run again in run ", out), out
     run = tmp_path / "run"
-    assert read_metrics_json(run)["epochs_run"] == 2
+    # the signal lands in epoch 3, or later where the machine is busy (the run reaches its
+    # next epochs before this process has read the line)
+    done = read_metrics_json(run)["epochs_run"]
+    assert 2 <= done < 6, out
+    assert re.search(rf"interrupted by SIGTERM in epoch {done + 1}; .* run again in run ", out)
 
     resumed = run_cli(*args, "hydra.run.dir=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resume=auto: going on with the unfinished run in run at epoch 3 of 6 (2 epochs" in (
-        resumed.stdout
-    )
-    assert "epoch 1/6" not in resumed.stdout and "epoch 3/6" in resumed.stdout
+    going_on = f"going on with the unfinished run in run at epoch {done + 1} of 6 ({done} epochs"
+    assert f"resume=auto: {going_on}" in resumed.stdout
+    assert "epoch 1/6" not in resumed.stdout and f"epoch {done + 1}/6" in resumed.stdout
     assert_same_run(run, tmp_path / "whole")
     log = (run / "logreg_exp.log").read_text()  # one log, both attempts
     assert "interrupted by SIGTERM" in log and "going on with" in log
